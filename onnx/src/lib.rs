@@ -1,0 +1,1 @@
+//! ONNX graph model, patcher and interpreter.

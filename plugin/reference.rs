@@ -1,0 +1,1 @@
+//! CPU reference of `S6Scan` (filled in by the foundation work).

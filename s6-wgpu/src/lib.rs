@@ -1,0 +1,1 @@
+//! wgpu backend for the s6plugin ONNX interpreter.

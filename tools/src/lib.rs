@@ -1,0 +1,1 @@
+//! Shared pieces of the s6plugin command-line tools.
