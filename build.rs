@@ -1,4 +1,19 @@
-//! Build script: compiles the CUDA kernels (feature `cuda`) and the TensorRT shim (feature `trt`).
+//! Build script. Each part lives in `build/`:
+//! - `build/kernels.rs`: CUDA kernels → fatbin embedded in the library (feature `cuda`).
+//! - `build/shim.rs`: the cxx C++ shim against TensorRT headers (feature `trt`).
+
+#[path = "build/kernels.rs"]
+mod kernels;
+#[path = "build/shim.rs"]
+mod shim;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        kernels::build();
+    }
+    if std::env::var_os("CARGO_FEATURE_TRT").is_some() {
+        shim::build();
+    }
 }

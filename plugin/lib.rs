@@ -14,3 +14,6 @@ pub mod reference;
 
 pub use contract::{DType, InputRole, OutputRole, S6Attrs, ScanDims};
 pub use error::ContractError;
+
+#[cfg(feature = "cuda")]
+pub mod cuda;

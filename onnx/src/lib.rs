@@ -1,1 +1,8 @@
-//! ONNX graph model, patcher and interpreter.
+//! ONNX side of s6plugin: the graph model (load/save, external data), the Mamba scan patcher
+//! and a CPU interpreter.
+
+pub mod error;
+pub mod model;
+
+pub use error::OnnxError;
+pub use onnx_protobuf as proto;
