@@ -382,8 +382,8 @@ pub fn infer_dims(attrs: &S6Attrs, shapes: &[&[i64]]) -> Result<ScanDims, Contra
         if s.len() != 3 {
             return Err(rank_err(name, "3", s));
         }
-        for ax in 0..3 {
-            expect_dim(name, s, ax, u[ax], "must match u")?;
+        for (ax, &want) in u.iter().enumerate() {
+            expect_dim(name, s, ax, want, "must match u")?;
         }
     }
     let a = get(InputRole::A);
