@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Builds small random Mamba models and exports them to ONNX as test fixtures.
+
+Models (fixed seeds, so reruns give the same weights and inputs):
+  * transformers' MambaForCausalLM, exported with torch.onnx's TorchScript exporter
+    (dynamo=False) and with its dynamo exporter (dynamo=True), each at two sequence lengths;
+  * a hand-written mamba-minimal-style model (einsum discretisation, a Python loop over time,
+    torch.stack), exported with the TorchScript exporter at two lengths and with the dynamo
+    exporter at one.
+
+For every export, fixtures/models/<name>/ holds
+  model.onnx                 the export (use_cache off, batch 1, input `input_ids`)
+  inputs/<input>.npy         the inputs at the export length
+  expected/<output>.npy      onnxruntime's outputs on the original export
+  expected_L<k>/inputs/...   inputs at the *other* length k
+  expected_L<k>/<output>.npy PyTorch's outputs at length k (for the dynamic-length tests)
+  meta.json                  config, exporter, lengths
+
+Run: /work/pyenv/bin/python scripts/export_mamba.py [--out fixtures/models]
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HIDDEN = 32
+STATE = 16
+LAYERS = 2
+EXPAND = 2
+VOCAB = 96
+CONV = 4
+LENGTHS = (12, 7)
+BATCH = 1
+SEED = 1234
+
+
+# ---------------------------------------------------------------- transformers' Mamba
+
+
+def build_hf():
+    from transformers import MambaConfig, MambaForCausalLM
+
+    cfg = MambaConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        state_size=STATE,
+        num_hidden_layers=LAYERS,
+        expand=EXPAND,
+        conv_kernel=CONV,
+        use_cache=False,
+        use_mambapy=False,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(SEED)
+    model = MambaForCausalLM(cfg).eval()
+    perturb(model)
+    return model, cfg
+
+
+def perturb(model):
+    """Moves every parameter off its tidy initial value (D = 1, norms = 1, ...) so that a
+    patch that drops a term shows up in the outputs."""
+    g = torch.Generator().manual_seed(SEED + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g) * 0.1
+            if name.endswith("A_log"):
+                p.add_(noise * 0.5)
+            else:
+                p.add_(noise)
+
+
+class HFLogits(nn.Module):
+    """Returns only the logits, so that the export has one output."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids):
+        return self.inner(input_ids=input_ids, use_cache=False).logits
+
+
+# ---------------------------------------------------------------- mamba-minimal-style model
+
+
+class MinimalRMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class MinimalMixer(nn.Module):
+    """Channels-last (b, l, d) Mamba block: the discretisation by einsum, the scan as a Python
+    loop over time whose per-step outputs are stacked."""
+
+    def __init__(self, d_model, d_inner, d_state, dt_rank, d_conv):
+        super().__init__()
+        self.d_inner, self.d_state, self.dt_rank = d_inner, d_state, dt_rank
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
+        a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(a))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+
+    def forward(self, x):
+        _, l, _ = x.shape
+        x, res = self.in_proj(x).split([self.d_inner, self.d_inner], dim=-1)
+        x = self.conv1d(x.transpose(1, 2))[:, :, :l].transpose(1, 2)
+        x = F.silu(x)
+        y = self.ssm(x)
+        y = y * F.silu(res)
+        return self.out_proj(y)
+
+    def ssm(self, x):
+        A = -torch.exp(self.A_log)
+        delta, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(delta))
+        return self.scan(x, delta, A, B, C, self.D)
+
+    @staticmethod
+    def scan(u, delta, A, B, C, D):
+        b, l, d = u.shape
+        n = A.shape[1]
+        deltaA = torch.exp(torch.einsum("bld,dn->bldn", delta, A))
+        deltaB_u = torch.einsum("bld,bln,bld->bldn", delta, B, u)
+        h = torch.zeros(b, d, n)
+        ys = []
+        for i in range(l):
+            h = deltaA[:, i] * h + deltaB_u[:, i]
+            ys.append(torch.einsum("bdn,bn->bd", h, C[:, i, :]))
+        y = torch.stack(ys, dim=1)
+        return y + u * D
+
+
+class MinimalMamba(nn.Module):
+    def __init__(self):
+        super().__init__()
+        d_inner = EXPAND * HIDDEN
+        dt_rank = math.ceil(HIDDEN / 16)
+        self.embedding = nn.Embedding(VOCAB, HIDDEN)
+        self.norms = nn.ModuleList([MinimalRMSNorm(HIDDEN) for _ in range(LAYERS)])
+        self.mixers = nn.ModuleList(
+            [MinimalMixer(HIDDEN, d_inner, STATE, dt_rank, CONV) for _ in range(LAYERS)]
+        )
+        self.norm_f = MinimalRMSNorm(HIDDEN)
+        self.lm_head = nn.Linear(HIDDEN, VOCAB, bias=False)
+        self.lm_head.weight = self.embedding.weight
+
+    def forward(self, input_ids):
+        x = self.embedding(input_ids)
+        for norm, mixer in zip(self.norms, self.mixers):
+            x = x + mixer(norm(x))
+        return self.lm_head(self.norm_f(x))
+
+
+def build_minimal():
+    torch.manual_seed(SEED + 2)
+    model = MinimalMamba().eval()
+    perturb(model)
+    return model
+
+
+# ---------------------------------------------------------------- export and fixtures
+
+
+def make_ids(length, salt):
+    rng = np.random.default_rng(SEED + 100 * length + salt)
+    return rng.integers(0, VOCAB, size=(BATCH, length), dtype=np.int64)
+
+
+def export(model, ids, path, dynamo, opset):
+    args = (torch.from_numpy(ids),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            prog = torch.onnx.export(
+                model,
+                args,
+                input_names=["input_ids"],
+                output_names=["logits"],
+                dynamo=True,
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+            prog.save(path)
+        else:
+            torch.onnx.export(
+                model,
+                args,
+                path,
+                input_names=["input_ids"],
+                output_names=["logits"],
+                dynamo=False,
+                opset_version=opset,
+                do_constant_folding=True,
+            )
+    # The dynamo exporter may name its outputs itself; the fixtures use the graph's names.
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    return m
+
+
+def write_npys(folder, arrays):
+    os.makedirs(folder, exist_ok=True)
+    for name, arr in arrays.items():
+        np.save(os.path.join(folder, f"{name}.npy"), arr)
+
+
+def op_counts(m):
+    counts = {}
+    for n in m.graph.node:
+        key = n.op_type if not n.domain else f"{n.domain}:{n.op_type}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def make_fixture(out_root, name, model, exporter, length, other):
+    folder = os.path.join(out_root, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    path = os.path.join(folder, "model.onnx")
+    ids = make_ids(length, 0)
+    m = export(model, ids, path, exporter == "dynamo", 18 if exporter == "dynamo" else 17)
+    in_name = m.graph.input[0].name
+    out_name = m.graph.output[0].name
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (ort_out,) = sess.run(None, {in_name: ids})
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(ids)).numpy()
+    err = float(np.max(np.abs(ort_out - torch_out)))
+    if err > 1e-4:
+        sys.exit(f"{name}: onnxruntime and PyTorch disagree by {err}")
+    write_npys(os.path.join(folder, "inputs"), {in_name: ids})
+    write_npys(os.path.join(folder, "expected"), {out_name: ort_out.astype(np.float32)})
+
+    other_ids = make_ids(other, 1)
+    with torch.no_grad():
+        other_out = model(torch.from_numpy(other_ids)).numpy().astype(np.float32)
+    other_dir = os.path.join(folder, f"expected_L{other}")
+    write_npys(os.path.join(other_dir, "inputs"), {in_name: other_ids})
+    write_npys(other_dir, {out_name: other_out})
+
+    meta = {
+        "exporter": exporter,
+        "model": "transformers.MambaForCausalLM" if name.startswith("hf") else "mamba-minimal",
+        "seq_len": length,
+        "other_seq_len": other,
+        "batch": BATCH,
+        "hidden": HIDDEN,
+        "d_inner": EXPAND * HIDDEN,
+        "d_state": STATE,
+        "layers": LAYERS,
+        "vocab": VOCAB,
+        "opset": [{"domain": o.domain, "version": o.version} for o in m.opset_import],
+        "input": in_name,
+        "output": out_name,
+        "nodes": len(m.graph.node),
+        "initializers": len(m.graph.initializer),
+        "op_counts": op_counts(m),
+        "ort_vs_torch_max_abs": err,
+    }
+    with open(os.path.join(folder, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print(f"{name}: {len(m.graph.node)} nodes, ort vs torch {err:.2e}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "fixtures", "models"))
+    ap.add_argument("--only", help="comma-separated fixture names")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    only = set(args.only.split(",")) if args.only else None
+
+    hf, _ = build_hf()
+    hf = HFLogits(hf).eval()
+    minimal = build_minimal()
+    jobs = []
+    for exporter in ("ts", "dynamo"):
+        for length, other in (LENGTHS, LENGTHS[::-1]):
+            jobs.append((f"hf_{exporter}_L{length}", hf, exporter, length, other))
+    for length, other in (LENGTHS, LENGTHS[::-1]):
+        jobs.append((f"minimal_ts_L{length}", minimal, "ts", length, other))
+    jobs.append((f"minimal_dynamo_L{LENGTHS[0]}", minimal, "dynamo", LENGTHS[0], LENGTHS[1]))
+    for name, model, exporter, length, other in jobs:
+        if only and name not in only:
+            continue
+        make_fixture(args.out, name, model, exporter, length, other)
+
+
+if __name__ == "__main__":
+    main()
