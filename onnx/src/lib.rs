@@ -2,7 +2,9 @@
 //! and a CPU interpreter.
 
 pub mod error;
+pub mod interp;
 pub mod model;
+pub mod npy;
 
 pub use error::OnnxError;
 pub use onnx_protobuf as proto;

@@ -1,0 +1,21 @@
+//! A CPU interpreter of ONNX graphs: enough of the standard op set for the Mamba exports,
+//! plus `S6Scan` (domain `s6plugin`) through `s6plugin::reference`.
+//!
+//! Parsing ([`graph`]: slots, decoded initializers and attributes, dependency order) is kept
+//! apart from execution ([`session`]). Ops live in [`ops`], one file per family, found through
+//! a registry keyed by (domain, op_type). A [`Backend`] may take over nodes (the wgpu crate
+//! runs S6Scan and MatMul on a GPU).
+
+pub mod attrs;
+pub mod backend;
+pub mod error;
+pub mod graph;
+pub mod ops;
+pub mod session;
+pub mod tensor;
+
+pub use backend::Backend;
+pub use error::InterpError;
+pub use graph::{Dim, IoInfo};
+pub use session::{Progress, Session};
+pub use tensor::{DataType, Elem, Tensor, TensorData};

@@ -1,0 +1,201 @@
+//! Execution: runs a parsed [`Plan`] on concrete inputs, offering each node to the backends
+//! first, freeing each intermediate value after its last use.
+
+use super::backend::Backend;
+use super::error::InterpError;
+use super::graph::{Dim, IoInfo, Plan};
+use super::tensor::Tensor;
+use onnx_protobuf::ModelProto;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Where a run stands, for progress reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// Nodes finished so far.
+    pub done: usize,
+    pub total: usize,
+    /// The node just finished.
+    pub node: &'a str,
+    pub op_type: &'a str,
+}
+
+type ProgressFn = Box<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// A model ready to run.
+pub struct Session {
+    plan: Plan,
+    backends: Vec<Box<dyn Backend>>,
+    progress: Option<ProgressFn>,
+}
+
+impl Session {
+    /// Parses `model` (decoding initializers, external data relative to `base_dir`) and checks
+    /// that every op is supported.
+    pub fn new(model: &ModelProto, base_dir: &Path) -> Result<Session, InterpError> {
+        Ok(Session {
+            plan: Plan::parse(model, base_dir)?,
+            backends: Vec::new(),
+            progress: None,
+        })
+    }
+
+    /// Adds a backend; backends are asked in the order they were added, before the CPU.
+    pub fn with_backend(mut self, backend: Box<dyn Backend>) -> Session {
+        self.backends.push(backend);
+        self
+    }
+
+    /// Calls `f` after every node.
+    pub fn with_progress(mut self, f: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Session {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// The graph inputs the caller must supply (initializer-backed inputs excluded).
+    pub fn inputs(&self) -> impl Iterator<Item = &IoInfo> {
+        self.plan.inputs.iter().map(|(i, _)| i)
+    }
+
+    pub fn outputs(&self) -> impl Iterator<Item = &IoInfo> {
+        self.plan.outputs.iter().map(|(i, _)| i)
+    }
+
+    pub fn num_nodes(&self) -> usize {
+        self.plan.nodes.len()
+    }
+
+    /// Runs the graph. Returns the graph outputs, in the model's order.
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, InterpError> {
+        let plan = &self.plan;
+        let mut values: Vec<Option<Cow<'_, Tensor>>> = plan
+            .constants
+            .iter()
+            .map(|c| c.as_ref().map(Cow::Borrowed))
+            .collect();
+        for (info, slot) in &plan.inputs {
+            let t = inputs.get(&info.name).ok_or_else(|| InterpError::Input {
+                name: info.name.clone(),
+                reason: "not supplied".into(),
+            })?;
+            check_input(info, t)?;
+            values[*slot] = Some(Cow::Borrowed(t));
+        }
+        if let Some(extra) = inputs
+            .keys()
+            .find(|k| !plan.inputs.iter().any(|(i, _)| &i.name == *k))
+        {
+            let names: Vec<_> = plan.inputs.iter().map(|(i, _)| i.name.as_str()).collect();
+            return Err(InterpError::Input {
+                name: extra.clone(),
+                reason: format!("the model has no such input (inputs: {names:?})"),
+            });
+        }
+
+        let total = plan.nodes.len();
+        for (idx, node) in plan.nodes.iter().enumerate() {
+            let outs = {
+                let args: Vec<Option<&Tensor>> = node
+                    .inputs
+                    .iter()
+                    .map(|s| s.and_then(|s| values[s].as_deref()))
+                    .collect();
+                let mut done = None;
+                for b in &self.backends {
+                    if let Some(o) = b.try_run(&node.proto, &args).map_err(|e| match e {
+                        InterpError::Backend { .. } => e,
+                        other => InterpError::Backend {
+                            backend: b.name().to_string(),
+                            node: node.name.clone(),
+                            reason: other.to_string(),
+                        },
+                    })? {
+                        done = Some(o);
+                        break;
+                    }
+                }
+                match done {
+                    Some(o) => o,
+                    None => {
+                        (node.op)(node, &args).map_err(|e| e.in_node(&node.name, &node.op_type))?
+                    }
+                }
+            };
+            if outs.len() < node.outputs.iter().flatten().count() {
+                return Err(node.error(format!(
+                    "produced {} outputs, the node has {}",
+                    outs.len(),
+                    node.outputs.len()
+                )));
+            }
+            for (slot, t) in node.outputs.iter().zip(outs) {
+                if let Some(s) = slot {
+                    values[*s] = Some(Cow::Owned(t));
+                }
+            }
+            for s in node.inputs.iter().flatten() {
+                if plan.last_use[*s] == idx {
+                    values[*s] = None;
+                }
+            }
+            tracing::trace!(node = %node.name, op = %node.op_type, "done");
+            if let Some(p) = &self.progress {
+                p(&Progress {
+                    done: idx + 1,
+                    total,
+                    node: &node.name,
+                    op_type: &node.op_type,
+                });
+            }
+        }
+
+        let mut result = Vec::with_capacity(plan.outputs.len());
+        for (info, slot) in &plan.outputs {
+            let t = values[*slot].as_deref().ok_or_else(|| InterpError::Graph {
+                reason: format!(
+                    "output '{}' ({}) was never produced",
+                    info.name, plan.slot_names[*slot]
+                ),
+            })?;
+            result.push((info.name.clone(), t.clone()));
+        }
+        Ok(result)
+    }
+}
+
+/// Checks a supplied input against the declared dtype and fixed dimensions.
+fn check_input(info: &IoInfo, t: &Tensor) -> Result<(), InterpError> {
+    let err = |reason: String| InterpError::Input {
+        name: info.name.clone(),
+        reason,
+    };
+    if let Some(dt) = info.dtype {
+        if dt != t.dtype() {
+            return Err(err(format!("model wants {dt}, got {}", t.dtype())));
+        }
+    }
+    if let Some(dims) = &info.dims {
+        if dims.len() != t.rank() {
+            return Err(err(format!(
+                "model wants rank {} ({dims:?}), got shape {:?}",
+                dims.len(),
+                t.shape
+            )));
+        }
+        for (ax, (d, &got)) in dims.iter().zip(&t.shape).enumerate() {
+            if let Dim::Fixed(want) = d {
+                if *want != got {
+                    return Err(err(format!(
+                        "axis {ax} must be {want}, got shape {:?}",
+                        t.shape
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}

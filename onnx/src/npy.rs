@@ -1,0 +1,267 @@
+//! Reading and writing numpy `.npy` files (format versions 1–3, little-endian, C order) for
+//! the interpreter's tensors.
+
+use crate::interp::{DataType, Tensor, TensorData};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum NpyError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable .npy file: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+fn descr_of(dtype: DataType) -> &'static str {
+    match dtype {
+        DataType::F32 => "<f4",
+        DataType::F16 => "<f2",
+        DataType::F64 => "<f8",
+        DataType::I64 => "<i8",
+        DataType::I32 => "<i4",
+        DataType::I16 => "<i2",
+        DataType::I8 => "|i1",
+        DataType::U8 => "|u1",
+        DataType::U16 => "<u2",
+        DataType::U32 => "<u4",
+        DataType::U64 => "<u8",
+        DataType::Bool => "|b1",
+        // numpy has no bfloat16; ml_dtypes writes it as 2-byte void. Keep the bits readable.
+        DataType::BF16 => "<V2",
+    }
+}
+
+fn dtype_of(descr: &str) -> Option<DataType> {
+    // '=' is native order; every target this project builds for is little-endian.
+    let d = descr.replace('=', "<");
+    Some(match d.as_str() {
+        "<f4" => DataType::F32,
+        "<f2" => DataType::F16,
+        "<f8" => DataType::F64,
+        "<i8" => DataType::I64,
+        "<i4" => DataType::I32,
+        "<i2" => DataType::I16,
+        "|i1" | "<i1" => DataType::I8,
+        "|u1" | "<u1" => DataType::U8,
+        "<u2" => DataType::U16,
+        "<u4" => DataType::U32,
+        "<u8" => DataType::U64,
+        "|b1" | "<b1" => DataType::Bool,
+        _ => return None,
+    })
+}
+
+/// Encodes a tensor as `.npy` bytes (format 1.0, or 2.0 when the header needs it).
+pub fn to_bytes(t: &Tensor) -> Vec<u8> {
+    let shape = match t.shape.len() {
+        0 => "()".to_string(),
+        1 => format!("({},)", t.shape[0]),
+        _ => format!(
+            "({})",
+            t.shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
+        descr_of(t.dtype())
+    );
+    let v1 = header.len() + 1 + 10 <= u16::MAX as usize;
+    let prefix = if v1 { 10 } else { 12 };
+    // Pad so that the data starts on a 64-byte boundary, header ends with '\n'.
+    let pad = (64 - (prefix + header.len() + 1) % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    let mut out = Vec::with_capacity(prefix + header.len() + t.len() * t.dtype().size_bytes());
+    out.extend_from_slice(MAGIC);
+    if v1 {
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&[2, 0]);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&t.data.to_le_bytes());
+    out
+}
+
+/// Decodes `.npy` bytes; `origin` names the file in errors.
+pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Tensor, NpyError> {
+    let bad = |reason: String| NpyError::Format {
+        path: origin.to_path_buf(),
+        reason,
+    };
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(bad("missing the \\x93NUMPY magic".into()));
+    }
+    let (hlen, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(bad("truncated header".into()));
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => return Err(bad(format!("unknown format version {v}"))),
+    };
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| bad("truncated header".into()))?;
+    let header =
+        std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header is not text".into()))?;
+    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let dtype = dtype_of(descr).ok_or_else(|| {
+        bad(format!(
+            "dtype '{descr}' not supported (little-endian float16/32/64, int8–64, uint8–64, bool)"
+        ))
+    })?;
+    let fortran = dict_value(header, "fortran_order")
+        .ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
+    if fortran.trim() != "False" {
+        return Err(bad(
+            "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
+        ));
+    }
+    let shape_s = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
+    let shape_s = shape_s.trim().trim_start_matches('(').trim_end_matches(')');
+    let mut shape = Vec::new();
+    for p in shape_s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = p.trim_end_matches('L');
+        shape.push(
+            p.parse::<usize>()
+                .map_err(|_| bad(format!("bad dimension '{p}' in shape")))?,
+        );
+    }
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad("shape overflows".into()))?;
+    let need = n
+        .checked_mul(dtype.size_bytes())
+        .ok_or_else(|| bad("shape overflows".into()))?;
+    let body = &bytes[end..];
+    if body.len() != need {
+        return Err(bad(format!(
+            "shape {shape:?} of {dtype} needs {need} data bytes, file has {}",
+            body.len()
+        )));
+    }
+    let data = TensorData::from_le_bytes(dtype, body).expect("length checked above");
+    Ok(Tensor { shape, data })
+}
+
+/// The text of `key`'s value in a Python dict literal (up to the next top-level comma).
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let k1 = format!("'{key}'");
+    let k2 = format!("\"{key}\"");
+    let at = header
+        .find(&k1)
+        .map(|i| i + k1.len())
+        .or_else(|| header.find(&k2).map(|i| i + k2.len()))?;
+    let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
+    let mut depth = 0i32;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&rest[..=i]);
+                }
+            }
+            ',' | '}' if depth == 0 => return Some(&rest[..i]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Reads a `.npy` file.
+pub fn read(path: &Path) -> Result<Tensor, NpyError> {
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_bytes(&bytes, path)
+}
+
+/// Writes a `.npy` file atomically.
+pub fn write(path: &Path, t: &Tensor) -> Result<(), NpyError> {
+    crate::model::write_atomic(path, &to_bytes(t)).map_err(|e| match e {
+        crate::OnnxError::Io { path, source } => NpyError::Io { path, source },
+        other => NpyError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::f16;
+
+    #[test]
+    fn round_trips_every_dtype_and_rank() {
+        let cases = vec![
+            Tensor::from_f32(vec![2, 3], vec![1.0, 2.0, 3.0, -4.0, 5.5, 6.0]).unwrap(),
+            Tensor::new(vec![], TensorData::F64(vec![3.25])).unwrap(),
+            Tensor::new(vec![3], TensorData::I64(vec![-1, 0, i64::MAX])).unwrap(),
+            Tensor::new(vec![0, 4], TensorData::I32(vec![])).unwrap(),
+            Tensor::new(vec![2], TensorData::Bool(vec![true, false])).unwrap(),
+            Tensor::new(
+                vec![1, 1, 2],
+                TensorData::F16(vec![f16::from_f32(0.5), f16::MAX]),
+            )
+            .unwrap(),
+        ];
+        for t in cases {
+            let b = to_bytes(&t);
+            assert_eq!((10 + u16::from_le_bytes([b[8], b[9]]) as usize) % 64, 0);
+            assert_eq!(from_bytes(&b, Path::new("x.npy")).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn reads_numpy_written_header() {
+        // Exactly what numpy 1.x/2.x writes for np.arange(3, dtype='<i4').
+        let mut b =
+            b"\x93NUMPY\x01\x00v\x00{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }"
+                .to_vec();
+        b.extend(std::iter::repeat_n(b' ', 118 - (b.len() - 10) - 1));
+        b.push(b'\n');
+        for i in 0..3i32 {
+            b.extend_from_slice(&i.to_le_bytes());
+        }
+        let t = from_bytes(&b, Path::new("a.npy")).unwrap();
+        assert_eq!(t.shape, vec![3]);
+        assert_eq!(t.data, TensorData::I32(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn refuses_truncated_and_foreign() {
+        let t = Tensor::from_f32(vec![4], vec![1.0; 4]).unwrap();
+        let b = to_bytes(&t);
+        let e = from_bytes(&b[..b.len() - 1], Path::new("t.npy")).unwrap_err();
+        assert!(e.to_string().contains("needs 16 data bytes"), "{e}");
+        assert!(from_bytes(b"PK\x03\x04junkjunk", Path::new("z.npy")).is_err());
+        let be = String::from_utf8_lossy(&b).replace("<f4", ">f4");
+        assert!(from_bytes(be.as_bytes(), Path::new("b.npy")).is_err());
+    }
+}
