@@ -1,0 +1,417 @@
+//! The wgpu device and the plumbing every kernel shares: pipelines (compiled once per storage
+//! type), buffers, one blocking submit-and-read-back.
+
+use crate::error::WgpuError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+/// Which WGSL kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    Scan,
+    MatMul,
+}
+
+impl Kernel {
+    fn source(self) -> &'static str {
+        match self {
+            Kernel::Scan => include_str!("shaders/s6scan.wgsl"),
+            Kernel::MatMul => include_str!("shaders/matmul.wgsl"),
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Kernel::Scan => "S6Scan",
+            Kernel::MatMul => "MatMul",
+        }
+    }
+}
+
+/// Storage type of the activations inside a kernel (arithmetic is always f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Storage {
+    F32,
+    /// Needs the adapter's `SHADER_F16`.
+    F16,
+}
+
+/// Full WGSL source of `kernel` for `storage`: the `act` alias, then the kernel.
+pub fn shader_source(kernel_name: &str, f16_storage: bool) -> Option<String> {
+    let kernel = match kernel_name {
+        "S6Scan" => Kernel::Scan,
+        "MatMul" => Kernel::MatMul,
+        _ => return None,
+    };
+    let storage = if f16_storage {
+        Storage::F16
+    } else {
+        Storage::F32
+    };
+    Some(source(kernel, storage))
+}
+
+fn source(kernel: Kernel, storage: Storage) -> String {
+    let prelude = match storage {
+        Storage::F32 => "alias act = f32;\n",
+        Storage::F16 => "enable f16;\nalias act = f16;\n",
+    };
+    format!("{prelude}{}", kernel.source())
+}
+
+/// How to open the device.
+#[derive(Clone, Debug)]
+pub struct ContextOptions {
+    /// Use the adapter's `SHADER_F16` when it has it (f16 activations stay f16 on the GPU).
+    /// Without it, f16 and bf16 activations are widened to f32 on upload and rounded back on
+    /// read-back.
+    pub shader_f16: bool,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions { shader_f16: true }
+    }
+}
+
+/// An open wgpu device with the s6plugin kernels.
+pub struct WgpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    native_f16: bool,
+    limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<(Kernel, Storage), Arc<wgpu::ComputePipeline>>>,
+    // One GPU job at a time: wgpu's error scopes belong to the device, so concurrent jobs
+    // would catch each other's errors.
+    job: Mutex<()>,
+}
+
+impl std::fmt::Debug for WgpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WgpuContext")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("native_f16", &self.native_f16)
+            .finish()
+    }
+}
+
+/// Picks the adapter: `WGPU_ADAPTER_NAME` (substring, case-insensitive) if set, else wgpu's
+/// choice for `WGPU_POWER_PREF` (default high performance). `WGPU_BACKEND` limits the backends.
+fn pick_adapter(
+    instance: &wgpu::Instance,
+    backends: wgpu::Backends,
+) -> Result<wgpu::Adapter, WgpuError> {
+    let no_adapter = |reason: String| WgpuError::NoAdapter {
+        backends: format!("{backends:?}"),
+        reason,
+    };
+    if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
+        let want = want.to_lowercase();
+        let adapters = instance.enumerate_adapters(backends);
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&want))
+            .ok_or_else(|| {
+                no_adapter(format!(
+                    "WGPU_ADAPTER_NAME={want} matches none of the adapters {names:?}"
+                ))
+            });
+    }
+    let options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::from_env()
+            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        force_fallback_adapter: false,
+        compatible_surface: None,
+    };
+    pollster::block_on(instance.request_adapter(&options)).map_err(|e| no_adapter(e.to_string()))
+}
+
+impl WgpuContext {
+    /// Opens the default adapter (see [`ContextOptions`]). Fails with
+    /// [`WgpuError::NoAdapter`] on a machine without a usable GPU driver.
+    pub fn new() -> Result<Self, WgpuError> {
+        Self::with_options(&ContextOptions::default())
+    }
+
+    pub fn with_options(options: &ContextOptions) -> Result<Self, WgpuError> {
+        let desc = wgpu::InstanceDescriptor::from_env_or_default();
+        let instance = wgpu::Instance::new(&desc);
+        let adapter = pick_adapter(&instance, desc.backends)?;
+        let info = adapter.get_info();
+        let native_f16 =
+            options.shader_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+        let required_features = if native_f16 {
+            wgpu::Features::SHADER_F16
+        } else {
+            wgpu::Features::empty()
+        };
+        // All the adapter offers: large buffers matter more here than portability of limits.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("s6-wgpu"),
+            required_features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| WgpuError::Device {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        tracing::info!(
+            adapter = %info.name,
+            backend = ?info.backend,
+            device_type = ?info.device_type,
+            native_f16,
+            "wgpu device open"
+        );
+        Ok(WgpuContext {
+            device,
+            queue,
+            info,
+            native_f16,
+            limits,
+            pipelines: Mutex::new(HashMap::new()),
+            job: Mutex::new(()),
+        })
+    }
+
+    /// Adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "Apple M2".
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// "Vulkan", "Metal", ...
+    pub fn backend_name(&self) -> String {
+        format!("{:?}", self.info.backend)
+    }
+
+    /// True when f16 activations stay f16 on the GPU (adapter has `SHADER_F16`).
+    pub fn native_f16(&self) -> bool {
+        self.native_f16
+    }
+
+    /// Largest buffer one kernel binding may see, in bytes.
+    pub(crate) fn max_binding_bytes(&self) -> u64 {
+        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+    }
+
+    pub(crate) fn max_workgroups_per_dim(&self) -> u32 {
+        self.limits.max_compute_workgroups_per_dimension
+    }
+
+    /// Refuses a buffer of `bytes` that the device cannot bind.
+    pub(crate) fn check_binding(
+        &self,
+        op: &'static str,
+        what: &str,
+        bytes: u64,
+    ) -> Result<(), WgpuError> {
+        let max = self.max_binding_bytes();
+        if bytes > max {
+            return Err(WgpuError::Unsupported {
+                op,
+                reason: format!("{what} needs {bytes} bytes, the device binds at most {max}"),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pipeline(
+        &self,
+        kernel: Kernel,
+        storage: Storage,
+    ) -> Result<Arc<wgpu::ComputePipeline>, WgpuError> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&(kernel, storage)) {
+            return Ok(p.clone());
+        }
+        let _job = self.job.lock().unwrap_or_else(|e| e.into_inner());
+        let scope = ErrorScope::push(&self.device);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.label()),
+                source: wgpu::ShaderSource::Wgsl(source(kernel, storage).into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.label()),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        scope.pop(kernel.label())?;
+        let pipeline = Arc::new(pipeline);
+        cache.insert((kernel, storage), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// A read-only storage buffer holding `bytes` (at least 4 bytes: empty bindings are invalid).
+    pub(crate) fn input(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        let pad = [0u8; 4];
+        let contents = if bytes.is_empty() { &pad[..] } else { bytes };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
+    pub(crate) fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// A writable storage buffer of at least `bytes` (rounded up to the copy alignment).
+    pub(crate) fn output(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: padded(bytes),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Runs `pipeline` once over `groups` workgroups with `bindings` as group 0 (binding i =
+    /// `bindings[i]`), then reads back the first `len` bytes of each buffer in `read`.
+    pub(crate) fn run(
+        &self,
+        op: &'static str,
+        pipeline: &wgpu::ComputePipeline,
+        bindings: &[&wgpu::Buffer],
+        groups: [u32; 3],
+        read: &[(&wgpu::Buffer, u64)],
+    ) -> Result<Vec<Vec<u8>>, WgpuError> {
+        let _job = self.job.lock().unwrap_or_else(|e| e.into_inner());
+        let scope = ErrorScope::push(&self.device);
+        let entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(op),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let staging: Vec<wgpu::Buffer> = read
+            .iter()
+            .map(|(_, len)| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("read-back"),
+                    size: padded(*len),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(op),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        for ((src, len), dst) in read.iter().zip(&staging) {
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, padded(*len));
+        }
+        self.queue.submit([encoder.finish()]);
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, dst) in staging.iter().enumerate() {
+            let tx = tx.clone();
+            dst.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send((i, r));
+            });
+        }
+        drop(tx);
+        let gpu_err = |reason: String| WgpuError::Gpu { op, reason };
+        self.device
+            .poll(wgpu::PollType::Wait)
+            .map_err(|e| gpu_err(e.to_string()))?;
+        scope.pop(op)?;
+        for (i, r) in rx.iter() {
+            r.map_err(|e| gpu_err(format!("mapping read-back buffer {i}: {e}")))?;
+        }
+        let out = read
+            .iter()
+            .zip(&staging)
+            .map(|((_, len), dst)| {
+                let bytes = dst.slice(..).get_mapped_range()[..*len as usize].to_vec();
+                dst.unmap();
+                bytes
+            })
+            .collect();
+        Ok(out)
+    }
+}
+
+fn padded(bytes: u64) -> u64 {
+    bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+}
+
+/// wgpu reports validation and memory errors asynchronously; a scope turns them into a
+/// `Result` of the operation that caused them instead of a panic.
+struct ErrorScope<'a> {
+    device: &'a wgpu::Device,
+}
+
+const SCOPES: [wgpu::ErrorFilter; 3] = [
+    wgpu::ErrorFilter::Validation,
+    wgpu::ErrorFilter::OutOfMemory,
+    wgpu::ErrorFilter::Internal,
+];
+
+impl<'a> ErrorScope<'a> {
+    fn push(device: &'a wgpu::Device) -> Self {
+        for f in SCOPES {
+            device.push_error_scope(f);
+        }
+        ErrorScope { device }
+    }
+
+    fn pop(self, op: &'static str) -> Result<(), WgpuError> {
+        let mut first = None;
+        for _ in SCOPES {
+            if let Some(e) = pollster::block_on(self.device.pop_error_scope()) {
+                first.get_or_insert(e);
+            }
+        }
+        std::mem::forget(self);
+        match first {
+            Some(e) => Err(WgpuError::Gpu {
+                op,
+                reason: e.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ErrorScope<'_> {
+    // An early return must not leave scopes pushed.
+    fn drop(&mut self) {
+        for _ in SCOPES {
+            let _ = pollster::block_on(self.device.pop_error_scope());
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! ONNX MatMul (numpy semantics: 1-D operands promoted, batch dimensions broadcast) on the GPU
+//! through `shaders/matmul.wgsl`.
+
+use crate::act::{Act, ActVec};
+use crate::context::{Kernel, Storage, WgpuContext};
+use crate::error::WgpuError;
+use half::f16;
+use s6plugin::DType;
+
+const OP: &str = "MatMul";
+/// Tile edge of the shader.
+const T: usize = 16;
+
+/// Result of [`WgpuContext::matmul`].
+#[derive(Clone, Debug)]
+pub struct MatMulOutput {
+    pub data: ActVec,
+    pub shape: Vec<usize>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    nbatch: u32,
+}
+
+/// numpy broadcast of two batch shapes.
+fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, WgpuError> {
+    let rank = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| {
+        let pad = rank - s.len();
+        if i < pad {
+            1
+        } else {
+            s[i - pad]
+        }
+    };
+    (0..rank)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y => Ok(x),
+            (1, y) => Ok(y),
+            (x, 1) => Ok(x),
+            (x, y) => Err(WgpuError::Input {
+                op: OP,
+                input: "B",
+                reason: format!(
+                    "batch dimensions {a:?} and {b:?} do not broadcast (axis {i}: {x} vs {y})"
+                ),
+            }),
+        })
+        .collect()
+}
+
+/// Flat index into a batch of shape `src` (right-aligned, broadcast) for each flat index of
+/// the batch shape `out`.
+fn batch_indices(src: &[usize], out: &[usize]) -> Vec<usize> {
+    let total: usize = out.iter().product();
+    let pad = out.len() - src.len();
+    let mut idx = Vec::with_capacity(total);
+    for flat in 0..total {
+        let (mut rem, mut s_flat, mut s_stride) = (flat, 0, 1);
+        for axis in (0..out.len()).rev() {
+            let coord = rem % out[axis];
+            rem /= out[axis];
+            if axis >= pad {
+                let dim = src[axis - pad];
+                if dim != 1 {
+                    s_flat += coord * s_stride;
+                }
+                s_stride *= dim;
+            }
+        }
+        idx.push(s_flat);
+    }
+    idx
+}
+
+fn to_u32(what: &str, v: usize) -> Result<u32, WgpuError> {
+    u32::try_from(v).map_err(|_| WgpuError::Unsupported {
+        op: OP,
+        reason: format!("{what} = {v} does not fit 32-bit indexing"),
+    })
+}
+
+impl WgpuContext {
+    /// `a @ b` with ONNX MatMul semantics; `a` and `b` share one dtype (f32, f16 or bf16; f16
+    /// stays f16 on an adapter with `SHADER_F16`, otherwise widened). Accumulates in f32.
+    pub fn matmul(
+        &self,
+        a: Act,
+        a_shape: &[usize],
+        b: Act,
+        b_shape: &[usize],
+    ) -> Result<MatMulOutput, WgpuError> {
+        let err = |input: &'static str, reason: String| WgpuError::Input {
+            op: OP,
+            input,
+            reason,
+        };
+        if a.dtype() != b.dtype() {
+            return Err(err("B", format!("is {}, A is {}", b.dtype(), a.dtype())));
+        }
+        for (name, t, s) in [("A", &a, a_shape), ("B", &b, b_shape)] {
+            if s.is_empty() {
+                return Err(err(name, "is a scalar; MatMul needs rank >= 1".into()));
+            }
+            let n: usize = s.iter().product();
+            if n != t.len() {
+                return Err(err(
+                    name,
+                    format!("shape {s:?} needs {n} elements, got {}", t.len()),
+                ));
+            }
+        }
+        // 1-D operands: a (K) -> (1, K), b (K) -> (K, 1); the added axis is dropped at the end.
+        let mut ash = a_shape.to_vec();
+        let mut bsh = b_shape.to_vec();
+        if ash.len() == 1 {
+            ash.insert(0, 1);
+        }
+        if bsh.len() == 1 {
+            bsh.push(1);
+        }
+        let (m, k) = (ash[ash.len() - 2], ash[ash.len() - 1]);
+        let (kb, n) = (bsh[bsh.len() - 2], bsh[bsh.len() - 1]);
+        if k != kb {
+            return Err(err(
+                "B",
+                format!("inner dimensions differ: A {a_shape:?}, B {b_shape:?}"),
+            ));
+        }
+        let a_batch = &ash[..ash.len() - 2];
+        let b_batch = &bsh[..bsh.len() - 2];
+        let out_batch = broadcast(a_batch, b_batch)?;
+        let mut shape = out_batch.clone();
+        if a_shape.len() > 1 {
+            shape.push(m);
+        }
+        if b_shape.len() > 1 {
+            shape.push(n);
+        }
+        let nbatch: usize = out_batch.iter().product();
+        let act = a.dtype();
+        let out_len = nbatch * m * n;
+        if out_len == 0 || k == 0 {
+            return Ok(MatMulOutput {
+                data: ActVec::from_f32(act, vec![0.0; out_len]),
+                shape,
+            });
+        }
+
+        // b shared by every batch and a not broadcast: one (batch * M) x K product.
+        let b_shared = b_batch.iter().all(|&d| d == 1);
+        let a_full = a_batch.iter().product::<usize>() == nbatch;
+        let (m_run, batches): (usize, Vec<(usize, usize)>) = if b_shared && a_full {
+            (nbatch * m, vec![(0, 0)])
+        } else {
+            let ai = batch_indices(a_batch, &out_batch);
+            let bi = batch_indices(b_batch, &out_batch);
+            (
+                m,
+                ai.into_iter()
+                    .zip(bi)
+                    .map(|(x, y)| (x * m * k, y * k * n))
+                    .collect(),
+            )
+        };
+        let max = self.max_workgroups_per_dim() as usize;
+        let groups = [n.div_ceil(T), m_run.div_ceil(T), batches.len()];
+        if groups.iter().any(|&g| g > max) {
+            return Err(WgpuError::Unsupported {
+                op: OP,
+                reason: format!("{groups:?} workgroups exceed the device's {max} per dimension"),
+            });
+        }
+
+        let storage = if act == DType::F16 && self.native_f16() {
+            Storage::F16
+        } else {
+            Storage::F32
+        };
+        let elem = match storage {
+            Storage::F32 => 4u64,
+            Storage::F16 => 2,
+        };
+        self.check_binding(OP, "A", a.len() as u64 * elem)?;
+        self.check_binding(OP, "B", b.len() as u64 * elem)?;
+        self.check_binding(OP, "the output", out_len as u64 * elem)?;
+        let bytes = |t: &Act| -> Vec<u8> {
+            match storage {
+                Storage::F32 => {
+                    let mut v = Vec::with_capacity(t.len());
+                    t.extend_f32(&mut v);
+                    bytemuck::cast_slice(&v).to_vec()
+                }
+                Storage::F16 => {
+                    let v: &[f16] = t.as_f16().expect("f16 storage only for f16 inputs");
+                    bytemuck::cast_slice(v).to_vec()
+                }
+            }
+        };
+        let mut offs = Vec::with_capacity(batches.len() * 2);
+        for (x, y) in &batches {
+            offs.push(to_u32("offset into A", *x)?);
+            offs.push(to_u32("offset into B", *y)?);
+        }
+        let params = Params {
+            m: to_u32("M", m_run)?,
+            n: to_u32("N", n)?,
+            k: to_u32("K", k)?,
+            nbatch: to_u32("batch", batches.len())?,
+        };
+
+        let pipeline = self.pipeline(Kernel::MatMul, storage)?;
+        let uniform = self.uniform("matmul params", bytemuck::bytes_of(&params));
+        let ab = self.input("matmul A", &bytes(&a));
+        let bb = self.input("matmul B", &bytes(&b));
+        let ob = self.input("matmul offsets", bytemuck::cast_slice(&offs));
+        let out_bytes = out_len as u64 * elem;
+        let out = self.output("matmul out", out_bytes);
+        let raw = self
+            .run(
+                OP,
+                &pipeline,
+                &[&uniform, &ab, &bb, &ob, &out],
+                [groups[0] as u32, groups[1] as u32, groups[2] as u32],
+                &[(&out, out_bytes)],
+            )?
+            .pop()
+            .unwrap_or_default();
+        let data = match storage {
+            Storage::F16 => ActVec::F16(bytemuck::pod_collect_to_vec(&raw)),
+            Storage::F32 => ActVec::from_f32(act, bytemuck::pod_collect_to_vec(&raw)),
+        };
+        Ok(MatMulOutput { data, shape })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_and_batch_indices() {
+        assert_eq!(broadcast(&[2, 1], &[3]).unwrap(), vec![2, 3]);
+        assert!(broadcast(&[2], &[3]).is_err());
+        // a batch (2, 1) under out (2, 3): rows repeat across the second axis.
+        assert_eq!(batch_indices(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(batch_indices(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(batch_indices(&[], &[2]), vec![0, 0]);
+    }
+}
