@@ -4,7 +4,7 @@
 //! Activations arrive as f32 (the caller widens fp16/bf16 first); the result is in the compute
 //! type and the caller narrows `y` to the activation dtype, as the op does.
 
-use crate::contract::{infer_dims, InputRole, S6Attrs, ScanDims};
+use crate::contract::{infer_dims, DType, InputRole, S6Attrs, ScanDims};
 use crate::error::ContractError;
 
 /// Input data of one scan, in the layouts `attrs` selects (see [`ScanDims::act_strides`] and
@@ -123,6 +123,20 @@ pub fn softplus<T: Real>(x: T) -> T {
 /// silu(z) = z · sigmoid(z).
 pub fn silu<T: Real>(z: T) -> T {
     z / (T::ONE + (-z).exp())
+}
+
+/// Rounds fp32 values to the activation dtype in place (round to nearest even), as the op does
+/// once with `y`; a no-op for fp32. Lets f32 callers reproduce fp16/bf16 outputs exactly.
+pub fn round_to_dtype(dtype: DType, values: &mut [f32]) {
+    match dtype {
+        DType::F32 => {}
+        DType::F16 => values
+            .iter_mut()
+            .for_each(|v| *v = half::f16::from_f32(*v).to_f32()),
+        DType::BF16 => values
+            .iter_mut()
+            .for_each(|v| *v = half::bf16::from_f32(*v).to_f32()),
+    }
 }
 
 /// The scan in fp32.
@@ -390,6 +404,22 @@ mod tests {
         assert!((out.y[0] - y).abs() < 1e-12, "{} vs {y}", out.y[0]);
         assert!((out.last_state[0] - hs[0]).abs() < 1e-12);
         assert!((out.last_state[1] - hs[1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rounding_to_activation_dtypes() {
+        // 1 + 2^-11 is halfway between two fp16 values: ties go to even (1.0).
+        let mut v = [1.0f32 + 2f32.powi(-11), 1.0 + 3.0 * 2f32.powi(-11), 0.1];
+        round_to_dtype(DType::F16, &mut v);
+        assert_eq!(v[0], 1.0);
+        assert_eq!(v[1], 1.0 + 2f32.powi(-9));
+        assert_eq!(v[2], half::f16::from_f32(0.1).to_f32());
+        let mut w = [1.0f32 + 2f32.powi(-8)];
+        round_to_dtype(DType::BF16, &mut w);
+        assert_eq!(w[0], 1.0);
+        let mut x = [0.1f32];
+        round_to_dtype(DType::F32, &mut x);
+        assert_eq!(x[0], 0.1);
     }
 
     #[test]
