@@ -17,3 +17,6 @@ pub use error::ContractError;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+
+#[cfg(feature = "trt")]
+pub mod trt;

@@ -1,0 +1,93 @@
+// The S6Scan TensorRT plugin classes: a thin C++ layer over the Rust core (plugin/trt/).
+//
+// TensorRT's plugin ABI is C++ vtables, so these classes exist; each method converts TensorRT's
+// structs to the bridge's, calls Rust, and turns a Rust error into a log line through TensorRT's
+// logger plus the TensorRT way of failing (nullptr, non-zero status, false). Nothing throws out
+// of a method: all are noexcept and catch everything.
+#pragma once
+
+#include <NvInferRuntime.h>
+#include <NvInferVersion.h>
+
+#include <string>
+#include <vector>
+
+#include "rust/cxx.h"
+#include "s6plugin/plugin/trt/ffi.rs.h"
+
+#if NV_TENSORRT_MAJOR < 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR < 5)
+#error "s6plugin needs TensorRT 8.5 or newer headers"
+#endif
+
+namespace s6 {
+
+// Plugin name, version and namespace: the contract's OP_TYPE, PLUGIN_VERSION and
+// PLUGIN_NAMESPACE (plugin/contract.rs); the registry test checks they agree.
+constexpr char const* kPluginName = "S6Scan";
+constexpr char const* kPluginVersion = "1";
+
+class S6ScanPlugin final : public nvinfer1::IPluginV2DynamicExt {
+public:
+    S6ScanPlugin(rust::Box<PluginCore> core, std::string layer, std::string ns);
+    ~S6ScanPlugin() override = default;
+
+    // IPluginV2
+    nvinfer1::AsciiChar const* getPluginType() const noexcept override;
+    nvinfer1::AsciiChar const* getPluginVersion() const noexcept override;
+    int32_t getNbOutputs() const noexcept override;
+    int32_t initialize() noexcept override;
+    void terminate() noexcept override;
+    size_t getSerializationSize() const noexcept override;
+    void serialize(void* buffer) const noexcept override;
+    void destroy() noexcept override;
+    void setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept override;
+    nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override;
+
+    // IPluginV2Ext
+    nvinfer1::DataType getOutputDataType(
+        int32_t index, nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
+
+    // IPluginV2DynamicExt
+    nvinfer1::IPluginV2DynamicExt* clone() const noexcept override;
+    nvinfer1::DimsExprs getOutputDimensions(int32_t outputIndex, nvinfer1::DimsExprs const* inputs,
+        int32_t nbInputs, nvinfer1::IExprBuilder& exprBuilder) noexcept override;
+    bool supportsFormatCombination(int32_t pos, nvinfer1::PluginTensorDesc const* inOut, int32_t nbInputs,
+        int32_t nbOutputs) noexcept override;
+    void configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
+    size_t getWorkspaceSize(nvinfer1::PluginTensorDesc const* inputs, int32_t nbInputs,
+        nvinfer1::PluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
+
+private:
+    void fail(char const* method, char const* what) const noexcept;
+
+    rust::Box<PluginCore> mCore;
+    std::string mLayer;
+    std::string mNamespace;
+};
+
+class S6ScanCreator final : public nvinfer1::IPluginCreator {
+public:
+    S6ScanCreator();
+    ~S6ScanCreator() override = default;
+
+    nvinfer1::AsciiChar const* getPluginName() const noexcept override;
+    nvinfer1::AsciiChar const* getPluginVersion() const noexcept override;
+    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
+    nvinfer1::IPluginV2* createPlugin(
+        nvinfer1::AsciiChar const* name, nvinfer1::PluginFieldCollection const* fc) noexcept override;
+    nvinfer1::IPluginV2* deserializePlugin(
+        nvinfer1::AsciiChar const* name, void const* serialData, size_t serialLength) noexcept override;
+    void setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept override;
+    nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override;
+
+private:
+    std::vector<std::string> mNames;
+    std::vector<nvinfer1::PluginField> mFields;
+    nvinfer1::PluginFieldCollection mCollection{};
+    std::string mNamespace;
+};
+
+} // namespace s6

@@ -1,0 +1,252 @@
+//! Plugin fields → [`S6Attrs`]: what `IPluginCreator::createPlugin` receives.
+//!
+//! TensorRT's ONNX parser passes each INT node attribute as one `kINT32` value, and only the
+//! names `getFieldNames()` lists. We also accept `kINT8`, `kINT16` and `kINT64` (other producers
+//! of fields). A field that is absent keeps its default, 0 — the same as an absent ONNX attribute
+//! (`docs/plugin.md`). An unknown, repeated, non-integer, multi-valued or out-of-range field
+//! refuses the whole plugin, naming the field.
+
+use super::error::PluginError;
+use crate::contract::S6Attrs;
+
+/// TensorRT's `PluginFieldType` values we read (the enum is stable across 8.x–11.x).
+pub mod field_type {
+    pub const FLOAT16: i32 = 0;
+    pub const FLOAT32: i32 = 1;
+    pub const FLOAT64: i32 = 2;
+    pub const INT8: i32 = 3;
+    pub const INT16: i32 = 4;
+    pub const INT32: i32 = 5;
+    pub const CHAR: i32 = 6;
+    pub const DIMS: i32 = 7;
+    pub const UNKNOWN: i32 = 8;
+    pub const BF16: i32 = 9;
+    pub const INT64: i32 = 10;
+
+    pub fn type_name(t: i32) -> String {
+        match t {
+            FLOAT16 => "kFLOAT16".into(),
+            FLOAT32 => "kFLOAT32".into(),
+            FLOAT64 => "kFLOAT64".into(),
+            INT8 => "kINT8".into(),
+            INT16 => "kINT16".into(),
+            INT32 => "kINT32".into(),
+            CHAR => "kCHAR".into(),
+            DIMS => "kDIMS".into(),
+            UNKNOWN => "kUNKNOWN".into(),
+            BF16 => "kBF16".into(),
+            INT64 => "kINT64".into(),
+            other => format!("type code {other}"),
+        }
+    }
+}
+
+/// Node attributes of TensorRT's plugin mechanism itself, not of the op: ignored if passed.
+const PLUGIN_MECHANISM_FIELDS: [&str; 2] = ["plugin_version", "plugin_namespace"];
+
+/// One field as TensorRT passed it; `value` is read only for a single integer.
+#[derive(Debug, Clone)]
+struct RawField {
+    name: String,
+    ftype: i32,
+    length: i32,
+    value: Option<i64>,
+}
+
+/// Fields collected from a `PluginFieldCollection`, validated by [`FieldSet::attrs`].
+#[derive(Debug, Default, Clone)]
+pub struct FieldSet {
+    fields: Vec<RawField>,
+}
+
+impl FieldSet {
+    /// Records a field.
+    ///
+    /// # Safety
+    /// `data` is null or points to at least `length` elements of the type `ftype` names.
+    pub unsafe fn add_raw(
+        &mut self,
+        name: &[u8],
+        ftype: i32,
+        length: i32,
+        data: *const u8,
+    ) -> Result<(), PluginError> {
+        let name = std::str::from_utf8(name)
+            .map_err(|_| PluginError::Field {
+                name: String::from_utf8_lossy(name).into_owned(),
+                reason: "name is not UTF-8".into(),
+            })?
+            .to_string();
+        use field_type::*;
+        let value = if length == 1 && !data.is_null() {
+            // SAFETY: the caller guarantees `data` holds `length` (= 1) elements of `ftype`;
+            // read_unaligned because TensorRT gives no alignment promise for field data.
+            unsafe {
+                match ftype {
+                    INT8 => Some(std::ptr::read_unaligned(data as *const i8) as i64),
+                    INT16 => Some(std::ptr::read_unaligned(data as *const i16) as i64),
+                    INT32 => Some(std::ptr::read_unaligned(data as *const i32) as i64),
+                    INT64 => Some(std::ptr::read_unaligned(data as *const i64)),
+                    _ => None,
+                }
+            }
+        } else {
+            None
+        };
+        self.fields.push(RawField {
+            name,
+            ftype,
+            length,
+            value,
+        });
+        Ok(())
+    }
+
+    /// Records a field from a safe value (tests, Rust callers).
+    pub fn add_i64(&mut self, name: &str, ftype: i32, value: i64) {
+        self.fields.push(RawField {
+            name: name.into(),
+            ftype,
+            length: 1,
+            value: Some(value),
+        });
+    }
+
+    /// Validates the fields and returns the attributes.
+    pub fn attrs(&self) -> Result<S6Attrs, PluginError> {
+        use field_type::*;
+        let mut attrs = S6Attrs::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for f in &self.fields {
+            let err = |reason: String| PluginError::Field {
+                name: f.name.clone(),
+                reason,
+            };
+            if PLUGIN_MECHANISM_FIELDS.contains(&f.name.as_str()) {
+                continue;
+            }
+            if !S6Attrs::FIELD_NAMES.contains(&f.name.as_str()) {
+                return Err(err(format!(
+                    "unknown field (S6Scan v1 takes {})",
+                    S6Attrs::FIELD_NAMES.join(", ")
+                )));
+            }
+            if seen.contains(&f.name.as_str()) {
+                return Err(err("given twice".into()));
+            }
+            seen.push(&f.name);
+            if !matches!(f.ftype, INT8 | INT16 | INT32 | INT64) {
+                return Err(err(format!(
+                    "type {} is not an integer type (expected kINT32, as TensorRT's ONNX parser \
+                     passes INT attributes)",
+                    field_type::type_name(f.ftype)
+                )));
+            }
+            if f.length != 1 {
+                return Err(err(format!("expected exactly 1 value, got {}", f.length)));
+            }
+            let v = f.value.ok_or_else(|| err("data pointer is null".into()))?;
+            attrs.set(&f.name, v)?;
+        }
+        Ok(attrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_type::*;
+    use super::*;
+
+    #[test]
+    fn onnx_parser_style_fields() {
+        let mut fs = FieldSet::default();
+        let one: i32 = 1;
+        let zero: i32 = 0;
+        // SAFETY: pointers to live i32 values, length 1.
+        unsafe {
+            fs.add_raw(b"has_z", INT32, 1, &one as *const i32 as *const u8)
+                .unwrap();
+            fs.add_raw(b"has_D", INT32, 1, &zero as *const i32 as *const u8)
+                .unwrap();
+            fs.add_raw(b"delta_softplus", INT32, 1, &one as *const i32 as *const u8)
+                .unwrap();
+        }
+        let a = fs.attrs().unwrap();
+        assert!(a.has_z && a.delta_softplus && !a.has_d && !a.has_last_state);
+    }
+
+    #[test]
+    fn other_integer_widths_and_missing_default_to_zero() {
+        let mut fs = FieldSet::default();
+        let v8: i8 = 1;
+        let v64: i64 = 1;
+        // SAFETY: pointers to live values of the named types, length 1.
+        unsafe {
+            fs.add_raw(b"has_last_state", INT8, 1, &v8 as *const i8 as *const u8)
+                .unwrap();
+            fs.add_raw(b"channels_last", INT64, 1, &v64 as *const i64 as *const u8)
+                .unwrap();
+        }
+        fs.add_i64("plugin_version", INT32, 1);
+        let a = fs.attrs().unwrap();
+        assert_eq!(
+            a,
+            S6Attrs {
+                has_last_state: true,
+                channels_last: true,
+                ..Default::default()
+            }
+        );
+    }
+
+    fn refused(fs: &FieldSet) -> String {
+        let e = fs.attrs().unwrap_err().to_string();
+        assert!(e.contains('`'), "{e}");
+        e
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let mut fs = FieldSet::default();
+        fs.add_i64("has_zz", INT32, 1);
+        assert!(refused(&fs).contains("`has_zz`"));
+
+        let mut fs = FieldSet::default();
+        fs.add_i64("has_z", INT32, 2);
+        let e = refused(&fs);
+        assert!(e.contains("`has_z`") && e.contains("got 2"), "{e}");
+
+        let mut fs = FieldSet::default();
+        fs.add_i64("has_z", INT32, -1);
+        assert!(refused(&fs).contains("`has_z`"));
+
+        let mut fs = FieldSet::default();
+        let f: f32 = 1.0;
+        // SAFETY: pointer to a live f32, length 1.
+        unsafe {
+            fs.add_raw(b"has_D", FLOAT32, 1, &f as *const f32 as *const u8)
+                .unwrap()
+        };
+        let e = refused(&fs);
+        assert!(e.contains("`has_D`") && e.contains("kFLOAT32"), "{e}");
+
+        let mut fs = FieldSet::default();
+        let two = [1i32, 1];
+        // SAFETY: pointer to two live i32 values, length 2.
+        unsafe {
+            fs.add_raw(b"has_D", INT32, 2, two.as_ptr() as *const u8)
+                .unwrap()
+        };
+        assert!(refused(&fs).contains("exactly 1 value"));
+
+        let mut fs = FieldSet::default();
+        // SAFETY: null data is allowed by the contract of add_raw.
+        unsafe { fs.add_raw(b"has_D", INT32, 1, std::ptr::null()).unwrap() };
+        assert!(refused(&fs).contains("null"));
+
+        let mut fs = FieldSet::default();
+        fs.add_i64("has_D", INT32, 1);
+        fs.add_i64("has_D", INT32, 1);
+        assert!(refused(&fs).contains("twice"));
+    }
+}
