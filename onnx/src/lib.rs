@@ -2,6 +2,7 @@
 //! and a CPU interpreter.
 
 pub mod error;
+pub mod fp16;
 pub mod interp;
 pub mod model;
 pub mod npy;
