@@ -10,12 +10,14 @@
 //! activations are widened to f32 on upload and results rounded back. Arithmetic is f32.
 
 pub mod act;
+pub mod backend;
 pub mod context;
 pub mod error;
 pub mod matmul;
 pub mod scan;
 
 pub use act::{Act, ActVec};
+pub use backend::{BackendStats, WgpuBackend};
 pub use context::{shader_source, ContextOptions, WgpuContext};
 pub use error::WgpuError;
 pub use matmul::MatMulOutput;

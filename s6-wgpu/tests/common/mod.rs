@@ -2,6 +2,8 @@
 //! a minimal `.npy` reader for the committed fixtures, and closeness checks.
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use half::f16;
 use s6_wgpu::WgpuContext;
 use std::path::{Path, PathBuf};

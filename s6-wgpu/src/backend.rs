@@ -1,0 +1,225 @@
+//! The interpreter's [`Backend`] on wgpu: runs `S6Scan` (domain `s6plugin`) and MatMul on the
+//! GPU and declines everything else — and anything it cannot take as is (other dtypes,
+//! invalid nodes, sizes past the device's limits) — so that the CPU runs it and reports
+//! errors the CPU way.
+
+use crate::act::{Act, ActVec};
+use crate::context::WgpuContext;
+use crate::error::WgpuError;
+use crate::scan::ScanInputs;
+use s6_onnx::interp::{Backend, InterpError, Tensor, TensorData};
+use s6_onnx::proto::attribute_proto::AttributeType;
+use s6_onnx::proto::NodeProto;
+use s6plugin::contract::{check_dtypes, infer_dims, InputRole, ONNX_DOMAIN, OP_TYPE};
+use s6plugin::{DType, S6Attrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How many nodes of each kind ran on the GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    pub s6scan: usize,
+    pub matmul: usize,
+}
+
+/// S6Scan and MatMul on a wgpu device, for `s6-run --backend gpu`.
+#[derive(Debug)]
+pub struct WgpuBackend {
+    ctx: WgpuContext,
+    scans: AtomicUsize,
+    matmuls: AtomicUsize,
+}
+
+impl WgpuBackend {
+    /// Opens the default adapter ([`WgpuContext::new`]).
+    pub fn new() -> Result<WgpuBackend, WgpuError> {
+        Ok(Self::from_context(WgpuContext::new()?))
+    }
+
+    pub fn from_context(ctx: WgpuContext) -> WgpuBackend {
+        WgpuBackend {
+            ctx,
+            scans: AtomicUsize::new(0),
+            matmuls: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn context(&self) -> &WgpuContext {
+        &self.ctx
+    }
+
+    /// Nodes run on the GPU so far.
+    pub fn stats(&self) -> BackendStats {
+        BackendStats {
+            s6scan: self.scans.load(Ordering::Relaxed),
+            matmul: self.matmuls.load(Ordering::Relaxed),
+        }
+    }
+
+    fn run_scan(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+    ) -> Result<Option<Vec<Tensor>>, WgpuError> {
+        let Some(attrs) = scan_attrs(node) else {
+            return Ok(None);
+        };
+        let Some(tensors) = inputs.iter().copied().collect::<Option<Vec<&Tensor>>>() else {
+            return Ok(None);
+        };
+        if node.output.len() != attrs.num_outputs() || tensors.len() != attrs.num_inputs() {
+            return Ok(None);
+        }
+        let shapes: Vec<Vec<i64>> = tensors
+            .iter()
+            .map(|t| t.shape.iter().map(|&d| d as i64).collect())
+            .collect();
+        let shape_refs: Vec<&[i64]> = shapes.iter().map(|s| &s[..]).collect();
+        let Ok(dims) = infer_dims(&attrs, &shape_refs) else {
+            return Ok(None);
+        };
+        let Some(dtypes) = tensors
+            .iter()
+            .map(|t| dtype_of(&t.data))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        if check_dtypes(&attrs, &dtypes).is_err() {
+            return Ok(None);
+        }
+        let get = |role: InputRole| attrs.input_index(role).map(|i| tensors[i]);
+        let act = |role: InputRole| get(role).and_then(|t| act_of(&t.data));
+        let fp = |role: InputRole| match get(role).map(|t| &t.data) {
+            Some(TensorData::F32(v)) => Some(&v[..]),
+            _ => None,
+        };
+        let (Some(u), Some(delta), Some(a), Some(b), Some(c)) = (
+            act(InputRole::U),
+            act(InputRole::Delta),
+            fp(InputRole::A),
+            act(InputRole::B),
+            act(InputRole::C),
+        ) else {
+            return Ok(None);
+        };
+        let x = ScanInputs {
+            u,
+            delta,
+            a,
+            b,
+            c,
+            d: fp(InputRole::D),
+            z: act(InputRole::Z),
+            delta_bias: fp(InputRole::DeltaBias),
+            initial_state: fp(InputRole::InitialState),
+        };
+        let out = self.ctx.s6scan(&attrs, &dims, &x)?;
+        let mut outs = vec![Tensor {
+            shape: tensors[0].shape.clone(),
+            data: tensor_data(out.y),
+        }];
+        if let Some(last) = out.last_state {
+            outs.push(Tensor {
+                shape: dims.state_shape().to_vec(),
+                data: TensorData::F32(last),
+            });
+        }
+        self.scans.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(outs))
+    }
+
+    fn run_matmul(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+    ) -> Result<Option<Vec<Tensor>>, WgpuError> {
+        let (&[Some(a), Some(b)], 1) = (inputs, node.output.len()) else {
+            return Ok(None);
+        };
+        let (Some(aa), Some(bb)) = (act_of(&a.data), act_of(&b.data)) else {
+            return Ok(None);
+        };
+        if aa.dtype() != bb.dtype() {
+            return Ok(None);
+        }
+        let out = self.ctx.matmul(aa, &a.shape, bb, &b.shape)?;
+        self.matmuls.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(vec![Tensor {
+            shape: out.shape,
+            data: tensor_data(out.data),
+        }]))
+    }
+}
+
+/// The contract's attributes of an `S6Scan` node; `None` when one is not a 0/1 INT (the CPU
+/// op then reports it). Other attributes (e.g. TensorRT's `plugin_version`) are ignored.
+fn scan_attrs(node: &NodeProto) -> Option<S6Attrs> {
+    let mut attrs = S6Attrs::default();
+    for a in &node.attribute {
+        if !S6Attrs::FIELD_NAMES.contains(&a.name.as_str()) {
+            continue;
+        }
+        if a.type_.enum_value() != Ok(AttributeType::INT) {
+            return None;
+        }
+        attrs.set(&a.name, a.i).ok()?;
+    }
+    Some(attrs)
+}
+
+fn dtype_of(d: &TensorData) -> Option<DType> {
+    match d {
+        TensorData::F32(_) => Some(DType::F32),
+        TensorData::F16(_) => Some(DType::F16),
+        TensorData::BF16(_) => Some(DType::BF16),
+        _ => None,
+    }
+}
+
+fn act_of(d: &TensorData) -> Option<Act<'_>> {
+    match d {
+        TensorData::F32(v) => Some(Act::F32(v)),
+        TensorData::F16(v) => Some(Act::F16(v)),
+        TensorData::BF16(v) => Some(Act::BF16(v)),
+        _ => None,
+    }
+}
+
+fn tensor_data(v: ActVec) -> TensorData {
+    match v {
+        ActVec::F32(v) => TensorData::F32(v),
+        ActVec::F16(v) => TensorData::F16(v),
+        ActVec::BF16(v) => TensorData::BF16(v),
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> &str {
+        "wgpu"
+    }
+
+    fn try_run(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+    ) -> Result<Option<Vec<Tensor>>, InterpError> {
+        let result = match (node.domain.as_str(), node.op_type.as_str()) {
+            (ONNX_DOMAIN, OP_TYPE) => self.run_scan(node, inputs),
+            ("" | "ai.onnx", "MatMul") => self.run_matmul(node, inputs),
+            _ => Ok(None),
+        };
+        match result {
+            Ok(r) => Ok(r),
+            // Valid but past this device's limits: the CPU takes it.
+            Err(WgpuError::Unsupported { reason, .. }) => {
+                tracing::debug!(node = %node.name, %reason, "left to the CPU");
+                Ok(None)
+            }
+            Err(e) => Err(InterpError::Backend {
+                backend: "wgpu".into(),
+                node: node.name.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
