@@ -2,6 +2,7 @@
 //! Each family file has a `register` function listing its ops.
 
 pub mod conv;
+pub mod einsum;
 pub mod elementwise;
 pub mod matmul;
 pub mod reduce;
@@ -30,6 +31,7 @@ pub fn registry() -> &'static Registry {
         shape::register(&mut r);
         reduce::register(&mut r);
         matmul::register(&mut r);
+        einsum::register(&mut r);
         conv::register(&mut r);
         scan::register(&mut r);
         r
@@ -142,9 +144,4 @@ pub(crate) fn broadcast_index(shape: &[usize], out_shape: &[usize]) -> Vec<usize
         }
     }
     idx
-}
-
-/// A 1-D (or scalar) integer input read as i64 values.
-pub(crate) fn ints_of(t: &Tensor) -> Vec<i64> {
-    t.to_i64_vec()
 }

@@ -1,0 +1,256 @@
+//! Op-level tests: every case under `fixtures/ops/` (one-node graphs with edge cases, made by
+//! `scripts/make_op_fixtures.py` and run by onnxruntime) must match onnxruntime; plus errors
+//! that must name the op and node.
+
+use s6_onnx::interp::{DataType, InterpError, Session, Tensor};
+use s6_onnx::{model, npy};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/ops")
+}
+
+fn read_dir_npy(dir: &Path) -> HashMap<String, Tensor> {
+    let mut m = HashMap::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return m;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "npy") {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            m.insert(name, npy::read(&p).unwrap());
+        }
+    }
+    m
+}
+
+/// Tolerance by dtype: fp32 1e-5 abs + 1e-5 rel (one-op graphs), fp16 one ulp or so.
+fn tol(dt: DataType) -> (f64, f64) {
+    match dt {
+        DataType::F16 | DataType::BF16 => (1e-3, 2e-3),
+        DataType::F32 => (1e-5, 1e-5),
+        _ => (0.0, 0.0),
+    }
+}
+
+fn check(case: &Path) -> Result<(), String> {
+    let name = case.file_name().unwrap().to_string_lossy();
+    let m = model::load(&case.join("model.onnx")).map_err(|e| e.to_string())?;
+    let s = Session::new(&m, case).map_err(|e| format!("{name}: {e}"))?;
+    let inputs = read_dir_npy(&case.join("inputs"));
+    let expected = read_dir_npy(&case.join("expected"));
+    let outs = s.run(&inputs).map_err(|e| format!("{name}: {e}"))?;
+    if outs.len() != expected.len() {
+        return Err(format!(
+            "{name}: {} outputs, expected {}",
+            outs.len(),
+            expected.len()
+        ));
+    }
+    for (o, got) in outs {
+        let want = &expected[&o];
+        if got.shape != want.shape || got.dtype() != want.dtype() {
+            return Err(format!(
+                "{name}/{o}: got {:?} {}, want {:?} {}",
+                got.shape,
+                got.dtype(),
+                want.shape,
+                want.dtype()
+            ));
+        }
+        let (atol, rtol) = tol(want.dtype());
+        for (i, (a, b)) in got.to_f64_vec().iter().zip(want.to_f64_vec()).enumerate() {
+            let same_nan = a.is_nan() && b.is_nan();
+            let same_inf = a.is_infinite() && a == &b;
+            if !(same_nan || same_inf || (a - b).abs() <= atol + rtol * b.abs()) {
+                return Err(format!("{name}/{o}[{i}]: got {a}, want {b}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_op_fixture_matches_onnxruntime() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .expect("fixtures/ops missing: run scripts/make_op_fixtures.py")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.onnx").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 70, "only {} op fixtures", cases.len());
+    let failures: Vec<String> = cases.iter().filter_map(|c| check(c).err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// A one-node model built in Rust.
+fn one_node(
+    op: &str,
+    domain: &str,
+    inputs: &[(&str, &[i64])],
+    outputs: &[&str],
+) -> s6_onnx::proto::ModelProto {
+    use s6_onnx::proto::*;
+    let mut g = GraphProto::new();
+    let mut n = NodeProto::new();
+    n.name = "the_node".into();
+    n.op_type = op.into();
+    n.domain = domain.into();
+    for (name, shape) in inputs {
+        n.input.push(name.to_string());
+        let mut vi = ValueInfoProto::new();
+        vi.name = name.to_string();
+        let mut tt = type_proto::Tensor::new();
+        tt.elem_type = 1;
+        let mut sh = TensorShapeProto::new();
+        for &d in *shape {
+            let mut dim = tensor_shape_proto::Dimension::new();
+            dim.value = Some(tensor_shape_proto::dimension::Value::DimValue(d));
+            sh.dim.push(dim);
+        }
+        tt.shape = protobuf::MessageField::some(sh);
+        let mut tp = TypeProto::new();
+        tp.value = Some(type_proto::Value::TensorType(tt));
+        vi.type_ = protobuf::MessageField::some(tp);
+        g.input.push(vi);
+    }
+    for o in outputs {
+        n.output.push(o.to_string());
+        let mut vi = ValueInfoProto::new();
+        vi.name = o.to_string();
+        g.output.push(vi);
+    }
+    g.node.push(n);
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    let mut os = OperatorSetIdProto::new();
+    os.version = 17;
+    m.opset_import.push(os);
+    m.graph = protobuf::MessageField::some(g);
+    m
+}
+
+#[test]
+fn unsupported_op_names_op_and_node() {
+    let m = one_node("FancyOp", "", &[("x", &[2])], &["y"]);
+    let Err(e) = Session::new(&m, Path::new(".")) else {
+        panic!("FancyOp accepted")
+    };
+    assert!(matches!(e, InterpError::UnsupportedOp { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("FancyOp") && msg.contains("the_node"), "{msg}");
+}
+
+#[test]
+fn runtime_errors_name_the_node() {
+    // Gather index out of range.
+    let mut m = one_node("Gather", "", &[("x", &[3]), ("i", &[1])], &["y"]);
+    m.graph.as_mut().unwrap().input[1]
+        .type_
+        .as_mut()
+        .unwrap()
+        .value = {
+        let mut tt = s6_onnx::proto::type_proto::Tensor::new();
+        tt.elem_type = 7;
+        Some(s6_onnx::proto::type_proto::Value::TensorType(tt))
+    };
+    let s = Session::new(&m, Path::new(".")).unwrap();
+    let mut inputs = HashMap::new();
+    inputs.insert(
+        "x".to_string(),
+        Tensor::from_f32(vec![3], vec![1.0, 2.0, 3.0]).unwrap(),
+    );
+    inputs.insert(
+        "i".to_string(),
+        Tensor::from_i64(vec![1], vec![-4]).unwrap(),
+    );
+    let msg = s.run(&inputs).unwrap_err().to_string();
+    assert!(
+        msg.contains("the_node") && msg.contains("Gather") && msg.contains("-4"),
+        "{msg}"
+    );
+    // And a wrong input shape is refused before anything runs.
+    inputs.insert(
+        "x".to_string(),
+        Tensor::from_f32(vec![2], vec![1.0, 2.0]).unwrap(),
+    );
+    let msg = s.run(&inputs).unwrap_err().to_string();
+    assert!(
+        msg.contains("input 'x'") && msg.contains("axis 0 must be 3"),
+        "{msg}"
+    );
+    // A missing input is named.
+    inputs.remove("x");
+    let msg = s.run(&inputs).unwrap_err().to_string();
+    assert!(
+        msg.contains("input 'x'") && msg.contains("not supplied"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn s6scan_node_runs_the_reference() {
+    // u, delta (1, 2, 3); A (2, 1); B, C (1, 1, 3): hand-computed recurrence.
+    let mut m = one_node(
+        "S6Scan",
+        "s6plugin",
+        &[
+            ("u", &[1, 2, 3]),
+            ("delta", &[1, 2, 3]),
+            ("A", &[2, 1]),
+            ("B", &[1, 1, 3]),
+            ("C", &[1, 1, 3]),
+        ],
+        &["y"],
+    );
+    let mut os = s6_onnx::proto::OperatorSetIdProto::new();
+    os.domain = "s6plugin".into();
+    os.version = 1;
+    m.opset_import.push(os);
+    let s = Session::new(&m, Path::new(".")).unwrap();
+    let u = vec![1.0f32, 2.0, 3.0, -1.0, 0.5, 0.0];
+    let dt = vec![0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+    let a = vec![-1.0f32, -2.0];
+    let b = vec![1.0f32, 0.5, 2.0];
+    let c = vec![0.5f32, 1.0, -1.0];
+    let mut inputs = HashMap::new();
+    inputs.insert(
+        "u".into(),
+        Tensor::from_f32(vec![1, 2, 3], u.clone()).unwrap(),
+    );
+    inputs.insert(
+        "delta".into(),
+        Tensor::from_f32(vec![1, 2, 3], dt.clone()).unwrap(),
+    );
+    inputs.insert("A".into(), Tensor::from_f32(vec![2, 1], a.clone()).unwrap());
+    inputs.insert(
+        "B".into(),
+        Tensor::from_f32(vec![1, 1, 3], b.clone()).unwrap(),
+    );
+    inputs.insert(
+        "C".into(),
+        Tensor::from_f32(vec![1, 1, 3], c.clone()).unwrap(),
+    );
+    let y = s.run(&inputs).unwrap().remove(0).1;
+    // h_t = exp(dt·A) h_{t-1} + dt·B_t·u_t ; y_t = C_t h_t (N = 1).
+    let mut want = vec![0.0f64; 6];
+    for (d, &ad) in a.iter().enumerate() {
+        let mut h = 0.0f64;
+        for t in 0..3 {
+            let i = d * 3 + t;
+            h = (dt[i] as f64 * ad as f64).exp() * h + dt[i] as f64 * b[t] as f64 * u[i] as f64;
+            want[i] = c[t] as f64 * h;
+        }
+    }
+    for (g, w) in y.to_f64_vec().iter().zip(&want) {
+        assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+    }
+}
