@@ -117,6 +117,9 @@ pub fn build() {
         );
     }
     println!("cargo:rustc-env=S6_TRT_MAJOR={major}");
+    // For the tests that compile TensorRT-role C++ programs against the same headers.
+    println!("cargo:rustc-env=S6_TRT_INCLUDE={}", trt.display());
+    println!("cargo:rustc-env=S6_CUDA_INCLUDE={}", cuda.display());
     for f in [
         "cpp_shim/s6_shim.h",
         "cpp_shim/s6_shim.cpp",

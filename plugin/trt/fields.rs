@@ -2,9 +2,10 @@
 //!
 //! TensorRT's ONNX parser passes each INT node attribute as one `kINT32` value, and only the
 //! names `getFieldNames()` lists. We also accept `kINT8`, `kINT16` and `kINT64` (other producers
-//! of fields). A field that is absent keeps its default, 0 — the same as an absent ONNX attribute
-//! (`docs/plugin.md`). An unknown, repeated, non-integer, multi-valued or out-of-range field
-//! refuses the whole plugin, naming the field.
+//! of fields). All eight fields are required (`docs/s6scan.md`: the parser drops a missing
+//! attribute with only a warning, so a default would hide a patcher bug). A missing, unknown,
+//! repeated, non-integer, multi-valued or out-of-range field refuses the whole plugin, naming
+//! the field.
 
 use super::error::PluginError;
 use crate::contract::S6Attrs;
@@ -148,6 +149,12 @@ impl FieldSet {
             let v = f.value.ok_or_else(|| err("data pointer is null".into()))?;
             attrs.set(&f.name, v)?;
         }
+        if let Some(missing) = S6Attrs::FIELD_NAMES.iter().find(|n| !seen.contains(n)) {
+            return Err(PluginError::Field {
+                name: missing.to_string(),
+                reason: "missing (all eight S6Scan fields are required, zeros included)".into(),
+            });
+        }
         Ok(attrs)
     }
 }
@@ -157,9 +164,20 @@ mod tests {
     use super::field_type::*;
     use super::*;
 
+    /// The fields not in `except`, as kINT32 zeros.
+    fn zeros_except(except: &[&str]) -> FieldSet {
+        let mut fs = FieldSet::default();
+        for n in S6Attrs::FIELD_NAMES {
+            if !except.contains(&n) {
+                fs.add_i64(n, INT32, 0);
+            }
+        }
+        fs
+    }
+
     #[test]
     fn onnx_parser_style_fields() {
-        let mut fs = FieldSet::default();
+        let mut fs = zeros_except(&["has_z", "has_D", "delta_softplus"]);
         let one: i32 = 1;
         let zero: i32 = 0;
         // SAFETY: pointers to live i32 values, length 1.
@@ -176,8 +194,8 @@ mod tests {
     }
 
     #[test]
-    fn other_integer_widths_and_missing_default_to_zero() {
-        let mut fs = FieldSet::default();
+    fn other_integer_widths() {
+        let mut fs = zeros_except(&["has_last_state", "channels_last"]);
         let v8: i8 = 1;
         let v64: i64 = 1;
         // SAFETY: pointers to live values of the named types, length 1.
@@ -207,20 +225,27 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let mut fs = FieldSet::default();
+        let fs = zeros_except(&["bc_channels_last"]);
+        let e = refused(&fs);
+        assert!(
+            e.contains("`bc_channels_last`") && e.contains("missing"),
+            "{e}"
+        );
+
+        let mut fs = zeros_except(&[]);
         fs.add_i64("has_zz", INT32, 1);
         assert!(refused(&fs).contains("`has_zz`"));
 
-        let mut fs = FieldSet::default();
+        let mut fs = zeros_except(&["has_z"]);
         fs.add_i64("has_z", INT32, 2);
         let e = refused(&fs);
         assert!(e.contains("`has_z`") && e.contains("got 2"), "{e}");
 
-        let mut fs = FieldSet::default();
+        let mut fs = zeros_except(&["has_z"]);
         fs.add_i64("has_z", INT32, -1);
         assert!(refused(&fs).contains("`has_z`"));
 
-        let mut fs = FieldSet::default();
+        let mut fs = zeros_except(&["has_D"]);
         let f: f32 = 1.0;
         // SAFETY: pointer to a live f32, length 1.
         unsafe {
@@ -230,7 +255,7 @@ mod tests {
         let e = refused(&fs);
         assert!(e.contains("`has_D`") && e.contains("kFLOAT32"), "{e}");
 
-        let mut fs = FieldSet::default();
+        let mut fs = zeros_except(&["has_D"]);
         let two = [1i32, 1];
         // SAFETY: pointer to two live i32 values, length 2.
         unsafe {
@@ -239,13 +264,12 @@ mod tests {
         };
         assert!(refused(&fs).contains("exactly 1 value"));
 
-        let mut fs = FieldSet::default();
+        let mut fs = zeros_except(&["has_D"]);
         // SAFETY: null data is allowed by the contract of add_raw.
         unsafe { fs.add_raw(b"has_D", INT32, 1, std::ptr::null()).unwrap() };
         assert!(refused(&fs).contains("null"));
 
-        let mut fs = FieldSet::default();
-        fs.add_i64("has_D", INT32, 1);
+        let mut fs = zeros_except(&[]);
         fs.add_i64("has_D", INT32, 1);
         assert!(refused(&fs).contains("twice"));
     }
