@@ -192,6 +192,49 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// A safe file name (`<stem>.npy`) for a tensor named `name`: characters outside
+/// `[A-Za-z0-9._-]` become `_`, a leading `.` becomes `_` (so no hidden files, no `..`), and
+/// long names are cut. The result never contains a path separator, so it stays inside the
+/// folder it is joined to. Distinct tensors may map to one name: see [`file_names_for`].
+pub fn file_name_for(name: &str) -> String {
+    let mut stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(150)
+        .collect();
+    if stem.is_empty() {
+        stem.push_str("unnamed");
+    }
+    if stem.starts_with('.') {
+        stem.replace_range(0..1, "_");
+    }
+    format!("{stem}.npy")
+}
+
+/// [`file_name_for`] over several names, made unique by a `__<n>` suffix where two collide.
+pub fn file_names_for<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    let mut used = std::collections::HashSet::new();
+    names
+        .iter()
+        .map(|n| {
+            let base = file_name_for(n.as_ref());
+            let mut f = base.clone();
+            let mut k = 1;
+            while !used.insert(f.to_ascii_lowercase()) {
+                f = format!("{}__{k}.npy", base.trim_end_matches(".npy"));
+                k += 1;
+            }
+            f
+        })
+        .collect()
+}
+
 /// Reads a `.npy` file.
 pub fn read(path: &Path) -> Result<Tensor, NpyError> {
     let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
@@ -252,6 +295,23 @@ mod tests {
         let t = from_bytes(&b, Path::new("a.npy")).unwrap();
         assert_eq!(t.shape, vec![3]);
         assert_eq!(t.data, TensorData::I32(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn file_names_stay_in_folder_and_unique() {
+        assert_eq!(file_name_for("logits"), "logits.npy");
+        assert_eq!(file_name_for("../../etc/passwd"), "_._.._etc_passwd.npy");
+        assert_eq!(file_name_for(".hidden"), "_hidden.npy");
+        assert_eq!(file_name_for(""), "unnamed.npy");
+        assert_eq!(file_name_for("a/b:c"), "a_b_c.npy");
+        for n in ["..", ".", "/", "a\\b", "x\0y"] {
+            let f = file_name_for(n);
+            assert!(!f.contains('/') && !f.contains('\\') && !f.starts_with('.'), "{f}");
+        }
+        assert_eq!(
+            file_names_for(&["a/b", "a:b", "A_b"]),
+            vec!["a_b.npy", "a_b__1.npy", "A_b__2.npy"]
+        );
     }
 
     #[test]

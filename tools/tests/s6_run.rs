@@ -1,0 +1,238 @@
+//! The `s6-run` command line: a bundled export end to end, --compare passing and failing,
+//! output names that would escape the folder, and clear refusals.
+
+use s6_onnx::interp::Tensor;
+use s6_onnx::{model, npy, proto};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn s6_run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_s6-run"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("s6-run runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A fresh empty folder under the target dir's temp area.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("s6-run-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn case_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/hf_ts_L12")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn runs_bundled_export_and_matches_onnxruntime() {
+    let case = case_dir();
+    let out = scratch("e2e");
+    let input = format!("input_ids={}", s(&case.join("inputs/input_ids.npy")));
+    let o = s6_run(&[
+        s(&case.join("model.onnx")),
+        "--input",
+        &input,
+        "--out-dir",
+        s(&out),
+        "--compare",
+        s(&case.join("expected")),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("logits"), "{}", text(&o));
+    // The written file holds onnxruntime's values.
+    let got = npy::read(&out.join("logits.npy")).unwrap();
+    let want = npy::read(&case.join("expected/logits.npy")).unwrap();
+    assert_eq!(got.shape, want.shape);
+    let max = got
+        .to_f64_vec()
+        .iter()
+        .zip(want.to_f64_vec())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(max < 1e-4, "max abs error {max}");
+}
+
+#[test]
+fn compare_fails_above_tolerance() {
+    let case = case_dir();
+    let reference = scratch("perturbed");
+    let mut t = npy::read(&case.join("expected/logits.npy")).unwrap();
+    let mut v = t.to_f32_vec();
+    v[5] += 0.01;
+    t = Tensor::from_f32(t.shape.clone(), v).unwrap();
+    npy::write(&reference.join("logits.npy"), &t).unwrap();
+    let (model, inputs) = (case.join("model.onnx"), case.join("inputs"));
+    let args = [
+        s(&model),
+        "--inputs-dir",
+        s(&inputs),
+        "--compare",
+        s(&reference),
+    ];
+    let o = s6_run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL"), "{}", text(&o));
+    assert!(
+        text(&o).contains("1.000e-2") || text(&o).contains("9.99"),
+        "{}",
+        text(&o)
+    );
+    // A tolerance above the perturbation passes.
+    let mut loose = args.to_vec();
+    loose.extend(["--atol", "0.02"]);
+    let o = s6_run(&loose);
+    assert!(o.status.success(), "{}", text(&o));
+    // A reference of another shape fails too.
+    npy::write(
+        &reference.join("logits.npy"),
+        &Tensor::from_f32(vec![2], vec![0.0, 0.0]).unwrap(),
+    )
+    .unwrap();
+    let o = s6_run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("shape differs"), "{}", text(&o));
+}
+
+/// A model whose output name is a path: Identity(x) -> "../escape/y:0".
+fn identity_model(dir: &Path, out_name: &str) -> PathBuf {
+    let mut g = proto::GraphProto::new();
+    let mut n = proto::NodeProto::new();
+    n.op_type = "Identity".into();
+    n.input.push("x".into());
+    n.output.push(out_name.into());
+    g.node.push(n);
+    let mut vi = proto::ValueInfoProto::new();
+    vi.name = "x".into();
+    g.input.push(vi);
+    let mut vo = proto::ValueInfoProto::new();
+    vo.name = out_name.into();
+    g.output.push(vo);
+    let mut m = proto::ModelProto::new();
+    m.ir_version = 8;
+    let mut os = proto::OperatorSetIdProto::new();
+    os.version = 17;
+    m.opset_import.push(os);
+    m.graph = Some(g).into();
+    let p = dir.join("id.onnx");
+    model::save(&m, &p).unwrap();
+    p
+}
+
+#[test]
+fn output_names_never_escape_out_dir() {
+    let root = scratch("escape");
+    let out = root.join("out");
+    let m = identity_model(&root, "../escape/y:0");
+    let x = root.join("x.npy");
+    npy::write(&x, &Tensor::from_f32(vec![3], vec![1.0, 2.0, 3.0]).unwrap()).unwrap();
+    let o = s6_run(&[s(&m), "-i", s(&x), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, vec!["_._escape_y_0.npy".to_string()]);
+    assert!(!root.join("escape").exists());
+    let t = npy::read(&out.join(&files[0])).unwrap();
+    assert_eq!(t.to_f32_vec(), vec![1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn refuses_bad_invocations_clearly() {
+    let case = case_dir();
+    let model = case.join("model.onnx");
+    // Unknown input name: lists the real ones.
+    let o = s6_run(&[s(&model), "-i", "nope=x.npy", "-o", "/tmp"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no input 'nope'") && text(&o).contains("input_ids"));
+    // Missing input data.
+    let o = s6_run(&[s(&model), "-o", "/tmp"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("no data for input(s) input_ids"),
+        "{}",
+        text(&o)
+    );
+    // Nothing to do.
+    let o = s6_run(&[s(&model), "--inputs-dir", s(&case.join("inputs"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
+    // Not an ONNX file.
+    let o = s6_run(&[s(&case.join("inputs/input_ids.npy")), "--info"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("not an ONNX model"), "{}", text(&o));
+    // Wrong dtype for the input.
+    let root = scratch("dtype");
+    let f = root.join("ids.npy");
+    npy::write(&f, &Tensor::from_f32(vec![1, 12], vec![0.0; 12]).unwrap()).unwrap();
+    let o = s6_run(&[s(&model), "-i", s(&f), "-o", s(&root)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("model wants int64, got float32"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let o = s6_run(&["--help"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    for needle in [
+        "Examples:",
+        "--compare",
+        "--backend",
+        "NAME=FILE.npy",
+        "allclose",
+    ] {
+        assert!(t.contains(needle), "--help lacks {needle}");
+    }
+    let o = s6_run(&[s(&case_dir().join("model.onnx")), "--info"]);
+    assert!(o.status.success());
+    assert!(
+        text(&o).contains("input  input_ids: int64 [1, 12]"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// --backend gpu agrees with the CPU; skipped where no GPU adapter (nor lavapipe) exists.
+#[test]
+fn gpu_backend_matches_cpu_or_skips() {
+    let case = case_dir();
+    let out = scratch("gpu");
+    let o = s6_run(&[
+        s(&case.join("model.onnx")),
+        "--inputs-dir",
+        s(&case.join("inputs")),
+        "--backend",
+        "gpu",
+        "-o",
+        s(&out),
+        "--compare",
+        s(&case.join("expected")),
+    ]);
+    let t = text(&o);
+    if t.contains("no usable GPU adapter") || t.contains("built without the `gpu` feature") {
+        eprintln!("skip: no GPU backend here: {t}");
+        return;
+    }
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("gpu backend"), "{t}");
+}
