@@ -6,6 +6,7 @@ pub mod fp16;
 pub mod interp;
 pub mod model;
 pub mod npy;
+pub mod patch;
 
 pub use error::OnnxError;
 pub use onnx_protobuf as proto;

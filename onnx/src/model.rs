@@ -1,32 +1,188 @@
-//! Loading and saving ONNX models. rust-protobuf keeps unknown fields, so a load/save round
-//! trip loses nothing.
+//! Loading and saving ONNX models, external data included. rust-protobuf keeps unknown fields,
+//! so a load/save round trip loses nothing.
+//!
+//! External data stays on disk when loading (only the graph is parsed); saving copies it,
+//! tensor by tensor with a bounded buffer, into one data file next to the output. Locations
+//! that escape the model's folder are refused.
 
 use crate::error::OnnxError;
-use onnx_protobuf::ModelProto;
+use onnx_protobuf::tensor_proto::DataLocation;
+use onnx_protobuf::{ModelProto, StringStringEntryProto, TensorProto};
 use protobuf::Message;
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Component, Path, PathBuf};
 
-/// Reads an ONNX model from `path` (external data stays where it is; see the tensor loaders).
+/// Protobuf's hard limit on one message; models at or above it must use external data.
+pub const PROTOBUF_LIMIT: u64 = 2 * 1024 * 1024 * 1024 - 1;
+/// Inline tensors at least this big move to the data file when a model needs external data.
+const EXTERNALIZE_MIN_BYTES: usize = 1024;
+
+/// Reads an ONNX model from `path` (external data stays where it is).
 pub fn load(path: &Path) -> Result<ModelProto, OnnxError> {
     let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    ModelProto::parse_from_bytes(&bytes).map_err(|e| OnnxError::Parse {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    parse(&bytes, path)
 }
 
 /// Parses an ONNX model from memory; `origin` names it in errors.
 pub fn parse(bytes: &[u8], origin: &Path) -> Result<ModelProto, OnnxError> {
-    ModelProto::parse_from_bytes(bytes).map_err(|e| OnnxError::Parse {
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| OnnxError::Parse {
         path: origin.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    // Random bytes can parse as a message with nothing in it.
+    if model.graph.is_none() || model.ir_version <= 0 {
+        return Err(OnnxError::Parse {
+            path: origin.to_path_buf(),
+            reason: "no graph or no IR version".into(),
+        });
+    }
+    Ok(model)
+}
+
+/// The folder external data locations are relative to.
+pub fn base_dir(model_path: &Path) -> PathBuf {
+    match model_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn ext_err(path: &Path, reason: impl Into<String>) -> OnnxError {
+    OnnxError::Write {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Resolves an external-data `location` against `base_dir`, refusing absolute paths, `..`
+/// and symlinks that lead out of the folder.
+pub fn external_path(base_dir: &Path, location: &str) -> Result<PathBuf, OnnxError> {
+    let rel = Path::new(location);
+    let bad = location.is_empty()
+        || rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if bad {
+        return Err(ext_err(
+            base_dir,
+            format!("external data location '{location}' escapes the model's folder"),
+        ));
+    }
+    let full = base_dir.join(rel);
+    if let (Ok(real), Ok(root)) = (full.canonicalize(), base_dir.canonicalize()) {
+        if !real.starts_with(&root) {
+            return Err(ext_err(
+                base_dir,
+                format!("external data location '{location}' links out of the model's folder"),
+            ));
+        }
+    }
+    Ok(full)
+}
+
+pub fn is_external(t: &TensorProto) -> bool {
+    t.data_location.value() == DataLocation::EXTERNAL as i32
+}
+
+/// (location, offset, length) of an external tensor.
+fn ext_info(t: &TensorProto, base_dir: &Path) -> Result<(String, u64, Option<u64>), OnnxError> {
+    let (mut loc, mut off, mut len) = (None, 0u64, None);
+    for e in &t.external_data {
+        let num = |v: &str| {
+            v.parse::<u64>().map_err(|_| {
+                ext_err(
+                    base_dir,
+                    format!("tensor '{}': bad {} '{v}'", t.name, e.key),
+                )
+            })
+        };
+        match e.key.as_str() {
+            "location" => loc = Some(e.value.clone()),
+            "offset" => off = num(&e.value)?,
+            "length" => len = Some(num(&e.value)?),
+            _ => {}
+        }
+    }
+    let loc = loc.ok_or_else(|| {
+        ext_err(
+            base_dir,
+            format!("tensor '{}': external data without location", t.name),
+        )
+    })?;
+    Ok((loc, off, len))
+}
+
+/// Every initializer (main graph) of `model`.
+fn tensors_mut(model: &mut ModelProto) -> impl Iterator<Item = &mut TensorProto> {
+    model
+        .graph
+        .as_mut()
+        .into_iter()
+        .flat_map(|g| g.initializer.iter_mut())
+}
+
+/// Checks every external location of `model` (relative to `base_dir`) and that the files exist
+/// and are long enough. Returns the data files referenced.
+pub fn check_external_data(model: &ModelProto, base_dir: &Path) -> Result<Vec<PathBuf>, OnnxError> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for t in model.graph.iter().flat_map(|g| g.initializer.iter()) {
+        if !is_external(t) {
+            continue;
+        }
+        let (loc, off, len) = ext_info(t, base_dir)?;
+        let path = external_path(base_dir, &loc)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|source| OnnxError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if off + len.unwrap_or(0) > size {
+            return Err(ext_err(
+                &path,
+                format!("tensor '{}': data runs past the end of the file", t.name),
+            ));
+        }
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// Reads every external tensor into `raw_data` (for small models, tests and the interpreter).
+pub fn inline_external_data(model: &mut ModelProto, base_dir: &Path) -> Result<(), OnnxError> {
+    for t in tensors_mut(model) {
+        if !is_external(t) {
+            continue;
+        }
+        let (loc, off, len) = ext_info(t, base_dir)?;
+        let path = external_path(base_dir, &loc)?;
+        let io = |source| OnnxError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::File::open(&path).map_err(io)?;
+        let len = match len {
+            Some(l) => l,
+            None => f.metadata().map_err(io)?.len().saturating_sub(off),
+        };
+        f.seek(SeekFrom::Start(off)).map_err(io)?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf).map_err(io)?;
+        t.raw_data = buf;
+        t.external_data.clear();
+        t.data_location = DataLocation::DEFAULT.into();
+    }
+    Ok(())
 }
 
 /// Writes `model` to `path` atomically (temporary file in the same folder, then rename).
+/// All data must be inline; see [`save_with_external_data`] otherwise.
 pub fn save(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
     let bytes = model.write_to_bytes().map_err(|e| OnnxError::Write {
         path: path.to_path_buf(),
@@ -35,23 +191,139 @@ pub fn save(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary sibling file and a rename, so that a reader never
-/// sees a half-written file and a failure leaves any previous file intact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let io = |source| OnnxError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+/// Saves `model` to `path`, whose external data (if any) lies relative to `src_dir`.
+///
+/// When the model has external data, or would reach protobuf's 2 GB limit inline, all tensors
+/// of external data and inline tensors ≥ 1 KiB go to `<file name>.data` next to `path`
+/// (written first, atomically, then the model). The data file must not be one the model reads
+/// from. Returns the data file written, if any.
+pub fn save_with_external_data(
+    model: &ModelProto,
+    path: &Path,
+    src_dir: &Path,
+) -> Result<Option<PathBuf>, OnnxError> {
+    let any_external = model
+        .graph
+        .iter()
+        .flat_map(|g| g.initializer.iter())
+        .any(is_external);
+    if !any_external && model.compute_size() < PROTOBUF_LIMIT {
+        save(model, path)?;
+        return Ok(None);
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| ext_err(path, "output path has no file name"))?;
+    let data_name = format!("{file_name}.data");
+    let out_dir = base_dir(path);
+    let data_path = out_dir.join(&data_name);
+    let sources = check_external_data(model, src_dir)?;
+    if let Ok(dp) = data_path.canonicalize() {
+        if sources
+            .iter()
+            .any(|s| s.canonicalize().ok().as_ref() == Some(&dp))
+        {
+            return Err(ext_err(
+                &data_path,
+                "the output's data file is the input's external data; choose another output name",
+            ));
+        }
+    }
+
+    let mut out = model.clone();
+    let tmp = tmp_sibling(&data_path);
+    let result = (|| -> Result<(), OnnxError> {
+        let io = |source| OnnxError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let mut f =
+            std::io::BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp).map_err(io)?);
+        let mut offset = 0u64;
+        let mut buf = vec![0u8; 8 << 20];
+        for t in tensors_mut(&mut out) {
+            let len;
+            if is_external(t) {
+                let (loc, off, l) = ext_info(t, src_dir)?;
+                let src = external_path(src_dir, &loc)?;
+                let sio = |source| OnnxError::Io {
+                    path: src.clone(),
+                    source,
+                };
+                let mut r = std::fs::File::open(&src).map_err(sio)?;
+                let l = match l {
+                    Some(l) => l,
+                    None => r.metadata().map_err(sio)?.len().saturating_sub(off),
+                };
+                r.seek(SeekFrom::Start(off)).map_err(sio)?;
+                let mut left = l;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    r.read_exact(&mut buf[..n]).map_err(sio)?;
+                    f.write_all(&buf[..n]).map_err(io)?;
+                    left -= n as u64;
+                }
+                len = l;
+            } else if t.raw_data.len() >= EXTERNALIZE_MIN_BYTES {
+                f.write_all(&t.raw_data).map_err(io)?;
+                len = t.raw_data.len() as u64;
+                t.raw_data = Vec::new();
+            } else {
+                continue;
+            }
+            t.data_location = DataLocation::EXTERNAL.into();
+            t.external_data = [
+                ("location", data_name.clone()),
+                ("offset", offset.to_string()),
+                ("length", len.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| {
+                let mut e = StringStringEntryProto::new();
+                e.key = k.to_string();
+                e.value = v;
+                e
+            })
+            .collect();
+            offset += len;
+            // Keep tensors 64-byte aligned (mmap-friendly for readers that map the file).
+            let pad = (64 - offset % 64) % 64;
+            f.write_all(&vec![0u8; pad as usize]).map_err(io)?;
+            offset += pad;
+        }
+        let file = f.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &data_path).map_err(|source| OnnxError::Io {
+            path: data_path.clone(),
+            source,
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    save(&out, path)?;
+    Ok(Some(data_path))
+}
+
+fn tmp_sibling(path: &Path) -> PathBuf {
+    let dir = base_dir(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    dir.join(format!(".{name}.tmp{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` through a temporary sibling file and a rename, so that a reader never
+/// sees a half-written file and a failure leaves any previous file intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
+    let io = |source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = tmp_sibling(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -62,4 +334,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// True when `a` and `b` name the same file (also through different spellings or links). `b`
+/// need not exist.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+    }
+    let canon = |p: &Path| -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        let parent = base_dir(p).canonicalize().ok()?;
+        Some(parent.join(p.file_name()?))
+    };
+    matches!((canon(a), canon(b)), (Some(x), Some(y)) if x == y)
 }

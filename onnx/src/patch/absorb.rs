@@ -1,0 +1,246 @@
+//! Rule family 2: folding the work around a scan into the `S6Scan` node, each only when the
+//! folded value has no other consumer: softplus on Δ (PyTorch's `Where(x > 20, x, Softplus(x))`
+//! too: the contract's threshold is the same), the Δ bias, the D skip and the z gate.
+
+use super::error::PatchError;
+use super::graph::{is_default_domain, GraphIndex, FLOAT};
+use super::rewrite::{Ctx, Patch, Rule};
+use super::s6node::ScanNode;
+use onnx_protobuf::NodeProto;
+
+/// Every `S6Scan` node with its index.
+fn scans<'g>(g: &'g GraphIndex) -> impl Iterator<Item = (usize, ScanNode)> + 'g {
+    g.graph
+        .node
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| ScanNode::from_node(n).map(|s| (i, s)))
+}
+
+fn op<'g>(g: &GraphIndex<'g>, value: &str, op: &str) -> Option<(usize, &'g NodeProto)> {
+    g.producer_op(value, op)
+}
+
+/// Replaces scan node `si` by `sn` and drops `also`.
+fn replace(si: usize, sn: &ScanNode, also: &[usize]) -> Patch {
+    let mut p = Patch::default();
+    p.remove.push(si);
+    p.remove.extend_from_slice(also);
+    p.add_nodes.push(sn.to_node());
+    p
+}
+
+/// A per-channel fp32 constant for an activation laid out (B, D, L) or (B, L, D), reshaped to
+/// (D) as a new initializer.
+fn per_channel(
+    g: &GraphIndex,
+    ctx: &mut Ctx,
+    value: &str,
+    channels_last: bool,
+    what: &str,
+    patch: &mut Patch,
+) -> Option<String> {
+    let proto = g.constant_proto(value)?;
+    if proto.data_type != FLOAT || proto.dims.len() > 3 {
+        return None;
+    }
+    // Right-aligned against rank 3: the channel axis is 1 from the right when channels-first.
+    let from_right = if channels_last { 0 } else { 1 };
+    let r = proto.dims.len();
+    let mut dim = None;
+    for (i, &d) in proto.dims.iter().enumerate() {
+        let pos = r - 1 - i;
+        if pos == from_right {
+            dim = Some(d);
+        } else if d != 1 {
+            return None;
+        }
+    }
+    let d = dim?;
+    let mut t = proto.clone();
+    t.name = ctx.fresh(g, what);
+    t.dims = vec![d];
+    patch.add_initializers.push(t.clone());
+    Some(t.name)
+}
+
+pub struct Softplus;
+
+impl Rule for Softplus {
+    fn name(&self) -> &'static str {
+        "absorb-softplus"
+    }
+    fn apply(&self, g: &GraphIndex, _ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+        for (si, mut sn) in scans(g) {
+            if sn.attrs.delta_softplus || sn.delta_bias.is_some() || !g.only_used_by(&sn.delta, si)
+            {
+                continue;
+            }
+            let x = if let Some((_, sp)) = op(g, &sn.delta, "Softplus") {
+                sp.input[0].clone()
+            } else if let Some((_, w)) = op(g, &sn.delta, "Where") {
+                // Where(Greater(x, 20), x, Softplus(x))
+                let Some((_, gt)) = op(g, &w.input[0], "Greater") else {
+                    continue;
+                };
+                let Some((_, sp)) = op(g, &w.input[2], "Softplus") else {
+                    continue;
+                };
+                let x = &w.input[1];
+                let thr = g.constant(&gt.input[1]).and_then(|c| c.scalar());
+                if gt.input[0] != *x || sp.input[0] != *x || thr != Some(20.0) {
+                    continue;
+                }
+                x.clone()
+            } else {
+                continue;
+            };
+            sn.delta = x;
+            sn.attrs.delta_softplus = true;
+            return Ok(Some(replace(si, &sn, &[])));
+        }
+        Ok(None)
+    }
+}
+
+pub struct DeltaBias;
+
+impl Rule for DeltaBias {
+    fn name(&self) -> &'static str {
+        "absorb-delta-bias"
+    }
+    fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+        for (si, mut sn) in scans(g) {
+            if sn.delta_bias.is_some() || !g.only_used_by(&sn.delta, si) {
+                continue;
+            }
+            let Some((_, add)) = op(g, &sn.delta, "Add") else {
+                continue;
+            };
+            let mut patch = Patch::default();
+            for (m, b) in [(0, 1), (1, 0)] {
+                if let Some(bias) = per_channel(
+                    g,
+                    ctx,
+                    &add.input[b],
+                    sn.attrs.channels_last,
+                    "delta_bias",
+                    &mut patch,
+                ) {
+                    sn.delta = add.input[m].clone();
+                    sn.delta_bias = Some(bias);
+                    let mut p = replace(si, &sn, &[]);
+                    p.add_initializers = patch.add_initializers;
+                    return Ok(Some(p));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The single consumer of the scan's y, if y has exactly one use.
+fn sole_consumer<'g>(g: &GraphIndex<'g>, sn: &ScanNode) -> Option<(usize, &'g NodeProto)> {
+    if g.is_graph_output(&sn.y) || g.consumers(&sn.y).len() != 1 {
+        return None;
+    }
+    let c = g.consumers(&sn.y)[0];
+    let n = g.node(c);
+    is_default_domain(n).then_some((c, n))
+}
+
+pub struct DSkip;
+
+impl Rule for DSkip {
+    fn name(&self) -> &'static str {
+        "absorb-d-skip"
+    }
+    fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+        for (si, mut sn) in scans(g) {
+            if sn.d.is_some() || sn.z.is_some() {
+                continue;
+            }
+            let Some((ai, add)) = sole_consumer(g, &sn) else {
+                continue;
+            };
+            if add.op_type != "Add" {
+                continue;
+            }
+            let other = if add.input[0] == sn.y {
+                &add.input[1]
+            } else {
+                &add.input[0]
+            };
+            let Some((_, mul)) = op(g, &g.strip_casts(other), "Mul") else {
+                continue;
+            };
+            for (x, dv) in [(0, 1), (1, 0)] {
+                if g.strip_casts(&mul.input[x]) != sn.u {
+                    continue;
+                }
+                let mut patch = Patch::default();
+                if let Some(d) = per_channel(
+                    g,
+                    ctx,
+                    &mul.input[dv],
+                    sn.attrs.channels_last,
+                    "D",
+                    &mut patch,
+                ) {
+                    sn.d = Some(d);
+                    sn.y = add.output[0].clone();
+                    let mut p = replace(si, &sn, &[ai]);
+                    p.add_initializers = patch.add_initializers;
+                    return Ok(Some(p));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+pub struct ZGate;
+
+impl Rule for ZGate {
+    fn name(&self) -> &'static str {
+        "absorb-z-gate"
+    }
+    fn apply(&self, g: &GraphIndex, _ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+        for (si, mut sn) in scans(g) {
+            if sn.z.is_some() {
+                continue;
+            }
+            let Some((mi, mul)) = sole_consumer(g, &sn) else {
+                continue;
+            };
+            if mul.op_type != "Mul" {
+                continue;
+            }
+            let other = if mul.input[0] == sn.y {
+                &mul.input[1]
+            } else {
+                &mul.input[0]
+            };
+            // silu(z) = Mul(z, Sigmoid(z))
+            let Some((_, silu)) = op(g, &g.strip_casts(other), "Mul") else {
+                continue;
+            };
+            let mut z = None;
+            for (a, b) in [(0, 1), (1, 0)] {
+                if let Some((_, sig)) = op(g, &silu.input[b], "Sigmoid") {
+                    if g.strip_casts(&sig.input[0]) == g.strip_casts(&silu.input[a]) {
+                        z = Some(g.strip_casts(&silu.input[a]));
+                    }
+                }
+            }
+            let Some(z) = z else { continue };
+            if g.constant(&z).is_some() {
+                continue;
+            }
+            sn.z = Some(z);
+            sn.y = mul.output[0].clone();
+            return Ok(Some(replace(si, &sn, &[mi])));
+        }
+        Ok(None)
+    }
+}

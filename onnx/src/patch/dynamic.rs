@@ -1,0 +1,106 @@
+//! Making the sequence axis symbolic in the graph's inputs, outputs and value_info, and warning
+//! about shape constants that still bake the export length.
+
+use super::graph::{is_default_domain, GraphIndex};
+use super::PatchReport;
+use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
+use onnx_protobuf::type_proto::Value as TypeValue;
+use onnx_protobuf::{GraphProto, ValueInfoProto};
+use std::path::Path;
+
+pub const SEQ_DIM: &str = "seq_len";
+
+fn dims_mut(
+    v: &mut ValueInfoProto,
+) -> Option<&mut Vec<onnx_protobuf::tensor_shape_proto::Dimension>> {
+    match v.type_.as_mut()?.value.as_mut()? {
+        TypeValue::TensorType(t) => Some(&mut t.shape.as_mut()?.dim),
+        _ => None,
+    }
+}
+
+/// The sequence axis of a graph input/output: axis 1 (PyTorch's (B, L, …)) when it has the
+/// export length, else the only axis that has it.
+fn seq_axis(v: &mut ValueInfoProto, len: usize) -> Option<usize> {
+    let dims = dims_mut(v)?;
+    let is_l = |d: &onnx_protobuf::tensor_shape_proto::Dimension| matches!(d.value, Some(DimValue::DimValue(x)) if x == len as i64);
+    if dims.len() >= 2 && is_l(&dims[1]) {
+        return Some(1);
+    }
+    let hits: Vec<usize> = dims
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| is_l(d))
+        .map(|(i, _)| i)
+        .collect();
+    (hits.len() == 1).then(|| hits[0])
+}
+
+pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchReport) {
+    let inits: std::collections::HashSet<String> =
+        graph.initializer.iter().map(|t| t.name.clone()).collect();
+    let mut any_input = false;
+    for v in graph
+        .input
+        .iter_mut()
+        .filter(|v| !inits.contains(&v.name))
+        .chain(graph.output.iter_mut())
+    {
+        if let Some(ax) = seq_axis(v, len) {
+            any_input = true;
+            if let Some(d) = dims_mut(v) {
+                d[ax].value = Some(DimValue::DimParam(SEQ_DIM.to_string()));
+            }
+        }
+    }
+    if !any_input {
+        report.warnings.push(format!(
+            "no graph input or output has the export length {len}; shapes left as they were"
+        ));
+    }
+    // value_info: the exporters write shapes with L baked in (dynamo: every value); an axis of
+    // size L becomes symbolic. A hint only: runtimes infer shapes themselves.
+    for v in graph.value_info.iter_mut() {
+        if let Some(dims) = dims_mut(v) {
+            for d in dims.iter_mut() {
+                if matches!(d.value, Some(DimValue::DimValue(x)) if x == len as i64) {
+                    d.value = Some(DimValue::DimParam(SEQ_DIM.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Shape-taking ops whose constant shape contains the export length: they may still bake it.
+pub fn warn_baked_shapes(
+    graph: &GraphProto,
+    base_dir: &Path,
+    len: usize,
+    report: &mut PatchReport,
+) {
+    let g = GraphIndex::new(graph, base_dir);
+    for n in &graph.node {
+        let shape_input = match n.op_type.as_str() {
+            "Reshape" | "Expand" | "ConstantOfShape" | "Tile" => {
+                1.min(n.input.len().saturating_sub(1))
+            }
+            _ => continue,
+        };
+        if !is_default_domain(n) {
+            continue;
+        }
+        let idx = if n.op_type == "ConstantOfShape" {
+            0
+        } else {
+            shape_input
+        };
+        if let Some(c) = n.input.get(idx).and_then(|x| g.constant(x)) {
+            if c.ints().contains(&(len as i64)) {
+                report.warnings.push(format!(
+                    "node '{}' ({}) has a constant shape {:?} containing the export length {len}; it may not run at other lengths",
+                    n.name, n.op_type, c.ints()
+                ));
+            }
+        }
+    }
+}

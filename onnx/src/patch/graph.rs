@@ -1,0 +1,313 @@
+//! A read-only index over a graph for the rules: who produces and who consumes each value, and
+//! the values of constants (initializers and `Constant` nodes, external data included).
+
+use super::error::PatchError;
+use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// ONNX `TensorProto.DataType` codes used here.
+pub const FLOAT: i32 = 1;
+pub const INT32: i32 = 6;
+pub const INT64: i32 = 7;
+pub const DOUBLE: i32 = 11;
+
+pub struct GraphIndex<'g> {
+    pub graph: &'g GraphProto,
+    producer: HashMap<&'g str, usize>,
+    consumers: HashMap<&'g str, Vec<usize>>,
+    inits: HashMap<&'g str, usize>,
+    outputs: HashSet<&'g str>,
+    base_dir: PathBuf,
+}
+
+/// A constant's value, decoded to f64 (exact for the small integer and fp32 values rules read).
+#[derive(Clone, Debug)]
+pub struct ConstValue {
+    pub dims: Vec<i64>,
+    pub data_type: i32,
+    pub values: Vec<f64>,
+}
+
+impl ConstValue {
+    /// The single value of a scalar or one-element tensor.
+    pub fn scalar(&self) -> Option<f64> {
+        (self.values.len() == 1).then(|| self.values[0])
+    }
+    pub fn ints(&self) -> Vec<i64> {
+        self.values.iter().map(|&v| v as i64).collect()
+    }
+}
+
+impl<'g> GraphIndex<'g> {
+    pub fn new(graph: &'g GraphProto, base_dir: &Path) -> GraphIndex<'g> {
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for o in &n.output {
+                if !o.is_empty() {
+                    producer.insert(o.as_str(), i);
+                }
+            }
+            for x in &n.input {
+                if !x.is_empty() {
+                    consumers.entry(x.as_str()).or_default().push(i);
+                }
+            }
+        }
+        let inits = graph
+            .initializer
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let outputs = graph.output.iter().map(|o| o.name.as_str()).collect();
+        GraphIndex {
+            graph,
+            producer,
+            consumers,
+            inits,
+            outputs,
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+
+    pub fn node(&self, i: usize) -> &'g NodeProto {
+        &self.graph.node[i]
+    }
+
+    /// The node producing `value`, if a node does (not for graph inputs and initializers).
+    pub fn producer(&self, value: &str) -> Option<(usize, &'g NodeProto)> {
+        self.producer.get(value).map(|&i| (i, &self.graph.node[i]))
+    }
+
+    /// The producer if it has op type `op` (default domain).
+    pub fn producer_op(&self, value: &str, op: &str) -> Option<(usize, &'g NodeProto)> {
+        self.producer(value)
+            .filter(|(_, n)| n.op_type == op && is_default_domain(n))
+    }
+
+    pub fn consumers(&self, value: &str) -> &[usize] {
+        self.consumers.get(value).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn is_graph_output(&self, value: &str) -> bool {
+        self.outputs.contains(value)
+    }
+
+    /// Number of uses: consuming node inputs plus graph outputs.
+    pub fn uses(&self, value: &str) -> usize {
+        self.consumers(value).len() + self.is_graph_output(value) as usize
+    }
+
+    /// True when `value`'s only use is node `node`.
+    pub fn only_used_by(&self, value: &str, node: usize) -> bool {
+        !self.is_graph_output(value) && self.consumers(value).iter().all(|&c| c == node)
+    }
+
+    pub fn initializer(&self, value: &str) -> Option<&'g TensorProto> {
+        self.inits.get(value).map(|&i| &self.graph.initializer[i])
+    }
+
+    /// The value of a constant: an initializer or a `Constant` node's output.
+    pub fn constant(&self, value: &str) -> Option<ConstValue> {
+        if let Some(t) = self.initializer(value) {
+            return decode(t, &self.base_dir).ok();
+        }
+        let (_, n) = self.producer_op(value, "Constant")?;
+        let a = n.attribute.first()?;
+        match a.name.as_str() {
+            "value" => decode(&a.t, &self.base_dir).ok(),
+            "value_float" => Some(ConstValue {
+                dims: vec![],
+                data_type: FLOAT,
+                values: vec![a.f as f64],
+            }),
+            "value_floats" => Some(ConstValue {
+                dims: vec![a.floats.len() as i64],
+                data_type: FLOAT,
+                values: a.floats.iter().map(|&v| v as f64).collect(),
+            }),
+            "value_int" => Some(ConstValue {
+                dims: vec![],
+                data_type: INT64,
+                values: vec![a.i as f64],
+            }),
+            "value_ints" => Some(ConstValue {
+                dims: vec![a.ints.len() as i64],
+                data_type: INT64,
+                values: a.ints.iter().map(|&v| v as f64).collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The TensorProto of a constant (initializer or `Constant(value=…)`), for copying.
+    pub fn constant_proto(&self, value: &str) -> Option<&'g TensorProto> {
+        if let Some(t) = self.initializer(value) {
+            return Some(t);
+        }
+        let (_, n) = self.producer_op(value, "Constant")?;
+        n.attribute
+            .iter()
+            .find(|a| a.name == "value")
+            .and_then(|a| a.t.as_ref())
+    }
+
+    /// Follows `Cast(to=FLOAT)` and `Identity` nodes back to the value they copy.
+    pub fn strip_casts(&self, value: &str) -> String {
+        let mut v = value.to_string();
+        while let Some((_, n)) = self.producer(&v) {
+            let copies = is_default_domain(n)
+                && (n.op_type == "Identity"
+                    || (n.op_type == "Cast" && attr_i(n, "to") == Some(FLOAT as i64)));
+            if !copies {
+                break;
+            }
+            v = n.input[0].clone();
+        }
+        v
+    }
+
+    /// Every value name in use (node inputs/outputs, initializers, graph inputs/outputs).
+    pub fn all_names(&self) -> HashSet<String> {
+        let mut s: HashSet<String> = self.producer.keys().map(|k| k.to_string()).collect();
+        s.extend(self.consumers.keys().map(|k| k.to_string()));
+        s.extend(self.inits.keys().map(|k| k.to_string()));
+        s.extend(self.graph.input.iter().map(|i| i.name.clone()));
+        s.extend(self.graph.node.iter().map(|n| n.name.clone()));
+        s
+    }
+}
+
+pub fn is_default_domain(n: &NodeProto) -> bool {
+    n.domain.is_empty() || n.domain == "ai.onnx"
+}
+
+pub fn attr_i(n: &NodeProto, name: &str) -> Option<i64> {
+    n.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+}
+
+pub fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.ints.clone())
+}
+
+pub fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+/// Normalises a possibly negative axis against `rank`.
+pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    (0..r).contains(&a).then_some(a as usize)
+}
+
+/// Reads the bytes of a tensor's external data (location relative to `base_dir`).
+pub fn external_bytes(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, PatchError> {
+    let err = |reason: String| PatchError::Tensor {
+        name: t.name.clone(),
+        reason,
+    };
+    let mut location = None;
+    let (mut offset, mut length) = (0u64, None);
+    for e in &t.external_data {
+        match e.key.as_str() {
+            "location" => location = Some(e.value.clone()),
+            "offset" => offset = e.value.parse().map_err(|_| err("bad offset".into()))?,
+            "length" => length = Some(e.value.parse().map_err(|_| err("bad length".into()))?),
+            _ => {}
+        }
+    }
+    let location = location.ok_or_else(|| err("external data without a location".into()))?;
+    let path = crate::model::external_path(base_dir, &location).map_err(|e| err(e.to_string()))?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let len = match length {
+        Some(l) => l,
+        None => f.metadata().map_err(|e| err(e.to_string()))?.len() - offset,
+    };
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| err(e.to_string()))?;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact(&mut buf)
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    Ok(buf)
+}
+
+pub fn is_external(t: &TensorProto) -> bool {
+    t.data_location.value() == onnx_protobuf::tensor_proto::DataLocation::EXTERNAL as i32
+}
+
+/// Decodes a numeric tensor to f64 values.
+pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError> {
+    let err = |reason: &str| PatchError::Tensor {
+        name: t.name.clone(),
+        reason: reason.to_string(),
+    };
+    let n: usize = t.dims.iter().map(|&d| d.max(0) as usize).product();
+    let raw;
+    let bytes: &[u8] = if is_external(t) {
+        raw = external_bytes(t, base_dir)?;
+        &raw
+    } else {
+        &t.raw_data
+    };
+    let values: Vec<f64> = match t.data_type {
+        FLOAT if !bytes.is_empty() => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        FLOAT => t.float_data.iter().map(|&v| v as f64).collect(),
+        DOUBLE if !bytes.is_empty() => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        DOUBLE => t.double_data.clone(),
+        INT64 if !bytes.is_empty() => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        INT64 => t.int64_data.iter().map(|&v| v as f64).collect(),
+        INT32 if !bytes.is_empty() => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        INT32 => t.int32_data.iter().map(|&v| v as f64).collect(),
+        _ => return Err(err("unsupported data type for a constant")),
+    };
+    if values.len() != n {
+        return Err(err("element count does not match dims"));
+    }
+    Ok(ConstValue {
+        dims: t.dims.clone(),
+        data_type: t.data_type,
+        values,
+    })
+}
+
+/// A new fp32 initializer.
+pub fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.to_string();
+    t.dims = dims.to_vec();
+    t.data_type = FLOAT;
+    t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t
+}
+
+/// A new int64 initializer.
+pub fn i64_tensor(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.to_string();
+    t.dims = dims.to_vec();
+    t.data_type = INT64;
+    t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t
+}

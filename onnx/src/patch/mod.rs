@@ -1,0 +1,157 @@
+//! The Mamba patcher: finds every unrolled selective scan in an exported graph and replaces it
+//! with one `S6Scan` node (`docs/s6scan.md`), then folds neighbouring work the op can do into it
+//! and makes the sequence length dynamic.
+//!
+//! It is a rewriter: each [`Rule`] looks at the graph through a [`GraphIndex`] and returns a
+//! [`Patch`] or nothing; the rules run until none applies (a fixed point). Rules match dataflow
+//! structure only, never node or value names. One rule family per file.
+
+pub mod absorb;
+pub mod conv_slice;
+pub mod dynamic;
+pub mod error;
+pub mod graph;
+pub mod rewrite;
+pub mod s6node;
+pub mod scan;
+pub mod verify;
+
+pub use error::PatchError;
+pub use graph::GraphIndex;
+pub use rewrite::{Ctx, Patch, Rule};
+
+use onnx_protobuf::{ModelProto, OperatorSetIdProto};
+use s6plugin::contract::{ONNX_DOMAIN, ONNX_DOMAIN_VERSION, OP_TYPE};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// What a patch run did, for the CLI's summary and `--report`.
+#[derive(Clone, Debug, Default)]
+pub struct PatchReport {
+    pub layers_patched: usize,
+    pub nodes_before: usize,
+    pub nodes_after: usize,
+    pub initializers_before: usize,
+    pub initializers_after: usize,
+    /// The export's sequence length (steps of the unrolled scans).
+    pub export_seq_len: Option<usize>,
+    /// Rule name → times applied.
+    pub rules: BTreeMap<String, usize>,
+    /// `S6Scan` node name → attribute summary.
+    pub scans: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+impl PatchReport {
+    /// The report as JSON (hand-written: the report is flat and small).
+    pub fn to_json(&self) -> String {
+        fn s(x: &str) -> String {
+            let mut o = String::from("\"");
+            for c in x.chars() {
+                match c {
+                    '"' => o.push_str("\\\""),
+                    '\\' => o.push_str("\\\\"),
+                    c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => o.push(c),
+                }
+            }
+            o.push('"');
+            o
+        }
+        let rules: Vec<String> = self
+            .rules
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", s(k)))
+            .collect();
+        let scans: Vec<String> = self
+            .scans
+            .iter()
+            .map(|(n, a)| format!("{{\"node\": {}, \"attributes\": {}}}", s(n), s(a)))
+            .collect();
+        let warnings: Vec<String> = self.warnings.iter().map(|w| s(w)).collect();
+        format!(
+            "{{\n  \"layers_patched\": {},\n  \"nodes_before\": {},\n  \"nodes_after\": {},\n  \"initializers_before\": {},\n  \"initializers_after\": {},\n  \"export_seq_len\": {},\n  \"seconds\": {:.6},\n  \"rules\": {{{}}},\n  \"scans\": [{}],\n  \"warnings\": [{}]\n}}\n",
+            self.layers_patched,
+            self.nodes_before,
+            self.nodes_after,
+            self.initializers_before,
+            self.initializers_after,
+            self.export_seq_len
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "null".into()),
+            self.seconds,
+            rules.join(", "),
+            scans.join(", "),
+            warnings.join(", ")
+        )
+    }
+}
+
+/// The rules, in the order they are tried on each pass.
+pub fn default_rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(scan::UnrolledScan),
+        Box::new(absorb::Softplus),
+        Box::new(absorb::DeltaBias),
+        Box::new(absorb::DSkip),
+        Box::new(absorb::ZGate),
+        Box::new(conv_slice::CausalConvSlice),
+    ]
+}
+
+/// Patches `model` in place. `base_dir` is the model's folder (for external data).
+pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchReport, PatchError> {
+    let start = Instant::now();
+    let graph = model.graph.as_mut().ok_or(PatchError::NoGraph)?;
+    let mut report = PatchReport {
+        nodes_before: graph.node.len(),
+        initializers_before: graph.initializer.len(),
+        ..Default::default()
+    };
+    scan::refuse_mamba2(graph, base_dir)?;
+    let mut ctx = Ctx::new(base_dir);
+    rewrite::run_to_fixed_point(graph, &default_rules(), &mut ctx, &mut report)?;
+    if report.layers_patched == 0 {
+        return Err(PatchError::NotMamba {
+            detail:
+                "no unrolled h = exp(Δ·A)·h + Δ·B·u recurrence read out by C and stacked over time"
+                    .into(),
+        });
+    }
+    report.export_seq_len = ctx.seq_len;
+    if let Some(l) = ctx.seq_len {
+        dynamic::make_seq_dynamic(graph, l, &mut report);
+        dynamic::warn_baked_shapes(graph, base_dir, l, &mut report);
+    }
+    for n in &graph.node {
+        if let Some(sn) = s6node::ScanNode::from_node(n) {
+            let a = sn.attrs;
+            let flags: Vec<&str> = s6plugin::contract::S6Attrs::FIELD_NAMES
+                .iter()
+                .zip(a.values())
+                .filter(|(_, v)| *v)
+                .map(|(k, _)| *k)
+                .collect();
+            report.scans.push((n.name.clone(), flags.join(",")));
+        }
+    }
+    if !model.opset_import.iter().any(|o| o.domain == ONNX_DOMAIN) {
+        let mut o = OperatorSetIdProto::new();
+        o.domain = ONNX_DOMAIN.to_string();
+        o.version = ONNX_DOMAIN_VERSION;
+        model.opset_import.push(o);
+    }
+    let graph = model.graph.as_ref().ok_or(PatchError::NoGraph)?;
+    report.nodes_after = graph.node.len();
+    report.initializers_after = graph.initializer.len();
+    report.seconds = start.elapsed().as_secs_f64();
+    tracing::info!(
+        layers = report.layers_patched,
+        nodes_before = report.nodes_before,
+        nodes_after = report.nodes_after,
+        "patched ({OP_TYPE})"
+    );
+    Ok(report)
+}

@@ -1,0 +1,219 @@
+//! The rewriting engine: rules return patches; patches are applied, the graph is re-sorted and
+//! dead nodes pruned, until no rule applies.
+
+use super::error::PatchError;
+use super::graph::GraphIndex;
+use super::PatchReport;
+use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// State shared by the rules across one run.
+pub struct Ctx {
+    pub base_dir: PathBuf,
+    /// Sequence length of the export, learnt from the first scan found (steps of the loop).
+    pub seq_len: Option<usize>,
+    next_id: usize,
+}
+
+impl Ctx {
+    pub fn new(base_dir: &Path) -> Ctx {
+        Ctx {
+            base_dir: base_dir.to_path_buf(),
+            seq_len: None,
+            next_id: 0,
+        }
+    }
+
+    /// A name not used in the graph, for new nodes, values and initializers.
+    pub fn fresh(&mut self, g: &GraphIndex, prefix: &str) -> String {
+        loop {
+            let name = format!("s6patch/{prefix}_{}", self.next_id);
+            self.next_id += 1;
+            if g.producer(&name).is_none()
+                && g.initializer(&name).is_none()
+                && g.consumers(&name).is_empty()
+                && !g.graph.node.iter().any(|n| n.name == name)
+            {
+                return name;
+            }
+        }
+    }
+}
+
+/// A change to the graph: nodes removed (by index), nodes and initializers added. Values keep
+/// their names: a replacement node produces the names the removed nodes produced.
+#[derive(Default)]
+pub struct Patch {
+    pub remove: Vec<usize>,
+    pub add_nodes: Vec<NodeProto>,
+    pub add_initializers: Vec<TensorProto>,
+    /// Number of scans this patch creates (for the report).
+    pub scans_created: usize,
+}
+
+pub trait Rule {
+    fn name(&self) -> &'static str;
+    /// Looks for one match; returns the patch for it, nothing, or an error when a region looks
+    /// like its pattern but cannot be proven to be it.
+    fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError>;
+}
+
+pub fn run_to_fixed_point(
+    graph: &mut GraphProto,
+    rules: &[Box<dyn Rule>],
+    ctx: &mut Ctx,
+    report: &mut PatchReport,
+) -> Result<(), PatchError> {
+    let max_passes = graph.node.len() * 2 + 64;
+    for _ in 0..max_passes {
+        let mut applied = None;
+        {
+            let base_dir = ctx.base_dir.clone();
+            let idx = GraphIndex::new(graph, &base_dir);
+            for rule in rules {
+                if let Some(p) = rule.apply(&idx, ctx)? {
+                    applied = Some((rule.name(), p));
+                    break;
+                }
+            }
+        }
+        let Some((name, patch)) = applied else {
+            return Ok(());
+        };
+        tracing::debug!(rule = name, removed = patch.remove.len(), "rule applied");
+        *report.rules.entry(name.to_string()).or_default() += 1;
+        report.layers_patched += patch.scans_created;
+        apply(graph, patch)?;
+    }
+    Err(PatchError::NoFixedPoint(max_passes))
+}
+
+pub fn apply(graph: &mut GraphProto, patch: Patch) -> Result<(), PatchError> {
+    let remove: HashSet<usize> = patch.remove.into_iter().collect();
+    let old = std::mem::take(&mut graph.node);
+    graph.node = old
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !remove.contains(i))
+        .map(|(_, n)| n)
+        .collect();
+    graph.node.extend(patch.add_nodes);
+    graph.initializer.extend(patch.add_initializers);
+    topo_sort(graph)?;
+    prune(graph);
+    Ok(())
+}
+
+/// Stable topological sort: nodes keep their relative order unless a dependency forces a move.
+pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
+    let n = graph.node.len();
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for o in &node.output {
+            producer.insert(o.as_str(), i);
+        }
+    }
+    let mut indeg = vec![0usize; n];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in graph.node.iter().enumerate() {
+        let mut deps: Vec<usize> = node
+            .input
+            .iter()
+            .filter_map(|x| producer.get(x.as_str()).copied())
+            .filter(|&p| p != i)
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        indeg[i] = deps.len();
+        for p in deps {
+            users[p].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &u in &users[i] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                ready.push(Reverse(u));
+            }
+        }
+    }
+    if order.len() != n {
+        let stuck = (0..n).find(|&i| indeg[i] > 0).unwrap_or(0);
+        let node = &graph.node[stuck];
+        return Err(PatchError::Cycle {
+            node: node.name.clone(),
+            op_type: node.op_type.clone(),
+            value: node.input.first().cloned().unwrap_or_default(),
+        });
+    }
+    let mut slots: Vec<Option<NodeProto>> = std::mem::take(&mut graph.node)
+        .into_iter()
+        .map(Some)
+        .collect();
+    graph.node = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each node once"))
+        .collect();
+    Ok(())
+}
+
+/// Removes nodes no graph output depends on, then initializers (and their graph-input entries)
+/// and value_info entries nothing refers to any more.
+pub fn prune(graph: &mut GraphProto) {
+    let mut live: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let mut keep = vec![false; graph.node.len()];
+    for (i, node) in graph.node.iter().enumerate().rev() {
+        if node.output.iter().any(|o| live.contains(o)) {
+            keep[i] = true;
+            for x in &node.input {
+                live.insert(x.clone());
+            }
+            // Subgraph attributes (If/Loop bodies) may capture outer values.
+            for a in &node.attribute {
+                for g in a.g.iter().chain(a.graphs.iter()) {
+                    collect_captures(g, &mut live);
+                }
+            }
+        }
+    }
+    let old = std::mem::take(&mut graph.node);
+    graph.node = old
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(n, _)| n)
+        .collect();
+    let dead_inits: HashSet<String> = graph
+        .initializer
+        .iter()
+        .filter(|t| !live.contains(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    graph.initializer.retain(|t| !dead_inits.contains(&t.name));
+    graph.input.retain(|i| !dead_inits.contains(&i.name));
+    let produced: HashSet<&String> = graph.node.iter().flat_map(|n| n.output.iter()).collect();
+    let vi = std::mem::take(&mut graph.value_info);
+    graph.value_info = vi
+        .into_iter()
+        .filter(|v| produced.contains(&v.name) || live.contains(&v.name))
+        .collect();
+}
+
+fn collect_captures(g: &GraphProto, live: &mut HashSet<String>) {
+    for n in &g.node {
+        for x in &n.input {
+            live.insert(x.clone());
+        }
+        for a in &n.attribute {
+            for sub in a.g.iter().chain(a.graphs.iter()) {
+                collect_captures(sub, live);
+            }
+        }
+    }
+}

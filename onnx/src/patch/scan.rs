@@ -1,0 +1,629 @@
+//! Rule family 1: the unrolled selective scan.
+//!
+//! Both torch.onnx exporters trace the Python loop over time, so a scan appears as
+//!
+//! ```text
+//! dA = Exp(A ⊗ Δ)          dBu = Δ ⊗ B ⊗ u           (Mul of broadcast views, or Einsum)
+//! h_t = Add(Mul(Gather(dA, t, ax), h_{t-1}), Gather(dBu, t, ax))     h_{-1} = 0 (a constant)
+//! y_t = readout(h_t, Gather(C, t, axc))   MatMul(h, Unsqueeze(C_t, -1)) → Gather/Squeeze, or
+//!                                         Einsum("bdn,bn->bd")
+//! y   = Concat(Unsqueeze(y_0), …, Unsqueeze(y_{L-1}))                 (torch.stack)
+//! ```
+//!
+//! The rule starts at a Concat whose first input reads out a state, proves every step (indices
+//! 0..L in order, one state chain, one dA / dBu / C source), then proves the factors of dA and
+//! dBu (which operand is A, Δ, B, u, and their layouts) from how they are broadcast. Once a
+//! Concat looks like a scan, any failed proof is an error naming the node.
+
+use super::error::PatchError;
+use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex};
+use super::rewrite::{Ctx, Patch, Rule};
+use super::s6node::ScanNode;
+use onnx_protobuf::{GraphProto, NodeProto};
+use s6plugin::contract::S6Attrs;
+use std::path::Path;
+
+pub struct UnrolledScan;
+
+impl Rule for UnrolledScan {
+    fn name(&self) -> &'static str {
+        "unrolled-scan"
+    }
+
+    fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+        for (i, n) in g.graph.node.iter().enumerate() {
+            if n.op_type == "Concat" && is_default_domain(n) {
+                if let Some(p) = match_stack(g, ctx, i)? {
+                    return Ok(Some(p));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn unprovable(n: &NodeProto, reason: impl Into<String>) -> PatchError {
+    PatchError::Unprovable {
+        node: n.name.clone(),
+        op_type: n.op_type.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// Unsqueeze's single axis (attribute before opset 13, input after).
+fn unsqueeze_axes(g: &GraphIndex, n: &NodeProto) -> Option<Vec<i64>> {
+    if let Some(a) = attr_ints(n, "axes") {
+        return Some(a);
+    }
+    g.constant(n.input.get(1)?).map(|c| c.ints())
+}
+
+/// A scalar integer constant (a step index).
+fn scalar_index(g: &GraphIndex, value: &str) -> Option<i64> {
+    let c = g.constant(value)?;
+    (c.dims.is_empty() && c.values.len() == 1).then(|| c.values[0] as i64)
+}
+
+/// `Gather(src, k, axis)` with a scalar constant index: (src, k, axis).
+fn step_gather(g: &GraphIndex, value: &str) -> Option<(String, i64, i64)> {
+    let (_, n) = g.producer_op(&g.strip_casts(value), "Gather")?;
+    let k = scalar_index(g, &n.input[1])?;
+    Some((n.input[0].clone(), k, attr_i(n, "axis").unwrap_or(0)))
+}
+
+/// One step's readout: the state it reads and C_t.
+struct Readout {
+    h: String,
+    c_src: String,
+    c_axis: i64,
+    k: i64,
+    /// True for the Einsum form, whose C_t is (B, N) directly.
+    node: usize,
+}
+
+fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
+    let y = g.strip_casts(y);
+    let (pi, p) = g.producer(&y)?;
+    if !is_default_domain(p) {
+        return None;
+    }
+    match p.op_type.as_str() {
+        "Einsum" => {
+            let eq = attr_s(p, "equation")?.replace(' ', "");
+            let (lhs, out) = eq.split_once("->")?;
+            let terms: Vec<&str> = lhs.split(',').collect();
+            if terms.len() != 2 || p.input.len() != 2 {
+                return None;
+            }
+            let (ht, ct) = (terms[0].as_bytes(), terms[1].as_bytes());
+            let ot = out.as_bytes();
+            // h (b, d, n), C_t (b, n) → (b, d)
+            if ht.len() != 3 || ct != [ht[0], ht[2]] || ot != [ht[0], ht[1]] {
+                return None;
+            }
+            let (c_src, k, c_axis) = step_gather(g, &p.input[1])?;
+            Some(Readout {
+                h: g.strip_casts(&p.input[0]),
+                c_src,
+                c_axis,
+                k,
+                node: pi,
+            })
+        }
+        "Gather" | "Squeeze" => {
+            // (B, D, 1) → (B, D): Gather(·, 0, axis=2|-1) or Squeeze(axes=[2|-1]).
+            let ok = if p.op_type == "Gather" {
+                scalar_index(g, &p.input[1]) == Some(0)
+                    && matches!(attr_i(p, "axis"), Some(2) | Some(-1))
+            } else {
+                let axes =
+                    attr_ints(p, "axes").or_else(|| g.constant(p.input.get(1)?).map(|c| c.ints()));
+                matches!(axes.as_deref(), Some([2]) | Some([-1]))
+            };
+            if !ok {
+                return None;
+            }
+            let (_, mm) = g.producer_op(&g.strip_casts(&p.input[0]), "MatMul")?;
+            let (_, uc) = g.producer_op(&g.strip_casts(&mm.input[1]), "Unsqueeze")?;
+            if !matches!(unsqueeze_axes(g, uc)?.as_slice(), [-1] | [2]) {
+                return None;
+            }
+            let (c_src, k, c_axis) = step_gather(g, &uc.input[0])?;
+            Some(Readout {
+                h: g.strip_casts(&mm.input[0]),
+                c_src,
+                c_axis,
+                k,
+                node: pi,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A state update h_t = dA_t * h_prev + dBu_t.
+struct Update {
+    da: (String, i64, i64),
+    dbu: (String, i64, i64),
+    h_prev: Option<String>,
+}
+
+fn match_update(g: &GraphIndex, h: &str, at: &NodeProto) -> Result<Update, PatchError> {
+    let (_, add) = g
+        .producer(h)
+        .ok_or_else(|| unprovable(at, "the state is not computed"))?;
+    if let Some(dbu) = step_gather(g, h) {
+        // h_0 = dBu_0 when the exporter folded 0 * dA_0 away.
+        return Ok(Update {
+            da: (String::new(), dbu.1, -1),
+            dbu,
+            h_prev: None,
+        });
+    }
+    if add.op_type != "Add" || !is_default_domain(add) {
+        return Err(unprovable(
+            add,
+            "state update is not Add(Mul(dA_t, h), dBu_t)",
+        ));
+    }
+    for (p, q) in [(0, 1), (1, 0)] {
+        let Some((_, mul)) = g.producer_op(&g.strip_casts(&add.input[p]), "Mul") else {
+            continue;
+        };
+        let Some(dbu) = step_gather(g, &add.input[q]) else {
+            continue;
+        };
+        for (r, s) in [(0, 1), (1, 0)] {
+            if let Some(da) = step_gather(g, &mul.input[r]) {
+                return Ok(Update {
+                    da,
+                    dbu,
+                    h_prev: Some(g.strip_casts(&mul.input[s])),
+                });
+            }
+        }
+    }
+    Err(unprovable(
+        add,
+        "state update is not Add(Mul(Gather(dA, t), h), Gather(dBu, t))",
+    ))
+}
+
+/// A factor of a broadcast product: `base` with base axis i placed at output axis `map[i]`
+/// (None: a size-1 axis of a constant, broadcast).
+#[derive(Clone, Debug)]
+struct Factor {
+    base: String,
+    map: Vec<Option<usize>>,
+    /// Dims when the base is a constant.
+    const_dims: Option<Vec<i64>>,
+}
+
+/// Splits `value` (rank `rank`) into broadcast factors through Mul, Unsqueeze, Cast and Einsum.
+/// Only products at full rank are split: below an Unsqueeze a Mul is an operand's own
+/// computation (SiLU's x·sigmoid(x), say), not part of the discretisation.
+fn factors(
+    g: &GraphIndex,
+    value: &str,
+    rank: usize,
+    at: &NodeProto,
+) -> Result<Vec<Factor>, PatchError> {
+    factors_at(g, value, rank, at, true)
+}
+
+fn factors_at(
+    g: &GraphIndex,
+    value: &str,
+    rank: usize,
+    at: &NodeProto,
+    top: bool,
+) -> Result<Vec<Factor>, PatchError> {
+    let v = g.strip_casts(value);
+    if let Some(c) = g.constant(&v) {
+        let r = c.dims.len();
+        if r > rank {
+            return Err(unprovable(
+                at,
+                format!("constant '{v}' has rank {r} > {rank}"),
+            ));
+        }
+        let map = c
+            .dims
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| (d != 1).then_some(rank - r + i))
+            .collect();
+        return Ok(vec![Factor {
+            base: v,
+            map,
+            const_dims: Some(c.dims),
+        }]);
+    }
+    match g.producer(&v) {
+        Some((_, n)) if top && is_default_domain(n) && n.op_type == "Mul" => {
+            let mut f = factors_at(g, &n.input[0], rank, at, true)?;
+            f.extend(factors_at(g, &n.input[1], rank, at, true)?);
+            Ok(f)
+        }
+        Some((_, n)) if is_default_domain(n) && n.op_type == "Unsqueeze" => {
+            let axes =
+                unsqueeze_axes(g, n).ok_or_else(|| unprovable(n, "Unsqueeze axes unknown"))?;
+            let mut inserted: Vec<usize> = axes
+                .iter()
+                .map(|&a| norm_axis(a, rank).ok_or_else(|| unprovable(n, "bad Unsqueeze axis")))
+                .collect::<Result<_, _>>()?;
+            inserted.sort_unstable();
+            let kept: Vec<usize> = (0..rank).filter(|a| !inserted.contains(a)).collect();
+            let inner = factors_at(g, &n.input[0], kept.len(), at, false)?;
+            Ok(inner
+                .into_iter()
+                .map(|f| Factor {
+                    map: f.map.iter().map(|m| m.map(|a| kept[a])).collect(),
+                    ..f
+                })
+                .collect())
+        }
+        Some((_, n)) if top && is_default_domain(n) && n.op_type == "Einsum" => {
+            let eq = attr_s(n, "equation").unwrap_or_default().replace(' ', "");
+            let (lhs, out) = eq
+                .split_once("->")
+                .ok_or_else(|| unprovable(n, "Einsum without an explicit output"))?;
+            if out.len() != rank || lhs.contains("...") {
+                return Err(unprovable(
+                    n,
+                    format!("Einsum '{eq}' is not a rank-{rank} broadcast product"),
+                ));
+            }
+            let terms: Vec<&str> = lhs.split(',').collect();
+            if terms.len() != n.input.len() {
+                return Err(unprovable(n, "Einsum terms do not match its inputs"));
+            }
+            let mut f = Vec::new();
+            for (t, x) in terms.iter().zip(&n.input) {
+                let map = t
+                    .chars()
+                    .map(|c| out.find(c).map(Some))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| unprovable(n, format!("Einsum '{eq}' sums over an index")))?;
+                f.push(Factor {
+                    base: g.strip_casts(x),
+                    map,
+                    const_dims: None,
+                });
+            }
+            Ok(f)
+        }
+        _ => Ok(vec![Factor {
+            base: v,
+            map: (0..rank).map(Some).collect(),
+            const_dims: None,
+        }]),
+    }
+}
+
+/// Axis letters of the 4-D dA / dBu tensors.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ax {
+    B,
+    D,
+    L,
+    N,
+}
+
+fn letters(f: &Factor, layout: &[Ax; 4]) -> Vec<Ax> {
+    f.map.iter().flatten().map(|&a| layout[a]).collect()
+}
+
+fn covers(f: &Factor, layout: &[Ax; 4], want: &[Ax]) -> bool {
+    let mut l = letters(f, layout);
+    l.sort_by_key(|a| *a as u8);
+    let mut w = want.to_vec();
+    w.sort_by_key(|a| *a as u8);
+    // Constants may have size-1 batch axes, so B is optional for them.
+    if f.const_dims.is_some() {
+        w.retain(|a| *a != Ax::B || l.contains(&Ax::B));
+    }
+    l == w
+}
+
+fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>, PatchError> {
+    let concat = g.node(ci);
+    let steps = concat.input.len();
+    // Candidate test: the first element is Unsqueeze(readout of a state update).
+    let first = match g.producer_op(&concat.input[0], "Unsqueeze") {
+        Some((_, u)) => u,
+        None => return Ok(None),
+    };
+    let Some(r0) = match_readout(g, &first.input[0]) else {
+        return Ok(None);
+    };
+    match g.producer(&r0.h) {
+        Some((_, n)) if matches!(n.op_type.as_str(), "Add" | "Gather") => {}
+        _ => return Ok(None),
+    }
+
+    // Every element: Unsqueeze on one axis of a readout of step k.
+    let cat_axis =
+        attr_i(concat, "axis").ok_or_else(|| unprovable(concat, "Concat without axis"))?;
+    let cat_axis = norm_axis(cat_axis, 3)
+        .ok_or_else(|| unprovable(concat, "Concat axis out of range for (B, D, L)"))?;
+    let mut readouts = Vec::with_capacity(steps);
+    for (k, x) in concat.input.iter().enumerate() {
+        let (_, u) = g.producer_op(x, "Unsqueeze").ok_or_else(|| {
+            unprovable(
+                concat,
+                format!("element {k} is not an Unsqueeze of a step output"),
+            )
+        })?;
+        let axes = unsqueeze_axes(g, u).unwrap_or_default();
+        if axes.len() != 1 || norm_axis(axes[0], 3) != Some(cat_axis) {
+            return Err(unprovable(u, "step output not stacked on the Concat axis"));
+        }
+        let r = match_readout(g, &u.input[0])
+            .ok_or_else(|| unprovable(u, format!("step {k}: output is not C_t · h_t")))?;
+        let idx = if r.k < 0 { r.k + steps as i64 } else { r.k };
+        if idx != k as i64 {
+            return Err(unprovable(
+                g.node(r.node),
+                format!("step {k} reads C at index {}", r.k),
+            ));
+        }
+        if r.c_src != r0.c_src || r.c_axis != r0.c_axis {
+            return Err(unprovable(
+                g.node(r.node),
+                "steps read C from different tensors",
+            ));
+        }
+        readouts.push(r);
+    }
+    let channels_last = match cat_axis {
+        2 => false,
+        1 => true,
+        _ => return Err(unprovable(concat, "steps stacked on the batch axis")),
+    };
+
+    // The state chain.
+    let mut da_src: Option<(String, i64)> = None;
+    let mut dbu_src: Option<(String, i64)> = None;
+    let mut initial_state = None;
+    for (k, r) in readouts.iter().enumerate() {
+        let at = g.node(r.node);
+        let up = match_update(g, &r.h, at)?;
+        let norm = |i: i64| if i < 0 { i + steps as i64 } else { i };
+        if norm(up.dbu.1) != k as i64 || (up.da.2 >= 0 && norm(up.da.1) != k as i64) {
+            return Err(unprovable(
+                at,
+                format!("step {k} gathers dA/dBu at another index"),
+            ));
+        }
+        let prev_expected = (k > 0).then(|| readouts[k - 1].h.clone());
+        match (&up.h_prev, prev_expected) {
+            (Some(p), Some(e)) if *p == e => {}
+            (Some(p), None) => {
+                let zero = g
+                    .constant(p)
+                    .map(|c| c.values.iter().all(|&v| v == 0.0))
+                    .unwrap_or(false);
+                if !zero {
+                    initial_state = Some(p.clone());
+                }
+            }
+            (None, None) => {}
+            _ => {
+                return Err(unprovable(
+                    at,
+                    format!("step {k} does not update the previous state"),
+                ))
+            }
+        }
+        if up.da.2 >= 0 {
+            let s = (up.da.0.clone(), up.da.2);
+            match &da_src {
+                None => da_src = Some(s),
+                Some(d) if *d == s => {}
+                _ => return Err(unprovable(at, "steps read dA from different tensors")),
+            }
+        }
+        let s = (up.dbu.0.clone(), up.dbu.2);
+        match &dbu_src {
+            None => dbu_src = Some(s),
+            Some(d) if *d == s => {}
+            _ => return Err(unprovable(at, "steps read dBu from different tensors")),
+        }
+    }
+    let (da, da_axis) =
+        da_src.ok_or_else(|| unprovable(concat, "no step multiplies the state by dA"))?;
+    let (dbu, dbu_axis) = dbu_src.expect("every step has dBu");
+    let ta =
+        norm_axis(da_axis, 4).ok_or_else(|| unprovable(concat, "dA time axis out of range"))?;
+    if norm_axis(dbu_axis, 4) != Some(ta) {
+        return Err(unprovable(
+            concat,
+            "dA and dBu are indexed on different axes",
+        ));
+    }
+    // h_t is (B, D, N); dA / dBu are that with L inserted at the gathered axis.
+    let mut layout = [Ax::B, Ax::D, Ax::N, Ax::N];
+    {
+        let mut rest = [Ax::B, Ax::D, Ax::N].into_iter();
+        for (i, slot) in layout.iter_mut().enumerate() {
+            *slot = if i == ta { Ax::L } else { rest.next().unwrap() };
+        }
+    }
+
+    // dA = Exp(A ⊗ Δ).
+    let (_, exp) = g
+        .producer_op(&g.strip_casts(&da), "Exp")
+        .ok_or_else(|| unprovable(concat, "dA is not Exp(Δ·A)"))?;
+    let fa = factors(g, &exp.input[0], 4, exp)?;
+    if fa.len() != 2 {
+        return Err(unprovable(
+            exp,
+            format!("Δ·A has {} factors, expected 2", fa.len()),
+        ));
+    }
+    let (a_f, delta_f) = if covers(&fa[0], &layout, &[Ax::D, Ax::N]) {
+        (&fa[0], &fa[1])
+    } else {
+        (&fa[1], &fa[0])
+    };
+    if !covers(a_f, &layout, &[Ax::D, Ax::N]) || !covers(delta_f, &layout, &[Ax::B, Ax::D, Ax::L]) {
+        return Err(unprovable(
+            exp,
+            "cannot tell A (D, N) and Δ (B, D, L) apart",
+        ));
+    }
+
+    // dBu = Δ ⊗ B ⊗ u.
+    let dbu_node = g
+        .producer(&g.strip_casts(&dbu))
+        .map(|(_, n)| n)
+        .unwrap_or(concat);
+    let fb = factors(g, &dbu, 4, dbu_node)?;
+    if fb.len() != 3 {
+        return Err(unprovable(
+            dbu_node,
+            format!("Δ·B·u has {} factors, expected 3", fb.len()),
+        ));
+    }
+    let di = fb
+        .iter()
+        .position(|f| f.base == delta_f.base && f.map == delta_f.map)
+        .ok_or_else(|| unprovable(dbu_node, "dBu does not use the Δ of dA"))?;
+    let rest: Vec<&Factor> = fb
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != di)
+        .map(|(_, f)| f)
+        .collect();
+    let (b_f, u_f) = if covers(rest[0], &layout, &[Ax::B, Ax::L, Ax::N]) {
+        (rest[0], rest[1])
+    } else {
+        (rest[1], rest[0])
+    };
+    if !covers(b_f, &layout, &[Ax::B, Ax::L, Ax::N])
+        || !covers(u_f, &layout, &[Ax::B, Ax::D, Ax::L])
+    {
+        return Err(unprovable(
+            dbu_node,
+            "cannot tell B (B, N, L) and u (B, D, L) apart",
+        ));
+    }
+    if delta_f.const_dims.is_some() || u_f.const_dims.is_some() || b_f.const_dims.is_some() {
+        return Err(unprovable(dbu_node, "Δ, B or u is a constant"));
+    }
+
+    // Layouts of the activations, from the order their axes appear in.
+    let act_layout = |f: &Factor, what: &str| -> Result<bool, PatchError> {
+        match letters(f, &layout).as_slice() {
+            [Ax::B, Ax::D, Ax::L] => Ok(false),
+            [Ax::B, Ax::L, Ax::D] => Ok(true),
+            other => Err(unprovable(dbu_node, format!("{what} has axes {other:?}"))),
+        }
+    };
+    let delta_last = act_layout(delta_f, "Δ")?;
+    let u_last = act_layout(u_f, "u")?;
+    if delta_last != channels_last || u_last != channels_last {
+        return Err(PatchError::Unsupported {
+            what: "u, Δ and y in different layouts".into(),
+            node: concat.name.clone(),
+            op_type: concat.op_type.clone(),
+        });
+    }
+    let bc_last = match letters(b_f, &layout).as_slice() {
+        [Ax::B, Ax::N, Ax::L] => false,
+        [Ax::B, Ax::L, Ax::N] => true,
+        other => return Err(unprovable(dbu_node, format!("B has axes {other:?}"))),
+    };
+    let c_last = match r0.c_axis {
+        1 | -2 => true,
+        2 | -1 => false,
+        _ => return Err(unprovable(g.node(r0.node), "C indexed on the batch axis")),
+    };
+    if c_last != bc_last {
+        return Err(PatchError::Unsupported {
+            what: "B and C in different layouts".into(),
+            node: g.node(r0.node).name.clone(),
+            op_type: g.node(r0.node).op_type.clone(),
+        });
+    }
+
+    // A as a (D, N) fp32 tensor.
+    let mut patch = Patch::default();
+    let a_name = match &a_f.const_dims {
+        None => {
+            if letters(a_f, &layout) != [Ax::D, Ax::N] {
+                return Err(unprovable(exp, "A is not laid out (D, N)"));
+            }
+            a_f.base.clone()
+        }
+        Some(dims) => {
+            let proto = g
+                .constant_proto(&a_f.base)
+                .ok_or_else(|| unprovable(exp, "A constant unreadable"))?;
+            let kept: Vec<i64> = dims.iter().copied().filter(|&d| d != 1).collect();
+            if kept.len() != 2 || letters(a_f, &layout) != [Ax::D, Ax::N] {
+                return Err(unprovable(
+                    exp,
+                    format!("A constant of shape {dims:?} is not (D, N)"),
+                ));
+            }
+            let mut t = proto.clone();
+            t.name = ctx.fresh(g, "A");
+            t.dims = kept;
+            patch.add_initializers.push(t.clone());
+            t.name
+        }
+    };
+
+    match ctx.seq_len {
+        None => ctx.seq_len = Some(steps),
+        Some(l) if l == steps => {}
+        Some(l) => {
+            return Err(unprovable(
+                concat,
+                format!("{steps} steps where another scan has {l}"),
+            ));
+        }
+    }
+
+    let name = ctx.fresh(g, "S6Scan");
+    let node = ScanNode {
+        name,
+        attrs: S6Attrs {
+            channels_last,
+            bc_channels_last: bc_last,
+            ..Default::default()
+        },
+        u: u_f.base.clone(),
+        delta: delta_f.base.clone(),
+        a: a_name,
+        b: b_f.base.clone(),
+        c: r0.c_src.clone(),
+        initial_state,
+        y: concat.output[0].clone(),
+        ..Default::default()
+    };
+    patch.remove.push(ci);
+    patch.add_nodes.push(node.to_node());
+    patch.scans_created = 1;
+    Ok(Some(patch))
+}
+
+/// Mamba2 (SSD) exports compute the scan in chunks with CumSum over segment sums; refuse them
+/// clearly instead of calling them "not Mamba".
+pub fn refuse_mamba2(graph: &GraphProto, _base_dir: &Path) -> Result<(), PatchError> {
+    let cumsum = graph.node.iter().find(|n| n.op_type == "CumSum");
+    let tril = graph.node.iter().any(|n| n.op_type == "Trilu");
+    let exp = graph.node.iter().any(|n| n.op_type == "Exp");
+    if let Some(n) = cumsum {
+        if exp && (tril || graph.node.iter().any(|n| n.op_type == "Where")) {
+            return Err(PatchError::Unsupported {
+                what: "Mamba2 (SSD: chunked scan over CumSum segment sums)".into(),
+                node: n.name.clone(),
+                op_type: n.op_type.clone(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Cross-checking a patched model against its original through the CPU interpreter.
+
+use crate::interp::{DataType, Dim, Session, Tensor, TensorData};
+use onnx_protobuf::ModelProto;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Max errors of one output.
+#[derive(Clone, Debug)]
+pub struct OutputError {
+    pub name: String,
+    pub max_abs: f64,
+    /// max |a - b| / max(|b|, 1e-6) over elements, b the original.
+    pub max_rel: f64,
+    /// max |a - b| / max |b|: the error relative to the output's scale.
+    pub rel_to_scale: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{which} model: {source}")]
+    Interp {
+        which: &'static str,
+        #[source]
+        source: crate::interp::InterpError,
+    },
+    #[error("output '{name}': shapes differ: original {original:?}, patched {patched:?}")]
+    Shape {
+        name: String,
+        original: Vec<usize>,
+        patched: Vec<usize>,
+    },
+    #[error("input '{name}': {reason}")]
+    Input { name: String, reason: String },
+}
+
+/// Deterministic inputs of the model's own types: integer ids below the vocabulary size (the
+/// row count of the embedding table the input indexes), floats in [-1, 1). Symbolic dims take
+/// `seq_len` (sequence) or 1.
+pub fn make_inputs(
+    model: &ModelProto,
+    session: &Session,
+    seq_len: usize,
+    seed: u64,
+) -> Result<HashMap<String, Tensor>, VerifyError> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut out = HashMap::new();
+    for info in session.inputs() {
+        let err = |reason: &str| VerifyError::Input {
+            name: info.name.clone(),
+            reason: reason.into(),
+        };
+        let dims = info.dims.as_ref().ok_or_else(|| err("rank not declared"))?;
+        let shape: Vec<usize> = dims
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n,
+                Dim::Symbolic(s) if s == super::dynamic::SEQ_DIM => seq_len,
+                _ => 1,
+            })
+            .collect();
+        let n: usize = shape.iter().product();
+        let dtype = info.dtype.ok_or_else(|| err("element type not declared"))?;
+        let data = match dtype {
+            DataType::I64 | DataType::I32 => {
+                let vocab = vocab_of(model, &info.name).unwrap_or(2) as f64;
+                let v: Vec<i64> = (0..n).map(|_| (next() * vocab) as i64).collect();
+                if dtype == DataType::I64 {
+                    TensorData::I64(v)
+                } else {
+                    TensorData::I32(v.into_iter().map(|x| x as i32).collect())
+                }
+            }
+            d if d.is_float() => TensorData::from_f64_iter(d, (0..n).map(|_| next() * 2.0 - 1.0)),
+            _ => return Err(err("unsupported input type")),
+        };
+        let t = Tensor::new(shape, data).map_err(|e| err(&e.to_string()))?;
+        out.insert(info.name.clone(), t);
+    }
+    Ok(out)
+}
+
+/// Rows of the constant table a Gather indexes with `input`.
+fn vocab_of(model: &ModelProto, input: &str) -> Option<i64> {
+    let g = model.graph.as_ref()?;
+    let n = g
+        .node
+        .iter()
+        .find(|n| n.op_type == "Gather" && n.input.get(1).map(String::as_str) == Some(input))?;
+    g.initializer
+        .iter()
+        .find(|t| t.name == n.input[0])
+        .and_then(|t| t.dims.first().copied())
+}
+
+/// Runs `session` on `inputs`.
+pub fn run(
+    session: &Session,
+    inputs: &HashMap<String, Tensor>,
+    which: &'static str,
+) -> Result<Vec<(String, Tensor)>, VerifyError> {
+    session
+        .run(inputs)
+        .map_err(|source| VerifyError::Interp { which, source })
+}
+
+/// Compares outputs position by position (the patch keeps outputs and their order).
+pub fn compare(
+    original: &[(String, Tensor)],
+    patched: &[(String, Tensor)],
+) -> Result<Vec<OutputError>, VerifyError> {
+    let mut out = Vec::new();
+    for ((name, a), (_, b)) in original.iter().zip(patched) {
+        if a.shape != b.shape {
+            return Err(VerifyError::Shape {
+                name: name.clone(),
+                original: a.shape.clone(),
+                patched: b.shape.clone(),
+            });
+        }
+        out.push(errors(name, &b.to_f64_vec(), &a.to_f64_vec()));
+    }
+    Ok(out)
+}
+
+/// Errors of `got` against `want`.
+pub fn errors(name: &str, got: &[f64], want: &[f64]) -> OutputError {
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let (mut abs, mut rel) = (0f64, 0f64);
+    for (g, w) in got.iter().zip(want) {
+        let d = (g - w).abs();
+        let d = if d.is_nan() { f64::INFINITY } else { d };
+        abs = abs.max(d);
+        rel = rel.max(d / w.abs().max(1e-6));
+    }
+    OutputError {
+        name: name.to_string(),
+        max_abs: abs,
+        max_rel: rel,
+        rel_to_scale: if scale > 0.0 { abs / scale } else { abs },
+    }
+}
+
+/// Runs original and patched on the same generated inputs at `seq_len` and compares.
+pub fn verify(
+    original: &ModelProto,
+    original_dir: &Path,
+    patched: &ModelProto,
+    patched_dir: &Path,
+    seq_len: usize,
+) -> Result<Vec<OutputError>, VerifyError> {
+    let so = Session::new(original, original_dir).map_err(|source| VerifyError::Interp {
+        which: "original",
+        source,
+    })?;
+    let sp = Session::new(patched, patched_dir).map_err(|source| VerifyError::Interp {
+        which: "patched",
+        source,
+    })?;
+    let inputs = make_inputs(original, &so, seq_len, 7)?;
+    let a = run(&so, &inputs, "original")?;
+    let b = run(&sp, &inputs, "patched")?;
+    compare(&a, &b)
+}

@@ -1,0 +1,147 @@
+//! onnx-patch: turns a Mamba ONNX export into a graph with one `S6Scan` node per layer.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use s6_onnx::{model, patch};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Replace every selective scan of a Mamba ONNX export with one S6Scan node (domain s6plugin).
+///
+/// Recognises the unrolled scan of transformers' MambaForCausalLM (TorchScript and dynamo
+/// exporters) and of mamba-minimal-style models, folds Δ bias + softplus, the D skip and the z
+/// gate into the node, prunes what is left dead and makes the sequence length dynamic.
+/// Everything else in the model is kept as it was. External data is read and written
+/// (`OUTPUT.data` next to OUTPUT).
+///
+/// Example:
+///   onnx-patch mamba.onnx -o mamba.s6.onnx --verify --report patch.json
+#[derive(Parser, Debug)]
+#[command(name = "onnx-patch", version)]
+struct Args {
+    /// The exported model.
+    input: PathBuf,
+    /// Where to write the patched model (never the input itself).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Run original and patched through the CPU interpreter on generated inputs and compare;
+    /// exits non-zero above --tolerance. Also runs the patched model at a second length.
+    #[arg(long)]
+    verify: bool,
+    /// Largest accepted error relative to the output's scale (max|Δ| / max|original|).
+    #[arg(long, default_value_t = 1e-4)]
+    tolerance: f64,
+    /// Write a JSON report (layers patched, nodes before/after, time, verification).
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("onnx-patch: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let start = Instant::now();
+    if model::same_file(&args.input, &args.output) {
+        bail!(
+            "refusing to write over the input: -o {} is {}",
+            args.output.display(),
+            args.input.display()
+        );
+    }
+    let in_dir = model::base_dir(&args.input);
+    let original = model::load(&args.input)?;
+    model::check_external_data(&original, &in_dir)
+        .with_context(|| format!("{}: external data", args.input.display()))?;
+    let mut patched = original.clone();
+    let mut report = patch::patch_model(&mut patched, &in_dir)
+        .with_context(|| format!("{}", args.input.display()))?;
+
+    let mut verify_json = String::from("null");
+    let mut failed = false;
+    if args.verify {
+        let l = report.export_seq_len.unwrap_or(1);
+        let errs =
+            patch::verify::verify(&original, &in_dir, &patched, &in_dir, l).context("--verify")?;
+        let mut parts = Vec::new();
+        for e in &errs {
+            let ok = e.rel_to_scale <= args.tolerance;
+            failed |= !ok;
+            eprintln!(
+                "verify L={l}: {}: max abs {:.3e}, max rel {:.3e}, rel to scale {:.3e} {}",
+                e.name,
+                e.max_abs,
+                e.max_rel,
+                e.rel_to_scale,
+                if ok { "ok" } else { "ABOVE TOLERANCE" }
+            );
+            parts.push(format!(
+                "{{\"output\": \"{}\", \"seq_len\": {l}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
+                e.name.replace('"', "\\\""),
+                e.max_abs,
+                e.max_rel,
+                e.rel_to_scale
+            ));
+        }
+        // The patched model must also run at another length.
+        let other = if l > 2 { l - 2 } else { l + 3 };
+        let sp = s6_onnx::interp::Session::new(&patched, &in_dir).context("patched model")?;
+        let inputs = patch::verify::make_inputs(&patched, &sp, other, 11)?;
+        let outs = patch::verify::run(&sp, &inputs, "patched")?;
+        eprintln!(
+            "verify L={other}: patched model runs, output shapes {:?}",
+            outs.iter()
+                .map(|(_, t)| t.shape.clone())
+                .collect::<Vec<_>>()
+        );
+        verify_json = format!("[{}]", parts.join(", "));
+    }
+
+    let data = model::save_with_external_data(&patched, &args.output, &in_dir)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    report.seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "onnx-patch: {} layer(s) patched, nodes {} -> {}, initializers {} -> {}, export length {}, {:.3} s -> {}{}",
+        report.layers_patched,
+        report.nodes_before,
+        report.nodes_after,
+        report.initializers_before,
+        report.initializers_after,
+        report.export_seq_len.map(|l| l.to_string()).unwrap_or("?".into()),
+        report.seconds,
+        args.output.display(),
+        data.map(|d| format!(" (+ {})", d.display())).unwrap_or_default()
+    );
+    for w in &report.warnings {
+        eprintln!("onnx-patch: warning: {w}");
+    }
+    if let Some(path) = &args.report {
+        let mut json = report.to_json();
+        // Splice the verification in before the closing brace.
+        json.truncate(json.trim_end().len() - 1);
+        json.push_str(&format!(",\n  \"verify\": {verify_json}\n}}\n"));
+        model::write_atomic(path, json.as_bytes())?;
+    }
+    if failed {
+        eprintln!(
+            "onnx-patch: verification failed (tolerance {:e})",
+            args.tolerance
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
