@@ -1,1 +1,3 @@
 //! Shared pieces of the s6plugin command-line tools.
+
+pub mod engine;

@@ -1,0 +1,455 @@
+// The TensorRT calls of s6-engine behind a C interface (trt_glue.h).
+//
+// TensorRT's API is C++ virtual classes whose layout changes between majors, so this file is
+// compiled against the headers of the TensorRT the user runs (tools/build.rs finds them) and the
+// Rust side refuses a library whose major differs. No TensorRT symbol is linked: the factory
+// functions arrive as pointers resolved at run time.
+
+#include "trt_glue.h"
+
+#include <NvInfer.h>
+#if __has_include(<NvOnnxParser.h>)
+#include <NvOnnxParser.h>
+#define S6_HAVE_ONNX_PARSER 1
+#else
+#define S6_HAVE_ONNX_PARSER 0
+#endif
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+namespace {
+
+using namespace nvinfer1;
+
+#define S6_TRT_AT_LEAST(maj, min) \
+    (NV_TENSORRT_MAJOR > (maj) || (NV_TENSORRT_MAJOR == (maj) && NV_TENSORRT_MINOR >= (min)))
+
+using CreateFn = void* (*) (void*, int32_t);
+using CreateParserFn = void* (*) (void*, void*, int);
+using RegistryFn = IPluginRegistry* (*) ();
+
+void set_err(char* err, size_t len, std::string const& msg) noexcept
+{
+    if (err != nullptr && len > 0)
+    {
+        std::snprintf(err, len, "%s", msg.c_str());
+    }
+}
+
+// Forwards TensorRT's log to Rust and keeps the last error for the failure message.
+class Logger : public ILogger
+{
+public:
+    Logger(s6_log_fn fn, void* user) noexcept
+        : mFn(fn)
+        , mUser(user)
+    {
+    }
+    void log(Severity severity, AsciiChar const* msg) noexcept override
+    {
+        if (msg == nullptr)
+        {
+            return;
+        }
+        if (severity <= Severity::kERROR)
+        {
+            try
+            {
+                mLastError = msg;
+            }
+            catch (...)
+            {
+            }
+        }
+        if (mFn != nullptr)
+        {
+            mFn(mUser, static_cast<int32_t>(severity), msg);
+        }
+    }
+    std::string const& lastError() const noexcept
+    {
+        return mLastError;
+    }
+
+private:
+    s6_log_fn mFn;
+    void* mUser;
+    std::string mLastError;
+};
+
+std::string with_log(std::string what, Logger const& logger)
+{
+    if (!logger.lastError().empty())
+    {
+        what += ": " + logger.lastError();
+    }
+    return what;
+}
+
+#if NV_TENSORRT_MAJOR >= 10
+// Builder progress (IProgressMonitor exists from TensorRT 10 on); never cancels.
+class Progress : public IProgressMonitor
+{
+public:
+    Progress(s6_progress_fn fn, void* user) noexcept
+        : mFn(fn)
+        , mUser(user)
+    {
+    }
+    void phaseStart(char const* phase, char const* parent, int32_t steps) noexcept override
+    {
+        mFn(mUser, 0, phase, parent, steps);
+    }
+    bool stepComplete(char const* phase, int32_t step) noexcept override
+    {
+        mFn(mUser, 1, phase, nullptr, step);
+        return true;
+    }
+    void phaseFinish(char const* phase) noexcept override
+    {
+        mFn(mUser, 2, phase, nullptr, 0);
+    }
+
+private:
+    s6_progress_fn mFn;
+    void* mUser;
+};
+#endif
+
+template <typename T>
+struct Deleter
+{
+    void operator()(T* p) const noexcept
+    {
+        delete p;
+    }
+};
+template <typename T>
+using Owned = std::unique_ptr<T, Deleter<T>>;
+
+Dims to_dims(int32_t rank, int64_t const* d) noexcept
+{
+    Dims out{};
+    out.nbDims = rank;
+    using Elem = std::remove_reference_t<decltype(out.d[0])>;
+    for (int32_t i = 0; i < rank && i < Dims::MAX_DIMS; ++i)
+    {
+        out.d[i] = static_cast<Elem>(d[i]);
+    }
+    return out;
+}
+
+void from_dims(Dims const& in, int32_t* rank, int64_t* d) noexcept
+{
+    *rank = in.nbDims;
+    for (int32_t i = 0; i < in.nbDims && i < Dims::MAX_DIMS; ++i)
+    {
+        d[i] = static_cast<int64_t>(in.d[i]);
+    }
+}
+
+} // namespace
+
+extern "C" int32_t s6_glue_header_version(void)
+{
+    return static_cast<int32_t>(NV_TENSORRT_VERSION);
+}
+
+extern "C" int32_t s6_glue_has_onnx_parser(void)
+{
+    return S6_HAVE_ONNX_PARSER;
+}
+
+extern "C" int32_t s6_glue_has_creator(void* get_plugin_registry, char const* name, char const* version, char const* ns)
+{
+    if (get_plugin_registry == nullptr)
+    {
+        return -1;
+    }
+    IPluginRegistry* reg = reinterpret_cast<RegistryFn>(get_plugin_registry)();
+    if (reg == nullptr)
+    {
+        return -1;
+    }
+#if NV_TENSORRT_MAJOR >= 10
+    return reg->getCreator(name, version, ns) != nullptr ? 1 : 0;
+#else
+    return reg->getPluginCreator(name, version, ns) != nullptr ? 1 : 0;
+#endif
+}
+
+extern "C" int32_t s6_glue_load_plugin_library(void* get_plugin_registry, char const* path, char* err, size_t err_len)
+{
+#if S6_TRT_AT_LEAST(8, 6)
+    IPluginRegistry* reg = get_plugin_registry ? reinterpret_cast<RegistryFn>(get_plugin_registry)() : nullptr;
+    if (reg == nullptr)
+    {
+        set_err(err, err_len, "getPluginRegistry() returned no registry");
+        return 1;
+    }
+    if (reg->loadLibrary(path) == nullptr)
+    {
+        set_err(err, err_len, std::string("IPluginRegistry::loadLibrary refused ") + path);
+        return 1;
+    }
+    return 0;
+#else
+    (void) get_plugin_registry;
+    (void) path;
+    set_err(err, err_len, "IPluginRegistry::loadLibrary needs TensorRT 8.6 or newer");
+    return 1;
+#endif
+}
+
+extern "C" void s6_glue_blob_free(S6Blob* blob)
+{
+    if (blob != nullptr && blob->handle != nullptr)
+    {
+        delete static_cast<IHostMemory*>(blob->handle);
+        blob->handle = nullptr;
+        blob->data = nullptr;
+        blob->size = 0;
+    }
+}
+
+extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob* timing_cache, char* err, size_t err_len)
+{
+#if S6_HAVE_ONNX_PARSER
+    try
+    {
+        Logger logger(p->log, p->user);
+        Owned<IBuilder> builder(static_cast<IBuilder*>(
+            reinterpret_cast<CreateFn>(p->create_builder)(&logger, static_cast<int32_t>(NV_TENSORRT_VERSION))));
+        if (!builder)
+        {
+            set_err(err, err_len, with_log("createInferBuilder failed", logger));
+            return 1;
+        }
+        uint32_t flags = 0;
+#if NV_TENSORRT_MAJOR < 10
+        // Explicit batch is required for ONNX before 10 (and the only mode from 10 on).
+        flags |= 1U << static_cast<uint32_t>(NetworkDefinitionCreationFlag::kEXPLICIT_BATCH);
+#elif NV_TENSORRT_MAJOR == 10
+        if (p->precision == S6_PRECISION_STRONG)
+        {
+            flags |= 1U << static_cast<uint32_t>(NetworkDefinitionCreationFlag::kSTRONGLY_TYPED);
+        }
+#endif
+        // From 11 on every network is strongly typed; no flag.
+        Owned<INetworkDefinition> network(builder->createNetworkV2(flags));
+        if (!network)
+        {
+            set_err(err, err_len, with_log("createNetworkV2 failed", logger));
+            return 1;
+        }
+        Owned<nvonnxparser::IParser> parser(static_cast<nvonnxparser::IParser*>(
+            reinterpret_cast<CreateParserFn>(p->create_parser)(network.get(), &logger, NV_ONNX_PARSER_VERSION)));
+        if (!parser)
+        {
+            set_err(err, err_len, with_log("createNvOnnxParser failed", logger));
+            return 1;
+        }
+        if (!parser->parseFromFile(p->onnx_path, static_cast<int>(ILogger::Severity::kWARNING)))
+        {
+            std::string msg = std::string("ONNX parser refused ") + p->onnx_path;
+            for (int32_t i = 0; i < parser->getNbErrors(); ++i)
+            {
+                auto const* e = parser->getError(i);
+                msg += std::string("; node ") + std::to_string(e->node()) + ": " + e->desc();
+            }
+            set_err(err, err_len, msg);
+            return 1;
+        }
+        Owned<IBuilderConfig> config(builder->createBuilderConfig());
+        if (!config)
+        {
+            set_err(err, err_len, with_log("createBuilderConfig failed", logger));
+            return 1;
+        }
+        IOptimizationProfile* profile = builder->createOptimizationProfile();
+        for (int32_t i = 0; i < p->n_inputs; ++i)
+        {
+            S6ProfileInput const& in = p->inputs[i];
+            bool ok = profile->setDimensions(in.name, OptProfileSelector::kMIN, to_dims(in.rank, in.min))
+                && profile->setDimensions(in.name, OptProfileSelector::kOPT, to_dims(in.rank, in.opt))
+                && profile->setDimensions(in.name, OptProfileSelector::kMAX, to_dims(in.rank, in.max));
+            if (!ok)
+            {
+                set_err(err, err_len, with_log(std::string("profile refused for input ") + in.name, logger));
+                return 1;
+            }
+        }
+        if (config->addOptimizationProfile(profile) < 0)
+        {
+            set_err(err, err_len, with_log("addOptimizationProfile failed", logger));
+            return 1;
+        }
+#if NV_TENSORRT_MAJOR <= 10
+        if (p->precision == S6_PRECISION_FP16)
+        {
+            config->setFlag(BuilderFlag::kFP16);
+        }
+#endif
+#if NV_TENSORRT_MAJOR >= 9 && NV_TENSORRT_MAJOR <= 10
+        if (p->precision == S6_PRECISION_BF16)
+        {
+            config->setFlag(BuilderFlag::kBF16);
+        }
+#endif
+        if (p->workspace_bytes > 0)
+        {
+            config->setMemoryPoolLimit(MemoryPoolType::kWORKSPACE, static_cast<size_t>(p->workspace_bytes));
+        }
+        Owned<ITimingCache> cache(config->createTimingCache(p->timing_cache, p->timing_cache ? p->timing_cache_size : 0));
+        if (cache && !config->setTimingCache(*cache, false))
+        {
+            set_err(err, err_len, with_log("the timing cache does not fit this TensorRT/GPU", logger));
+            return 1;
+        }
+#if NV_TENSORRT_MAJOR >= 10
+        std::unique_ptr<Progress> progress;
+        if (p->progress != nullptr)
+        {
+            progress.reset(new Progress(p->progress, p->user));
+            config->setProgressMonitor(progress.get());
+        }
+#endif
+        IHostMemory* plan = builder->buildSerializedNetwork(*network, *config);
+        if (plan == nullptr || plan->size() == 0)
+        {
+            delete plan;
+            set_err(err, err_len, with_log("buildSerializedNetwork failed", logger));
+            return 1;
+        }
+        engine->handle = plan;
+        engine->data = plan->data();
+        engine->size = plan->size();
+        timing_cache->handle = nullptr;
+        timing_cache->data = nullptr;
+        timing_cache->size = 0;
+        if (ITimingCache const* used = config->getTimingCache())
+        {
+            if (IHostMemory* blob = used->serialize())
+            {
+                timing_cache->handle = blob;
+                timing_cache->data = blob->data();
+                timing_cache->size = blob->size();
+            }
+        }
+        return 0;
+    }
+    catch (std::exception const& e)
+    {
+        set_err(err, err_len, std::string("engine build: ") + e.what());
+        return 1;
+    }
+    catch (...)
+    {
+        set_err(err, err_len, "engine build: unknown C++ exception");
+        return 1;
+    }
+#else
+    (void) p;
+    (void) engine;
+    (void) timing_cache;
+    set_err(err, err_len, "built without NvOnnxParser.h");
+    return 1;
+#endif
+}
+
+struct S6Runner
+{
+    explicit S6Runner(s6_log_fn fn, void* user)
+        : logger(fn, user)
+    {
+    }
+    // Declaration order = reverse destruction order: context, engine, runtime, then the logger.
+    Logger logger;
+    Owned<IRuntime> runtime;
+    Owned<ICudaEngine> engine;
+    Owned<IExecutionContext> context;
+};
+
+extern "C" S6Runner* s6_glue_runner_new(
+    void* create_runtime, void const* data, size_t size, s6_log_fn log, void* user, char* err, size_t err_len)
+{
+    try
+    {
+        std::unique_ptr<S6Runner> r(new S6Runner(log, user));
+        r->runtime.reset(static_cast<IRuntime*>(
+            reinterpret_cast<CreateFn>(create_runtime)(&r->logger, static_cast<int32_t>(NV_TENSORRT_VERSION))));
+        if (!r->runtime)
+        {
+            set_err(err, err_len, with_log("createInferRuntime failed", r->logger));
+            return nullptr;
+        }
+        r->engine.reset(r->runtime->deserializeCudaEngine(data, size));
+        if (!r->engine)
+        {
+            set_err(err, err_len, with_log("deserializeCudaEngine failed", r->logger));
+            return nullptr;
+        }
+        r->context.reset(r->engine->createExecutionContext());
+        if (!r->context)
+        {
+            set_err(err, err_len, with_log("createExecutionContext failed", r->logger));
+            return nullptr;
+        }
+        return r.release();
+    }
+    catch (...)
+    {
+        set_err(err, err_len, "engine load: C++ exception");
+        return nullptr;
+    }
+}
+
+extern "C" void s6_glue_runner_free(S6Runner* r)
+{
+    delete r;
+}
+
+extern "C" int32_t s6_glue_runner_num_io(S6Runner const* r)
+{
+    return r->engine->getNbIOTensors();
+}
+
+extern "C" int32_t s6_glue_runner_io(
+    S6Runner const* r, int32_t i, char const** name, int32_t* is_input, int32_t* dtype, int32_t* rank, int64_t* dims)
+{
+    char const* n = r->engine->getIOTensorName(i);
+    if (n == nullptr)
+    {
+        return 1;
+    }
+    *name = n;
+    *is_input = r->engine->getTensorIOMode(n) == TensorIOMode::kINPUT ? 1 : 0;
+    *dtype = static_cast<int32_t>(r->engine->getTensorDataType(n));
+    from_dims(r->engine->getTensorShape(n), rank, dims);
+    return 0;
+}
+
+extern "C" int32_t s6_glue_runner_set_input_shape(S6Runner* r, char const* name, int32_t rank, int64_t const* dims)
+{
+    return r->context->setInputShape(name, to_dims(rank, dims)) ? 0 : 1;
+}
+
+extern "C" int32_t s6_glue_runner_shape(S6Runner const* r, char const* name, int32_t* rank, int64_t* dims)
+{
+    from_dims(r->context->getTensorShape(name), rank, dims);
+    return *rank < 0 ? 1 : 0;
+}
+
+extern "C" int32_t s6_glue_runner_set_address(S6Runner* r, char const* name, void* ptr)
+{
+    return r->context->setTensorAddress(name, ptr) ? 0 : 1;
+}
+
+extern "C" int32_t s6_glue_runner_enqueue(S6Runner* r, void* stream)
+{
+    return r->context->enqueueV3(static_cast<cudaStream_t>(stream)) ? 0 : 1;
+}

@@ -1,0 +1,300 @@
+//! s6-engine: build TensorRT engines from (patched) ONNX models and run them — TensorRT is
+//! loaded at run time, so one binary serves TensorRT 8.5 to 11 of the major it was built for.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use s6_tools::engine::build::{self, BuildOptions, PrecisionArg};
+use s6_tools::engine::profile::{ProfileArgs, SizeSpec};
+use s6_tools::engine::run::{self, RunOptions};
+use s6_tools::engine::{glue, libs, EngineError, TrtVersion};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status when TensorRT, the bridge or CUDA is missing (1 is any other failure).
+const EXIT_NO_TENSORRT: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "s6-engine",
+    version,
+    about = "Build and run TensorRT engines for s6plugin models",
+    long_about = "Build and run TensorRT engines for s6plugin models.\n\n\
+TensorRT (libnvinfer, libnvonnxparser) is found at run time: --trt-lib-dir, else \
+$TENSORRT_ROOT/lib, else the system library path. libs6plugin.so is taken from --plugin or \
+from beside this executable.\n\n\
+Typical use (Jetson Orin Nano, TensorRT 8.6/10.x):\n  \
+onnx-patch mamba.onnx -o mamba.s6.onnx\n  \
+s6-engine build mamba.s6.onnx -o mamba.engine --min batch=1,sequence=1 \\\n    \
+--opt batch=1,sequence=128 --max batch=1,sequence=512 --precision fp16 --workspace-mib 512\n  \
+s6-engine run mamba.engine --input input_ids=ids.npy --out-dir trt_out\n  \
+s6-run mamba.s6.onnx --input input_ids=ids.npy --out-dir cpu_out --compare trt_out\n\n\
+Exit status: 0 ok, 1 failure, 3 TensorRT / CUDA / the C++ bridge not available."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrecisionCli {
+    /// TensorRT 11: strongly typed; 8.x–10.x: fp32 (strongly typed / fp16 with --to-fp16).
+    Auto,
+    Fp32,
+    /// The fp16 builder flag (TensorRT 8.x–10.x).
+    Fp16,
+    /// The bf16 builder flag (TensorRT 9–10).
+    Bf16,
+    /// Strongly typed: the ONNX's types decide (TensorRT 10 on).
+    Strong,
+}
+
+#[derive(clap::Args)]
+struct TrtArgs {
+    /// Folder holding libnvinfer.so.N and libnvonnxparser.so.N (only this folder is searched).
+    #[arg(long)]
+    trt_lib_dir: Option<PathBuf>,
+    /// libs6plugin.so to register (default: beside s6-engine).
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build an engine: parse the ONNX, apply the shape profile and precision, serialize.
+    Build {
+        /// The (patched) ONNX model.
+        model: PathBuf,
+        /// Engine file to write (atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Smallest sizes: batch=N,sequence=N (or NAME=N for another dynamic dim_param).
+        #[arg(long)]
+        min: String,
+        /// Sizes TensorRT tunes for.
+        #[arg(long)]
+        opt: String,
+        /// Largest sizes.
+        #[arg(long)]
+        max: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        precision: PrecisionCli,
+        /// Convert the model to fp16 first (written beside the engine as NAME.fp16.onnx); the
+        /// S6Scan operands the contract fixes to fp32 stay fp32.
+        #[arg(long)]
+        to_fp16: bool,
+        /// Builder workspace limit in MiB (TensorRT's default: the device's memory).
+        #[arg(long)]
+        workspace_mib: Option<u64>,
+        /// Timing cache: read if present, written back after the build.
+        #[arg(long)]
+        timing_cache: Option<PathBuf>,
+        /// Only print the trtexec command line for this TensorRT version (e.g. 10.3); no
+        /// TensorRT needed.
+        #[arg(long, value_name = "VERSION")]
+        print_trtexec: Option<String>,
+        #[command(flatten)]
+        trt: TrtArgs,
+    },
+    /// Run an engine on .npy inputs; writes OUT_DIR/<output>.npy (half floats widened to fp32).
+    Run {
+        engine: PathBuf,
+        /// NAME=FILE.npy, once per engine input.
+        #[arg(long = "input", value_parser = run::parse_input)]
+        inputs: Vec<(String, PathBuf)>,
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// A specific runtime library file (e.g. libnvinfer_lean.so.10).
+        #[arg(long)]
+        nvinfer: Option<PathBuf>,
+        /// CUDA device ordinal.
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        #[command(flatten)]
+        trt: TrtArgs,
+    },
+    /// Show the TensorRT found, its version, and what this build of s6-engine can do with it.
+    Info {
+        /// A specific library file instead of the search (e.g. libnvinfer_lean.so.10).
+        #[arg(long)]
+        nvinfer: Option<PathBuf>,
+        #[command(flatten)]
+        trt: TrtArgs,
+    },
+    /// Convert an ONNX model to fp16 (keeping S6Scan's fp32 operands), without TensorRT.
+    Fp16 {
+        model: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+fn parse_version(s: &str) -> anyhow::Result<TrtVersion> {
+    let mut it = s.split('.').map(|p| p.parse::<u32>());
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(a)), Some(Ok(b)), p) => {
+            Ok(TrtVersion::new(a, b, p.and_then(Result::ok).unwrap_or(0)))
+        }
+        _ => anyhow::bail!("--print-trtexec {s:?}: expected MAJOR.MINOR[.PATCH], e.g. 10.3"),
+    }
+}
+
+fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
+    let headers = glue::header_version();
+    match headers {
+        Some(h) => println!(
+            "bridge: built against TensorRT {h} headers{}",
+            if glue::has_onnx_parser() { "" } else { " (no NvOnnxParser.h: cannot build engines)" }
+        ),
+        None => println!("bridge: built without TensorRT headers (can only print trtexec lines and convert to fp16)"),
+    }
+    let places = libs::search_places(trt.trt_lib_dir.as_deref());
+    let lib = libs::load_nvinfer(nvinfer.as_deref(), &places)?;
+    let v = lib.version;
+    println!("{}: TensorRT {v}", lib.loaded.path);
+    println!(
+        "precision: {}",
+        if v.strongly_typed_only() {
+            "strongly typed only (use --to-fp16 for an fp16 engine)"
+        } else if v.has_bf16_flag() {
+            "fp16/bf16 builder flags, or strongly typed"
+        } else {
+            "fp16 builder flag"
+        }
+    );
+    println!(
+        "plugin loading: {}",
+        if v.has_load_library() {
+            "static registration or IPluginRegistry::loadLibrary"
+        } else {
+            "static registration (dlopen)"
+        }
+    );
+    if let Some(h) = headers {
+        if h.major != v.major {
+            println!("compatible with this build: no (headers are TensorRT {h})");
+        } else {
+            println!("compatible with this build: yes");
+        }
+    }
+    Ok(())
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Build {
+            model,
+            output,
+            min,
+            opt,
+            max,
+            precision,
+            to_fp16,
+            workspace_mib,
+            timing_cache,
+            print_trtexec,
+            trt,
+        } => {
+            let opts = BuildOptions {
+                onnx: model,
+                engine: output,
+                plugin: trt.plugin,
+                profile: ProfileArgs {
+                    min: SizeSpec::parse("--min", &min)?,
+                    opt: SizeSpec::parse("--opt", &opt)?,
+                    max: SizeSpec::parse("--max", &max)?,
+                },
+                precision: match precision {
+                    PrecisionCli::Auto => PrecisionArg::Auto,
+                    PrecisionCli::Fp32 => PrecisionArg::Fp32,
+                    PrecisionCli::Fp16 => PrecisionArg::Fp16,
+                    PrecisionCli::Bf16 => PrecisionArg::Bf16,
+                    PrecisionCli::Strong => PrecisionArg::Strong,
+                },
+                to_fp16,
+                workspace_mib,
+                timing_cache,
+                trt_lib_dir: trt.trt_lib_dir,
+                print_only: print_trtexec.as_deref().map(parse_version).transpose()?,
+            };
+            let s = build::build(&opts)?;
+            if opts.print_only.is_none() {
+                eprintln!(
+                    "wrote {} ({:.1} MiB, TensorRT {}, {:.1} s)",
+                    opts.engine.display(),
+                    s.engine_bytes as f64 / (1024.0 * 1024.0),
+                    s.version,
+                    s.seconds
+                );
+            }
+        }
+        Cmd::Run {
+            engine,
+            inputs,
+            out_dir,
+            nvinfer,
+            device,
+            trt,
+        } => {
+            let written = run::run(&RunOptions {
+                engine,
+                inputs,
+                out_dir,
+                plugin: trt.plugin,
+                trt_lib_dir: trt.trt_lib_dir,
+                nvinfer,
+                device,
+            })?;
+            for p in written {
+                eprintln!("wrote {}", p.display());
+            }
+        }
+        Cmd::Info { nvinfer, trt } => info(nvinfer, trt)?,
+        Cmd::Fp16 { model, output } => {
+            anyhow::ensure!(
+                model != output,
+                "{}: refusing to overwrite the input",
+                output.display()
+            );
+            let mut m = s6_onnx::model::load(&model)?;
+            let r =
+                s6_onnx::fp16::convert(&mut m).with_context(|| format!("{}", model.display()))?;
+            s6_onnx::model::save(&m, &output)?;
+            eprintln!(
+                "wrote {} ({} initializers converted; kept fp32: {}; {} casts)",
+                output.display(),
+                r.initializers_converted,
+                r.kept_fp32.join(", "),
+                r.casts_inserted
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s6-engine: {e:#}");
+            let missing = matches!(
+                e.downcast_ref::<EngineError>(),
+                Some(
+                    EngineError::LibNotFound { .. }
+                        | EngineError::NoGlue { .. }
+                        | EngineError::NoParserHeader
+                        | EngineError::NoCuda
+                        | EngineError::MajorMismatch { .. }
+                )
+            );
+            ExitCode::from(if missing { EXIT_NO_TENSORRT } else { 1 })
+        }
+    }
+}

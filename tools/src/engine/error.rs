@@ -1,0 +1,79 @@
+//! Errors of the engine driver, naming the library, file, input or flag concerned.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    // ---- finding and loading TensorRT ----
+    #[error("TensorRT not found: looked for {names} in {places}; install TensorRT or pass --trt-lib-dir DIR (the folder holding libnvinfer.so.N)")]
+    LibNotFound { names: String, places: String },
+    #[error("{path}: cannot load: {reason}")]
+    LibLoad { path: PathBuf, reason: String },
+    #[error("{lib}: symbol {symbol} missing: {reason}")]
+    Symbol {
+        lib: String,
+        symbol: &'static str,
+        reason: String,
+    },
+    #[error("{lib}: getInferLibVersion() returned {value}, not a TensorRT version")]
+    BadVersion { lib: String, value: i32 },
+    #[error("{lib}: TensorRT {found} is too old; s6-engine needs TensorRT {min} or newer")]
+    TooOld {
+        lib: String,
+        found: String,
+        min: String,
+    },
+    #[error("{lib} is TensorRT {found}, but s6-engine was compiled against TensorRT {headers} headers; the C++ ABI differs between majors, so rebuild s6-engine with TENSORRT_INCLUDE_DIR pointing at TensorRT {found_major}'s headers (on Jetson: JetPack's /usr/include/aarch64-linux-gnu)")]
+    MajorMismatch {
+        lib: String,
+        found: String,
+        found_major: u32,
+        headers: String,
+    },
+    #[error("s6-engine was built without TensorRT headers, so it cannot {what}; rebuild it with TENSORRT_INCLUDE_DIR=DIR (holding NvInfer.h{parser}) and CUDA_INCLUDE_DIR=DIR (holding cuda_runtime_api.h) set, then `cargo build -p s6-tools --release`")]
+    NoGlue {
+        what: &'static str,
+        parser: &'static str,
+    },
+    #[error("s6-engine was built against TensorRT headers without NvOnnxParser.h, so it cannot build engines; install the ONNX parser headers (libnvonnxparsers-dev / the TensorRT tarball's include/) and rebuild")]
+    NoParserHeader,
+    #[error("the CUDA driver library (libcuda.so.1) is not loadable: running an engine needs an NVIDIA GPU and its driver")]
+    NoCuda,
+    #[error("CUDA: {0}")]
+    Cuda(String),
+
+    // ---- arguments ----
+    #[error("{flag} {arg:?}: {reason}")]
+    ShapeSpec {
+        flag: &'static str,
+        arg: String,
+        reason: String,
+    },
+    #[error("input {input:?} axis {axis}: {reason}")]
+    Profile {
+        input: String,
+        axis: usize,
+        reason: String,
+    },
+    #[error("{0}")]
+    Precision(String),
+    #[error("{path}: {reason}")]
+    BadArg { path: PathBuf, reason: String },
+
+    // ---- TensorRT work ----
+    #[error("TensorRT: {0}")]
+    Trt(String),
+    #[error("engine I/O {tensor:?}: {reason}")]
+    Tensor { tensor: String, reason: String },
+
+    // ---- files ----
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Onnx(#[from] s6_onnx::OnnxError),
+}
