@@ -179,6 +179,37 @@ def build_minimal():
     return model
 
 
+# ---------------------------------------------------------------- Mamba2 (refusal fixture)
+
+
+def export_mamba2(out_root):
+    """A tiny transformers Mamba2ForCausalLM export: the patcher must refuse it clearly (SSD's
+    chunked scan is not S6). Only the model is kept."""
+    from transformers import Mamba2Config, Mamba2ForCausalLM
+
+    cfg = Mamba2Config(
+        vocab_size=64,
+        hidden_size=32,
+        state_size=16,
+        num_hidden_layers=1,
+        expand=2,
+        head_dim=16,
+        num_heads=4,
+        n_groups=1,
+        chunk_size=8,
+        use_cache=False,
+        conv_kernel=CONV,
+    )
+    torch.manual_seed(SEED + 3)
+    model = HFLogits(Mamba2ForCausalLM(cfg).eval()).eval()
+    folder = os.path.join(out_root, "mamba2_ts_L8")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    ids = make_ids(8, 0) % 64
+    export(model, ids, os.path.join(folder, "model.onnx"), False, 17)
+    print("mamba2_ts_L8: exported", file=sys.stderr)
+
+
 # ---------------------------------------------------------------- export and fixtures
 
 
@@ -307,6 +338,8 @@ def main():
         if only and name not in only:
             continue
         make_fixture(args.out, name, model, exporter, length, other)
+    if not only or "mamba2_ts_L8" in only:
+        export_mamba2(args.out)
 
 
 if __name__ == "__main__":

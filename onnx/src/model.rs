@@ -211,6 +211,20 @@ pub fn save_with_external_data(
         save(model, path)?;
         return Ok(None);
     }
+    write_external(model, path, src_dir).map(Some)
+}
+
+/// Saves `model` with every tensor of external data or ≥ 1 KiB in `<file name>.data` next to
+/// `path`, whatever the model's size. Returns the data file.
+pub fn save_external_data(
+    model: &ModelProto,
+    path: &Path,
+    src_dir: &Path,
+) -> Result<PathBuf, OnnxError> {
+    write_external(model, path, src_dir)
+}
+
+fn write_external(model: &ModelProto, path: &Path, src_dir: &Path) -> Result<PathBuf, OnnxError> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -304,7 +318,7 @@ pub fn save_with_external_data(
     }
     result?;
     save(&out, path)?;
-    Ok(Some(data_path))
+    Ok(data_path)
 }
 
 fn tmp_sibling(path: &Path) -> PathBuf {

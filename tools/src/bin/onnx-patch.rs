@@ -111,8 +111,13 @@ fn run(args: Args) -> Result<ExitCode> {
         verify_json = format!("[{}]", parts.join(", "));
     }
 
-    let data = model::save_with_external_data(&patched, &args.output, &in_dir)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    // A model that failed verification is not written.
+    let data = if failed {
+        None
+    } else {
+        model::save_with_external_data(&patched, &args.output, &in_dir)
+            .with_context(|| format!("writing {}", args.output.display()))?
+    };
     report.seconds = start.elapsed().as_secs_f64();
     eprintln!(
         "onnx-patch: {} layer(s) patched, nodes {} -> {}, initializers {} -> {}, export length {}, {:.3} s -> {}{}",
@@ -123,7 +128,7 @@ fn run(args: Args) -> Result<ExitCode> {
         report.initializers_after,
         report.export_seq_len.map(|l| l.to_string()).unwrap_or("?".into()),
         report.seconds,
-        args.output.display(),
+        if failed { "(not written)".to_string() } else { args.output.display().to_string() },
         data.map(|d| format!(" (+ {})", d.display())).unwrap_or_default()
     );
     for w in &report.warnings {

@@ -1,0 +1,172 @@
+//! The patcher on the bundled exports (`scripts/export_mamba.py`): the patched graph, run by the
+//! interpreter, must equal onnxruntime on the original at the export length and PyTorch at the
+//! other length (fp32, 1e-4), with one S6Scan per layer and everything around it folded in.
+
+use s6_onnx::interp::{Session, Tensor};
+use s6_onnx::patch::{self, s6node::ScanNode};
+use s6_onnx::{model, npy};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const FIXTURES: [(&str, usize, usize); 7] = [
+    ("hf_ts_L12", 12, 7),
+    ("hf_ts_L7", 7, 12),
+    ("hf_dynamo_L12", 12, 7),
+    ("hf_dynamo_L7", 7, 12),
+    ("minimal_ts_L12", 12, 7),
+    ("minimal_ts_L7", 7, 12),
+    ("minimal_dynamo_L12", 12, 7),
+];
+
+fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/models")
+        .join(name)
+}
+
+fn read_dir_npy(dir: &Path) -> HashMap<String, Tensor> {
+    let mut out = HashMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) == Some("npy") {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            out.insert(name, npy::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+/// Runs `m` on `inputs` and checks every output against `expected` within 1e-4 (abs, scaled by
+/// max(1, |expected|)). Returns the largest error.
+fn check(m: &onnx_protobuf::ModelProto, dir: &Path, inputs_dir: &Path, expected_dir: &Path) -> f64 {
+    let s = Session::new(m, dir).unwrap();
+    let outs = s.run(&read_dir_npy(inputs_dir)).unwrap();
+    let expected = read_dir_npy(expected_dir);
+    assert!(!outs.is_empty());
+    let mut worst = 0f64;
+    for (name, got) in outs {
+        let want = &expected[&name];
+        assert_eq!(got.shape, want.shape, "{name}: shape");
+        for (g, w) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+            let e = (g - w).abs() / w.abs().max(1.0);
+            assert!(
+                e <= 1e-4,
+                "{}: {name}: got {g}, want {w}",
+                expected_dir.display()
+            );
+            worst = worst.max(e);
+        }
+    }
+    worst
+}
+
+#[test]
+fn patched_exports_match_onnxruntime_and_pytorch_at_both_lengths() {
+    for (name, len, other) in FIXTURES {
+        let dir = fixture_dir(name);
+        let original = model::load(&dir.join("model.onnx")).unwrap();
+        let mut patched = original.clone();
+        let report = patch::patch_model(&mut patched, &dir).unwrap();
+        assert_eq!(report.layers_patched, 2, "{name}");
+        assert_eq!(report.export_seq_len, Some(len), "{name}");
+        assert!(
+            report.nodes_after * 2 < report.nodes_before,
+            "{name}: {report:?}"
+        );
+
+        let g = patched.graph.as_ref().unwrap();
+        let scans: Vec<ScanNode> = g.node.iter().filter_map(ScanNode::from_node).collect();
+        assert_eq!(scans.len(), 2, "{name}");
+        for s in &scans {
+            let a = s.attrs;
+            assert!(
+                a.delta_softplus && a.has_d && a.has_z && a.has_delta_bias,
+                "{name}: not everything folded in: {a:?}"
+            );
+            assert!(!a.has_initial_state && !a.has_last_state);
+            assert_eq!(a.channels_last, name.starts_with("minimal"), "{name}");
+            assert!(a.bc_channels_last, "{name}");
+        }
+        // The unrolled loop is gone: no per-step Gather of the state tensors is left.
+        assert!(!g.node.iter().any(|n| n.op_type == "Concat"), "{name}");
+        assert!(patched
+            .opset_import
+            .iter()
+            .any(|o| o.domain == "s6plugin" && o.version == 1));
+
+        let e1 = check(&patched, &dir, &dir.join("inputs"), &dir.join("expected"));
+        let other_dir = dir.join(format!("expected_L{other}"));
+        let e2 = check(&patched, &dir, &other_dir.join("inputs"), &other_dir);
+        eprintln!("{name}: max scaled error L={len}: {e1:.2e}, L={other}: {e2:.2e}");
+
+        // Written and read back, the patched model is the same.
+        let tmp =
+            std::env::temp_dir().join(format!("s6patch-test-{}-{name}.onnx", std::process::id()));
+        model::save_with_external_data(&patched, &tmp, &dir).unwrap();
+        let back = model::load(&tmp).unwrap();
+        assert_eq!(back, patched);
+        std::fs::remove_file(&tmp).unwrap();
+    }
+}
+
+#[test]
+fn original_exports_do_not_run_at_the_other_length() {
+    // The check above can fail: the unpatched export bakes its length.
+    let dir = fixture_dir("hf_ts_L12");
+    let original = model::load(&dir.join("model.onnx")).unwrap();
+    let s = Session::new(&original, &dir).unwrap();
+    let inputs = read_dir_npy(&dir.join("expected_L7/inputs"));
+    match s.run(&inputs) {
+        Err(_) => {}
+        Ok(outs) => {
+            let want = read_dir_npy(&dir.join("expected_L7"));
+            assert_ne!(outs[0].1.shape, want["logits"].shape);
+        }
+    }
+}
+
+#[test]
+fn patch_keeps_everything_else() {
+    let dir = fixture_dir("hf_dynamo_L7");
+    let original = model::load(&dir.join("model.onnx")).unwrap();
+    let mut patched = original.clone();
+    patch::patch_model(&mut patched, &dir).unwrap();
+    assert_eq!(patched.producer_name, original.producer_name);
+    assert_eq!(patched.metadata_props, original.metadata_props);
+    assert_eq!(patched.ir_version, original.ir_version);
+    for o in &original.opset_import {
+        assert!(patched.opset_import.contains(o));
+    }
+    let (go, gp) = (
+        original.graph.as_ref().unwrap(),
+        patched.graph.as_ref().unwrap(),
+    );
+    // Surviving nodes are unchanged (names, attributes, doc strings) except the conv Slice's end.
+    let by_name: HashMap<&str, &onnx_protobuf::NodeProto> =
+        go.node.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut kept = 0;
+    for n in &gp.node {
+        if let Some(o) = by_name.get(n.name.as_str()) {
+            kept += 1;
+            if n.op_type != "Slice" {
+                assert_eq!(*o, n, "node {} changed", n.name);
+            }
+        }
+    }
+    assert!(kept > 40, "only {kept} nodes kept");
+    // value_info of surviving values is kept, with the length axis symbolic.
+    assert!(!gp.value_info.is_empty());
+    for v in &gp.value_info {
+        let o = go.value_info.iter().find(|x| x.name == v.name).unwrap();
+        assert_eq!(o.metadata_props, v.metadata_props);
+    }
+    // The graph input's sequence axis is symbolic.
+    let dims = match gp.input[0].type_.value.as_ref().unwrap() {
+        onnx_protobuf::type_proto::Value::TensorType(t) => t.shape.dim.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        dims[1].value,
+        Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimParam("seq_len".into()))
+    );
+}

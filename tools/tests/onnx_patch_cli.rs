@@ -1,0 +1,277 @@
+//! onnx-patch end to end: verification and report on a bundled export, external data, and the
+//! refusals (not ONNX, not Mamba, unprovable region, Mamba2, writing over the input, escaping
+//! external-data locations).
+
+use s6_onnx::model;
+use s6_onnx::proto::{ModelProto, NodeProto};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/models")
+        .join(name)
+        .join("model.onnx")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("onnx-patch-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn patch(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onnx-patch"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn verifies_and_reports() {
+    let d = tmpdir("verify");
+    let out = d.join("patched.onnx");
+    let report = d.join("report.json");
+    let o = patch(&[
+        fixture("hf_ts_L12").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--verify".as_ref(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("2 layer(s) patched, nodes 469 -> "), "{err}");
+    assert!(err.contains("verify L=12: logits"), "{err}");
+    let json = std::fs::read_to_string(&report).unwrap();
+    assert!(json.contains("\"layers_patched\": 2"), "{json}");
+    assert!(json.contains("\"nodes_before\": 469"), "{json}");
+    assert!(json.contains("\"ok\": true"), "{json}");
+    let m = model::load(&out).unwrap();
+    let scans = m
+        .graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "S6Scan" && n.domain == "s6plugin")
+        .count();
+    assert_eq!(scans, 2);
+}
+
+#[test]
+fn verification_above_tolerance_fails_and_writes_nothing() {
+    let d = tmpdir("tol");
+    let out = d.join("patched.onnx");
+    let o = patch(&[
+        fixture("hf_dynamo_L7").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--verify".as_ref(),
+        "--tolerance".as_ref(),
+        "0".as_ref(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ABOVE TOLERANCE"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn refuses_non_onnx() {
+    let d = tmpdir("garbage");
+    let input = d.join("garbage.onnx");
+    std::fs::write(&input, b"\xff\xfe this is not protobuf \x00\x01\x02").unwrap();
+    let o = patch(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        d.join("o.onnx").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not an ONNX model"), "{}", stderr(&o));
+    assert!(!d.join("o.onnx").exists());
+}
+
+#[test]
+fn refuses_a_model_without_a_scan() {
+    let d = tmpdir("notmamba");
+    let mut m = model::load(&fixture("hf_ts_L7")).unwrap();
+    // Keep only the embedding lookup: a valid model with no scan.
+    let g = m.graph.as_mut().unwrap();
+    let first: NodeProto = g.node[0].clone();
+    g.node = vec![first.clone()];
+    g.output[0].name = first.output[0].clone();
+    let input = d.join("embed.onnx");
+    model::save(&m, &input).unwrap();
+    let o = patch(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        d.join("o.onnx").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a Mamba model"), "{}", stderr(&o));
+}
+
+#[test]
+fn names_the_node_it_cannot_prove() {
+    let d = tmpdir("unprovable");
+    let mut m: ModelProto = model::load(&fixture("hf_ts_L7")).unwrap();
+    // Stack the steps out of order: no longer the scan's output.
+    let g = m.graph.as_mut().unwrap();
+    let concat = g.node.iter_mut().find(|n| n.op_type == "Concat").unwrap();
+    concat.input.swap(2, 3);
+    let input = d.join("swapped.onnx");
+    model::save(&m, &input).unwrap();
+    let o = patch(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        d.join("o.onnx").as_os_str(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot prove node '/inner/backbone/layers.0/mixer/"),
+        "{err}"
+    );
+    assert!(err.contains("step 2"), "{err}");
+}
+
+#[test]
+fn refuses_mamba2_clearly() {
+    let d = tmpdir("mamba2");
+    let o = patch(&[
+        fixture("mamba2_ts_L8").as_os_str(),
+        "-o".as_ref(),
+        d.join("o.onnx").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not supported yet: Mamba2"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn never_writes_over_the_input() {
+    let d = tmpdir("same");
+    let sub = d.join("m");
+    std::fs::create_dir_all(&sub).unwrap();
+    let input = sub.join("model.onnx");
+    std::fs::copy(fixture("hf_ts_L7"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let link = d.join("link.onnx");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let spellings = [input.clone(), d.join("m/../m/./model.onnx"), link.clone()];
+    for out in spellings {
+        let o = patch(&[input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+        assert_eq!(o.status.code(), Some(2), "{}", out.display());
+        assert!(
+            stderr(&o).contains("refusing to write over the input"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    assert_eq!(
+        std::fs::read_dir(&sub).unwrap().count(),
+        1,
+        "stray files left"
+    );
+}
+
+#[test]
+fn missing_output_folder_leaves_nothing() {
+    let d = tmpdir("nodir");
+    let out = d.join("absent/o.onnx");
+    let o = patch(&[
+        fixture("hf_ts_L7").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+}
+
+#[test]
+fn external_data_in_and_out() {
+    let d = tmpdir("external");
+    let src = fixture("hf_dynamo_L7");
+    let m = model::load(&src).unwrap();
+    let input = d.join("ext.onnx");
+    let data = model::save_external_data(&m, &input, src.parent().unwrap()).unwrap();
+    assert!(data.exists());
+    let reloaded = model::load(&input).unwrap();
+    assert!(reloaded.graph.initializer.iter().any(model::is_external));
+
+    let out_dir = d.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("patched.onnx");
+    let o = patch(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--verify".as_ref(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let patched = model::load(&out).unwrap();
+    assert!(patched.graph.initializer.iter().any(model::is_external));
+    assert!(out_dir.join("patched.onnx.data").exists());
+    // The written data reads back: inlined, the model equals the in-memory patch of the original.
+    let mut inlined = patched.clone();
+    model::inline_external_data(&mut inlined, &out_dir).unwrap();
+    let mut direct = m.clone();
+    s6_onnx::patch::patch_model(&mut direct, src.parent().unwrap()).unwrap();
+    let find = |mm: &ModelProto, name: &str| {
+        mm.graph
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.dims.clone(), t.raw_data.clone()))
+    };
+    for t in &direct.graph.initializer {
+        if !t.raw_data.is_empty() {
+            assert_eq!(
+                find(&inlined, &t.name),
+                Some((t.dims.clone(), t.raw_data.clone())),
+                "{}",
+                t.name
+            );
+        }
+    }
+}
+
+#[test]
+fn refuses_external_data_outside_the_model_folder() {
+    let d = tmpdir("escape");
+    let src = fixture("hf_dynamo_L7");
+    let m = model::load(&src).unwrap();
+    let inner = d.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    let input = inner.join("ext.onnx");
+    model::save_external_data(&m, &input, src.parent().unwrap()).unwrap();
+    std::fs::rename(inner.join("ext.onnx.data"), d.join("ext.onnx.data")).unwrap();
+    let mut m2 = model::load(&input).unwrap();
+    for t in m2.graph.as_mut().unwrap().initializer.iter_mut() {
+        for e in t.external_data.iter_mut() {
+            if e.key == "location" {
+                e.value = "../ext.onnx.data".into();
+            }
+        }
+    }
+    model::save(&m2, &input).unwrap();
+    let o = patch(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        inner.join("o.onnx").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("escapes the model's folder"),
+        "{}",
+        stderr(&o)
+    );
+}
