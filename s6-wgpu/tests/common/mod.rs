@@ -27,7 +27,9 @@ pub fn ctx(test: &str) -> Option<&'static WgpuContext> {
             if std::env::var("S6_WGPU_REQUIRE").is_ok_and(|v| v == "1") {
                 panic!("{test}: S6_WGPU_REQUIRE=1 but no GPU adapter: {e}");
             }
-            println!("SKIP {test}: no GPU adapter: {e}");
+            // Straight to stderr: libtest would swallow print!/eprint! of a passing test.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIP {test}: no GPU adapter: {e}");
             None
         }
     }

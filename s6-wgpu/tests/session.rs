@@ -1,0 +1,237 @@
+//! `WgpuBackend` inside the interpreter's `Session`: a one-node S6Scan graph, and the bundled
+//! Mamba exports (fixtures/models/) run with the GPU backend against the CPU. Skips (prints
+//! SKIP) without a GPU adapter.
+
+mod common;
+
+use common::nodes::{all_on, backend, scan_node, scan_reference, scan_tensors};
+use common::{assert_close, ctx, repo_root};
+use s6_onnx::interp::{Backend, Session, Tensor};
+use s6_onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+use s6_wgpu::{BackendStats, WgpuBackend, WgpuContext};
+use s6plugin::contract::{S6Attrs, ScanDims};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A model with one S6Scan node whose inputs are graph inputs.
+fn one_scan_model(attrs: &S6Attrs) -> ModelProto {
+    let vi = |name: &str| ValueInfoProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    let node = scan_node(attrs);
+    let graph = GraphProto {
+        name: "one_s6scan".into(),
+        input: node.input.iter().map(|n| vi(n)).collect(),
+        output: node.output.iter().map(|n| vi(n)).collect(),
+        node: vec![node],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+                ..Default::default()
+            },
+            OperatorSetIdProto {
+                domain: "s6plugin".into(),
+                version: 1,
+                ..Default::default()
+            },
+        ],
+        graph: Some(graph).into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn one_scan_graph_gpu_equals_cpu_and_reference() {
+    let Some(be) = backend("one_scan_graph_gpu_equals_cpu_and_reference") else {
+        return;
+    };
+    let attrs = S6Attrs {
+        channels_last: false,
+        bc_channels_last: false,
+        ..all_on()
+    };
+    let d = ScanDims {
+        batch: 1,
+        dim: 16,
+        seqlen: 21,
+        dstate: 16,
+        groups: 1,
+    };
+    let tensors = scan_tensors(&attrs, &d, false, 6);
+    let (_, want) = scan_reference(&attrs, &tensors);
+    let feeds: HashMap<String, Tensor> = attrs
+        .inputs()
+        .iter()
+        .zip(&tensors)
+        .map(|(r, t)| (r.name().to_string(), t.clone()))
+        .collect();
+    let model = one_scan_model(&attrs);
+    let dir = repo_root();
+    let gpu = Session::new(&model, &dir)
+        .expect("parse")
+        .with_backend(Box::new(be));
+    let got = gpu.run(&feeds).expect("gpu run");
+    let cpu = Session::new(&model, &dir)
+        .expect("parse")
+        .run(&feeds)
+        .expect("cpu run");
+    for ((name, g), (_, c)) in got.iter().zip(&cpu) {
+        let c64: Vec<f64> = c.data.to_f64_vec();
+        assert_close(
+            &format!("graph {name} vs cpu"),
+            &g.data.to_f32_vec(),
+            &c64,
+            1e-4,
+            1e-4,
+        );
+    }
+    assert_close(
+        "graph y vs fp64",
+        &got[0].1.data.to_f32_vec(),
+        &want.y,
+        1e-4,
+        1e-4,
+    );
+    assert_close(
+        "graph last_state vs fp64",
+        &got[1].1.data.to_f32_vec(),
+        &want.last_state,
+        1e-4,
+        1e-4,
+    );
+}
+
+/// Runs `model` with a fresh GPU backend; returns the outputs and what ran on the GPU.
+fn run_gpu(
+    model: &ModelProto,
+    dir: &std::path::Path,
+    feeds: &HashMap<String, Tensor>,
+    what: &str,
+) -> (Vec<(String, Tensor)>, BackendStats) {
+    let be = Arc::new(WgpuBackend::from_context(
+        WgpuContext::new().expect("adapter"),
+    ));
+    let out = Session::new(model, dir)
+        .unwrap_or_else(|e| panic!("{what}: parse: {e}"))
+        .with_backend(Box::new(Shared(be.clone())))
+        .run(feeds)
+        .unwrap_or_else(|e| panic!("{what}: gpu run: {e}"));
+    (out, be.stats())
+}
+
+fn assert_outputs_close(what: &str, got: &[(String, Tensor)], want: &[(String, Tensor)]) {
+    assert_eq!(got.len(), want.len(), "{what}: outputs");
+    for ((name, g), (_, w)) in got.iter().zip(want) {
+        assert_eq!(g.shape, w.shape, "{what} {name}");
+        assert_close(
+            &format!("{what} {name}"),
+            &g.data.to_f32_vec(),
+            &w.data.to_f64_vec(),
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+/// Every bundled export with inputs: with the GPU backend (MatMul on the device) the outputs
+/// equal the CPU's within 1e-4; and patched by onnx-patch (one S6Scan per layer, on the
+/// device) they still equal the CPU run of the original.
+#[test]
+fn bundled_exports_gpu_equals_cpu() {
+    let Some(_) = ctx("bundled_exports_gpu_equals_cpu") else {
+        return;
+    };
+    let root = repo_root().join("fixtures/models");
+    let mut models: Vec<_> = std::fs::read_dir(&root)
+        .expect("fixtures/models")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.onnx").exists() && p.join("inputs").is_dir())
+        .collect();
+    models.sort();
+    assert!(models.len() >= 2, "no exports under {}", root.display());
+    for dir in &models {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let model = s6_onnx::model::load(&dir.join("model.onnx")).expect("load");
+        let mut feeds = HashMap::new();
+        for e in std::fs::read_dir(dir.join("inputs")).expect("inputs/") {
+            let p = e.unwrap().path();
+            let input = p.file_stem().unwrap().to_string_lossy().into_owned();
+            feeds.insert(input, s6_onnx::npy::read(&p).expect("npy"));
+        }
+        let cpu = Session::new(&model, dir)
+            .expect("parse")
+            .run(&feeds)
+            .unwrap_or_else(|e| panic!("{name}: cpu run: {e}"));
+
+        let (gpu, stats) = run_gpu(&model, dir, &feeds, &name);
+        assert_outputs_close(&name, &gpu, &cpu);
+        eprintln!("{name}: GPU ran {stats:?}");
+        assert!(stats.matmul > 0, "{name}: no MatMul ran on the GPU");
+
+        let mut patched = model.clone();
+        let report = s6_onnx::patch::patch_model(&mut patched, dir)
+            .unwrap_or_else(|e| panic!("{name}: onnx-patch: {e}"));
+        let what = format!("{name} patched");
+        let (gpu, stats) = run_gpu(&patched, dir, &feeds, &what);
+        assert_outputs_close(&what, &gpu, &cpu);
+        eprintln!("{what}: GPU ran {stats:?}");
+        assert!(report.layers_patched > 0, "{what}: nothing patched");
+        assert_eq!(
+            stats.s6scan, report.layers_patched,
+            "{what}: every S6Scan on the GPU"
+        );
+
+        // The patched graph at the export's other sequence length, against onnxruntime's
+        // outputs for the original there.
+        let other = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("expected_L")
+            });
+        if let Some(other) = other {
+            let mut feeds = HashMap::new();
+            for e in std::fs::read_dir(other.join("inputs")).expect("expected_L*/inputs") {
+                let p = e.unwrap().path();
+                let input = p.file_stem().unwrap().to_string_lossy().into_owned();
+                feeds.insert(input, s6_onnx::npy::read(&p).expect("npy"));
+            }
+            let what = format!("{what} at {}", other.file_name().unwrap().to_string_lossy());
+            let (gpu, _) = run_gpu(&patched, dir, &feeds, &what);
+            let ort: Vec<(String, Tensor)> = gpu
+                .iter()
+                .map(|(n, _)| {
+                    let t = s6_onnx::npy::read(&other.join(format!("{n}.npy"))).expect("expected");
+                    (n.clone(), t)
+                })
+                .collect();
+            assert_outputs_close(&what, &gpu, &ort);
+        }
+    }
+}
+
+/// Lets a test keep a handle on the backend it gives away.
+struct Shared(Arc<WgpuBackend>);
+
+impl Backend for Shared {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn try_run(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+    ) -> Result<Option<Vec<Tensor>>, s6_onnx::interp::InterpError> {
+        self.0.try_run(node, inputs)
+    }
+}
