@@ -57,8 +57,14 @@ public:
         }
         if (severity <= Severity::kERROR)
         {
+            ++mErrors;
             try
             {
+                // The first error usually names the cause, the last what gave up.
+                if (mFirstError.empty())
+                {
+                    mFirstError = msg;
+                }
                 mLastError = msg;
             }
             catch (...)
@@ -70,22 +76,36 @@ public:
             mFn(mUser, static_cast<int32_t>(severity), msg);
         }
     }
-    std::string const& lastError() const noexcept
+    std::string errors() const
     {
-        return mLastError;
+        return mFirstError == mLastError ? mLastError : mFirstError + " | " + mLastError;
+    }
+    int32_t errorCount() const noexcept
+    {
+        return mErrors;
     }
 
 private:
     s6_log_fn mFn;
     void* mUser;
+    std::string mFirstError;
     std::string mLastError;
+    int32_t mErrors{0};
 };
+
+// TensorRT's factories can hand back a non-null, unusable pointer when they fail (seen: the lean
+// runtime 10.16 returns 0x228 when CUDA cannot initialise), so a factory result counts only if
+// it is a plausible address and no error was logged while it was made.
+bool created(void const* p, Logger const& logger, int32_t errorsBefore) noexcept
+{
+    return reinterpret_cast<uintptr_t>(p) >= 65536 && logger.errorCount() == errorsBefore;
+}
 
 std::string with_log(std::string what, Logger const& logger)
 {
-    if (!logger.lastError().empty())
+    if (logger.errorCount() > 0)
     {
-        what += ": " + logger.lastError();
+        what += ": " + logger.errors();
     }
     return what;
 }
@@ -222,13 +242,14 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
     try
     {
         Logger logger(p->log, p->user);
-        Owned<IBuilder> builder(static_cast<IBuilder*>(
-            reinterpret_cast<CreateFn>(p->create_builder)(&logger, static_cast<int32_t>(NV_TENSORRT_VERSION))));
-        if (!builder)
+        void* raw = reinterpret_cast<CreateFn>(p->create_builder)(&logger, static_cast<int32_t>(NV_TENSORRT_VERSION));
+        if (!created(raw, logger, 0))
         {
+            // Not deleted: the pointer may not be an object.
             set_err(err, err_len, with_log("createInferBuilder failed", logger));
             return 1;
         }
+        Owned<IBuilder> builder(static_cast<IBuilder*>(raw));
         uint32_t flags = 0;
 #if NV_TENSORRT_MAJOR < 10
         // Explicit batch is required for ONNX before 10 (and the only mode from 10 on).
@@ -246,13 +267,15 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
             set_err(err, err_len, with_log("createNetworkV2 failed", logger));
             return 1;
         }
-        Owned<nvonnxparser::IParser> parser(static_cast<nvonnxparser::IParser*>(
-            reinterpret_cast<CreateParserFn>(p->create_parser)(network.get(), &logger, NV_ONNX_PARSER_VERSION)));
-        if (!parser)
+        int32_t const errorsBefore = logger.errorCount();
+        void* rawParser
+            = reinterpret_cast<CreateParserFn>(p->create_parser)(network.get(), &logger, NV_ONNX_PARSER_VERSION);
+        if (!created(rawParser, logger, errorsBefore))
         {
             set_err(err, err_len, with_log("createNvOnnxParser failed", logger));
             return 1;
         }
+        Owned<nvonnxparser::IParser> parser(static_cast<nvonnxparser::IParser*>(rawParser));
         if (!parser->parseFromFile(p->onnx_path, static_cast<int>(ILogger::Severity::kWARNING)))
         {
             std::string msg = std::string("ONNX parser refused ") + p->onnx_path;
@@ -380,13 +403,14 @@ extern "C" S6Runner* s6_glue_runner_new(
     try
     {
         std::unique_ptr<S6Runner> r(new S6Runner(log, user));
-        r->runtime.reset(static_cast<IRuntime*>(
-            reinterpret_cast<CreateFn>(create_runtime)(&r->logger, static_cast<int32_t>(NV_TENSORRT_VERSION))));
-        if (!r->runtime)
+        void* raw = reinterpret_cast<CreateFn>(create_runtime)(&r->logger, static_cast<int32_t>(NV_TENSORRT_VERSION));
+        if (!created(raw, r->logger, 0))
         {
+            // Not deleted: the pointer may not be an object.
             set_err(err, err_len, with_log("createInferRuntime failed", r->logger));
             return nullptr;
         }
+        r->runtime.reset(static_cast<IRuntime*>(raw));
         r->engine.reset(r->runtime->deserializeCudaEngine(data, size));
         if (!r->engine)
         {
