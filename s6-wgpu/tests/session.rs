@@ -235,3 +235,49 @@ impl Backend for Shared {
         self.0.try_run(node, inputs)
     }
 }
+
+/// An export patched and converted to fp16 (S6Scan's A, D, delta_bias and states stay fp32 by
+/// the contract): f16 MatMul and S6Scan nodes on the GPU against the CPU's fp16 run. Both compute
+/// in f32 and round each node's result to f16, so they differ by f16 roundings only.
+#[test]
+fn fp16_patched_export_gpu_equals_cpu() {
+    let Some(_) = ctx("fp16_patched_export_gpu_equals_cpu") else {
+        return;
+    };
+    let dir = repo_root().join("fixtures/models/hf_ts_L7");
+    let mut model = s6_onnx::model::load(&dir.join("model.onnx")).expect("load");
+    s6_onnx::patch::patch_model(&mut model, &dir).expect("patch");
+    s6_onnx::fp16::convert(&mut model).expect("fp16");
+    let feeds: HashMap<String, Tensor> = [(
+        "input_ids".to_string(),
+        s6_onnx::npy::read(&dir.join("inputs/input_ids.npy")).expect("npy"),
+    )]
+    .into();
+    let cpu = Session::new(&model, &dir)
+        .expect("parse")
+        .run(&feeds)
+        .expect("cpu run");
+    let (gpu, stats) = run_gpu(&model, &dir, &feeds, "hf_ts_L7 fp16");
+    eprintln!("hf_ts_L7 fp16: GPU ran {stats:?}");
+    assert_eq!(stats.s6scan, 2);
+    assert!(stats.matmul > 0);
+    // Both also stay near onnxruntime's fp32 outputs of the original export.
+    let ort = s6_onnx::npy::read(&dir.join("expected/logits.npy")).expect("expected");
+    assert_close(
+        "fp16 gpu logits vs fp32 onnxruntime",
+        &gpu[0].1.data.to_f32_vec(),
+        &ort.data.to_f64_vec(),
+        2e-2,
+        2e-2,
+    );
+    for ((name, g), (_, c)) in gpu.iter().zip(&cpu) {
+        assert_eq!(g.data.dtype(), s6_onnx::interp::DataType::F16, "{name}");
+        assert_close(
+            &format!("fp16 {name}"),
+            &g.data.to_f32_vec(),
+            &c.data.to_f64_vec(),
+            1e-2,
+            1e-2,
+        );
+    }
+}
