@@ -4,8 +4,22 @@
 //! - [`workspace_size`]: a pure function of attributes, dims and dtype.
 //! - [`launch`]: enqueues the scan on a raw `CUstream` with raw device pointers; no allocation,
 //!   no synchronisation, no host-device copy.
+//! - [`prepare`]: loads the module into the current context ahead of the first launch
+//!   (optional; `launch` does it on first use).
+//!
+//! Only cudarc's `sys` layer is used, on the caller's stream: cudarc's `CudaStream` would
+//! destroy a handle it does not own.
+
+pub mod devbuf;
+pub mod module;
+pub mod params;
+
+use std::ffi::c_void;
+
+use cudarc::driver::sys;
 
 use crate::contract::{DType, S6Attrs, ScanDims};
+use params::{dtype_index, Choice};
 
 /// Raw device pointers of one launch (0 for absent optional tensors), exactly as TensorRT's
 /// `enqueue` hands them over.
@@ -43,11 +57,27 @@ pub enum CudaError {
     NoContext,
     #[error("kernel module: {0}")]
     Module(String),
+    #[error("unsupported sizes: {0}")]
+    Unsupported(String),
+    #[error("device pointer of `{0}` is null but the attributes say it is present")]
+    NullPointer(&'static str),
 }
 
-/// Bytes of scratch memory a launch with these sizes needs.
+/// Bytes of scratch memory a launch with these sizes needs: none (the scan carries its state
+/// across the sequence inside each block).
 pub fn workspace_size(_attrs: &S6Attrs, _dims: &ScanDims, _dtype: DType) -> usize {
     0
+}
+
+/// Loads the kernel module into the current context (no-op when already loaded) and returns
+/// where its image came from (`"fatbin"` or `"nvrtc sm_XY"`).
+pub fn prepare() -> Result<&'static str, CudaError> {
+    Ok(module::kernels()?.origin)
+}
+
+/// True when libcuda can be loaded in this process.
+pub fn driver_present() -> bool {
+    module::driver_present()
 }
 
 /// Enqueues the scan on `stream`.
@@ -55,6 +85,78 @@ pub fn workspace_size(_attrs: &S6Attrs, _dims: &ScanDims, _dtype: DType) -> usiz
 /// # Safety
 /// Every non-zero pointer in `l.ptrs` must be a device allocation of the size the contract
 /// gives for `l.dims` in the current context, and `stream` a valid stream of that context.
-pub unsafe fn launch(_l: &ScanLaunch, _stream: *mut std::ffi::c_void) -> Result<(), CudaError> {
-    Err(CudaError::Module("kernels not built yet".into()))
+pub unsafe fn launch(l: &ScanLaunch, stream: *mut c_void) -> Result<(), CudaError> {
+    // SAFETY: forwarded; same contract.
+    unsafe { launch_with(l, stream, None) }
+}
+
+/// As [`launch`], with the states-per-lane choice pinned (benchmarks compare kernel shapes).
+///
+/// # Safety
+/// As [`launch`].
+pub unsafe fn launch_with(
+    l: &ScanLaunch,
+    stream: *mut c_void,
+    force_npl: Option<u32>,
+) -> Result<(), CudaError> {
+    let (a, p) = (&l.attrs, &l.ptrs);
+    for (ok, name) in [
+        (p.u != 0, "u"),
+        (p.delta != 0, "delta"),
+        (p.a != 0, "A"),
+        (p.b != 0, "B"),
+        (p.c != 0, "C"),
+        (p.y != 0, "y"),
+        (!a.has_d || p.d != 0, "D"),
+        (!a.has_z || p.z != 0, "z"),
+        (!a.has_delta_bias || p.delta_bias != 0, "delta_bias"),
+        (
+            !a.has_initial_state || p.initial_state != 0,
+            "initial_state",
+        ),
+        (!a.has_last_state || p.last_state != 0, "last_state"),
+    ] {
+        if !ok {
+            return Err(CudaError::NullPointer(name));
+        }
+    }
+    let d = &l.dims;
+    if d.groups == 0 || d.dim % d.groups != 0 {
+        return Err(CudaError::Unsupported(format!(
+            "groups {} must divide D = {}",
+            d.groups, d.dim
+        )));
+    }
+    if d.batch == 0 || d.dim == 0 {
+        return Ok(()); // nothing to compute, nothing to write
+    }
+    let k = module::kernels()?;
+    let plan = params::plan(d, k.sm_count, force_npl)?;
+    let f = match plan.choice {
+        Choice::Prefill { config } => k.prefill[dtype_index(l.dtype)][config],
+        Choice::Decode { lanes } => k.decode[dtype_index(l.dtype)][lanes],
+    };
+    let mut kp = params::kernel_params(a, d, p);
+    let mut args = [&mut kp as *mut params::KernelParams as *mut c_void];
+    // SAFETY: f belongs to the module loaded in the current context; args holds one pointer
+    // to a KernelParams that matches the kernel's by-value S6Params and lives across the call
+    // (the driver copies parameters at launch); the caller guarantees pointers and stream.
+    module::check(
+        unsafe {
+            sys::cuLaunchKernel(
+                f,
+                plan.grid.0,
+                plan.grid.1,
+                plan.grid.2,
+                plan.block,
+                1,
+                1,
+                0,
+                stream as sys::CUstream,
+                args.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        },
+        "cuLaunchKernel(s6scan)",
+    )
 }

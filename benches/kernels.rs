@@ -1,0 +1,389 @@
+//! Kernel-only timing of the S6Scan CUDA kernels by CUDA-graph replay (`--features cuda`).
+//!
+//! `cargo bench -p s6plugin --features cuda --bench kernels -- [--quick] [--csv FILE]
+//!  [--accuracy]`
+//!
+//! For each shape: a graph of `REPS` back-to-back launches is captured on a fresh stream,
+//! replayed `WARMUP` times, then timed `TIMED` times with events; the reported time is the
+//! median replay over `REPS`. Inputs are random (never zeros); the configuration is Mamba's
+//! (delta_bias + softplus, D skip, z gate; the L = 1 decode step also carries the state in and
+//! out). Prefill shapes are timed with the automatic kernel choice and with each states-per-lane
+//! variant. The exp limit is B·D·L·N exponentials over the SFU rate (16 per SM per clock at
+//! the device's maximum clock). `scripts/bench_mamba.py` measures mamba_ssm the same way;
+//! `scripts/bench_table.py` joins both CSVs into `docs/benchmarks.md`.
+
+use std::ffi::c_void;
+use std::io::Write;
+
+use cudarc::driver::sys;
+use half::f16;
+use s6plugin::contract::{DType, S6Attrs, ScanDims};
+use s6plugin::cuda::devbuf::DeviceBuffer;
+use s6plugin::cuda::{launch_with, ScanLaunch, ScanPtrs};
+
+const REPS: usize = 20;
+const WARMUP: usize = 3;
+const TIMED: usize = 15;
+
+fn ck(r: sys::CUresult, what: &str) {
+    assert_eq!(r, sys::CUresult::CUDA_SUCCESS, "{what}");
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn vec(&mut self, lo: f32, hi: f32, n: usize) -> Vec<f32> {
+        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
+    }
+}
+
+fn upload(dt: DType, v: &[f32]) -> DeviceBuffer {
+    match dt {
+        DType::F16 => {
+            DeviceBuffer::from_slice(&v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())
+        }
+        DType::BF16 => DeviceBuffer::from_slice(
+            &v.iter()
+                .map(|&x| half::bf16::from_f32(x))
+                .collect::<Vec<_>>(),
+        ),
+        DType::F32 => DeviceBuffer::from_slice(v),
+    }
+    .expect("upload")
+}
+
+struct Problem {
+    launch: ScanLaunch,
+    _bufs: Vec<DeviceBuffer>,
+    host: Option<HostInputs>,
+}
+
+struct HostInputs {
+    u: Vec<f32>,
+    delta: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    d: Vec<f32>,
+    z: Vec<f32>,
+    bias: Vec<f32>,
+    h0: Vec<f32>,
+}
+
+fn round(dt: DType, v: &mut [f32]) {
+    for x in v {
+        *x = match dt {
+            DType::F32 => *x,
+            DType::F16 => f16::from_f32(*x).to_f32(),
+            DType::BF16 => half::bf16::from_f32(*x).to_f32(),
+        }
+    }
+}
+
+fn problem(dt: DType, dims: ScanDims, keep_host: bool, seed: u64) -> Problem {
+    let decode = dims.seqlen == 1;
+    let attrs = S6Attrs {
+        delta_softplus: true,
+        has_d: true,
+        has_z: true,
+        has_delta_bias: true,
+        has_initial_state: decode,
+        has_last_state: decode,
+        channels_last: false,
+        bc_channels_last: false,
+    };
+    let mut r = Rng(seed | 1);
+    let (act, bc, st) = (dims.act_len(), dims.bc_len(), dims.state_len());
+    let mut h = HostInputs {
+        u: r.vec(-1.0, 1.0, act),
+        delta: r.vec(-1.0, 1.0, act),
+        a: (0..dims.dim * dims.dstate)
+            .map(|i| -((i % dims.dstate) as f32 + 0.5 + r.next()))
+            .collect(),
+        b: r.vec(-1.0, 1.0, bc),
+        c: r.vec(-1.0, 1.0, bc),
+        d: r.vec(-1.0, 1.0, dims.dim),
+        z: r.vec(-3.0, 3.0, act),
+        bias: r.vec(-6.0, -2.0, dims.dim),
+        h0: r.vec(-1.0, 1.0, st),
+    };
+    for v in [&mut h.u, &mut h.delta, &mut h.b, &mut h.c, &mut h.z] {
+        round(dt, v);
+    }
+    let bufs = vec![
+        upload(dt, &h.u),
+        upload(dt, &h.delta),
+        DeviceBuffer::from_slice(&h.a).unwrap(),
+        upload(dt, &h.b),
+        upload(dt, &h.c),
+        DeviceBuffer::from_slice(&h.d).unwrap(),
+        upload(dt, &h.z),
+        DeviceBuffer::from_slice(&h.bias).unwrap(),
+        DeviceBuffer::from_slice(&h.h0).unwrap(),
+        DeviceBuffer::alloc(act * dt.size_bytes()).unwrap(),
+        DeviceBuffer::alloc(st * 4).unwrap(),
+    ];
+    let p = |i: usize| bufs[i].ptr();
+    let launch = ScanLaunch {
+        attrs,
+        dims,
+        dtype: dt,
+        ptrs: ScanPtrs {
+            u: p(0),
+            delta: p(1),
+            a: p(2),
+            b: p(3),
+            c: p(4),
+            d: p(5),
+            z: p(6),
+            delta_bias: p(7),
+            initial_state: if decode { p(8) } else { 0 },
+            y: p(9),
+            last_state: if decode { p(10) } else { 0 },
+            workspace: 0,
+        },
+    };
+    Problem {
+        launch,
+        _bufs: bufs,
+        host: keep_host.then_some(h),
+    }
+}
+
+/// Median µs per launch over graph replays of REPS launches.
+fn time_graph(l: &ScanLaunch, npl: Option<u32>) -> f64 {
+    let mut s: sys::CUstream = std::ptr::null_mut();
+    let mut graph: sys::CUgraph = std::ptr::null_mut();
+    let mut exec: sys::CUgraphExec = std::ptr::null_mut();
+    let (mut e0, mut e1): (sys::CUevent, sys::CUevent) =
+        (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: plain driver calls on handles created here; the launch pointers are live
+    // allocations of the contract's sizes (Problem keeps them).
+    unsafe {
+        ck(sys::cuStreamCreate(&mut s, 1), "cuStreamCreate");
+        // One eager launch: loads the module outside the capture, checks the launch.
+        launch_with(l, s as *mut c_void, npl).expect("launch");
+        ck(sys::cuStreamSynchronize(s), "sync after eager launch");
+        ck(
+            sys::cuStreamBeginCapture_v2(
+                s,
+                sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+            ),
+            "begin capture",
+        );
+        for _ in 0..REPS {
+            launch_with(l, s as *mut c_void, npl).expect("launch in capture");
+        }
+        ck(sys::cuStreamEndCapture(s, &mut graph), "end capture");
+        ck(
+            sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0),
+            "instantiate",
+        );
+        ck(sys::cuEventCreate(&mut e0, 0), "event");
+        ck(sys::cuEventCreate(&mut e1, 0), "event");
+        for _ in 0..WARMUP {
+            ck(sys::cuGraphLaunch(exec, s), "graph launch");
+        }
+        let mut times = Vec::with_capacity(TIMED);
+        for _ in 0..TIMED {
+            ck(sys::cuEventRecord(e0, s), "record");
+            ck(sys::cuGraphLaunch(exec, s), "graph launch");
+            ck(sys::cuEventRecord(e1, s), "record");
+            ck(sys::cuEventSynchronize(e1), "event sync");
+            let mut ms = 0f32;
+            ck(sys::cuEventElapsedTime(&mut ms, e0, e1), "elapsed");
+            times.push(ms as f64 * 1000.0 / REPS as f64);
+        }
+        ck(sys::cuCtxSynchronize(), "final sync");
+        sys::cuEventDestroy_v2(e0);
+        sys::cuEventDestroy_v2(e1);
+        sys::cuGraphExecDestroy(exec);
+        sys::cuGraphDestroy(graph);
+        sys::cuStreamDestroy_v2(s);
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        times[TIMED / 2]
+    }
+}
+
+fn bytes_moved(l: &ScanLaunch) -> f64 {
+    let d = &l.dims;
+    let es = l.dtype.size_bytes() as f64;
+    let act = d.act_len() as f64;
+    let mut b = act * es * 4.0 + d.bc_len() as f64 * es * 2.0 + (d.dim * d.dstate * 4) as f64;
+    if l.attrs.has_initial_state {
+        b += d.state_len() as f64 * 4.0;
+    }
+    if l.attrs.has_last_state {
+        b += d.state_len() as f64 * 4.0;
+    }
+    b
+}
+
+fn accuracy(dt: DType) {
+    use s6plugin::reference::{scan_f64, ScanInputs};
+    let dims = ScanDims {
+        batch: 1,
+        dim: 1536,
+        seqlen: 1024,
+        dstate: 16,
+        groups: 1,
+    };
+    let pr = problem(dt, dims, true, 77);
+    let h = pr.host.as_ref().unwrap();
+    // SAFETY: pointers from `problem`, null stream.
+    unsafe { launch_with(&pr.launch, std::ptr::null_mut(), None) }.expect("launch");
+    let y: Vec<f32> = match dt {
+        DType::F32 => pr._bufs[9].read::<f32>(dims.act_len()).unwrap(),
+        DType::F16 => pr._bufs[9]
+            .read::<u16>(dims.act_len())
+            .unwrap()
+            .into_iter()
+            .map(|x| f16::from_bits(x).to_f32())
+            .collect(),
+        DType::BF16 => pr._bufs[9]
+            .read::<u16>(dims.act_len())
+            .unwrap()
+            .into_iter()
+            .map(|x| half::bf16::from_bits(x).to_f32())
+            .collect(),
+    };
+    let x = ScanInputs {
+        u: &h.u,
+        delta: &h.delta,
+        a: &h.a,
+        b: &h.b,
+        c: &h.c,
+        d: Some(&h.d),
+        z: Some(&h.z),
+        delta_bias: Some(&h.bias),
+        initial_state: None,
+    };
+    let want = scan_f64(&pr.launch.attrs, &dims, &x).unwrap();
+    let (mut num, mut den) = (0.0, 0.0);
+    for (&g, &w) in y.iter().zip(&want.y) {
+        num += (g as f64 - w) * (g as f64 - w);
+        den += w * w;
+    }
+    println!(
+        "accuracy {dt} B1 D1536 L1024 N16 (mamba config): y rel L2 vs fp64 = {:.3e}",
+        (num / den).sqrt()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let csv = args
+        .iter()
+        .position(|a| a == "--csv")
+        .and_then(|i| args.get(i + 1).cloned());
+    if !s6plugin::cuda::driver_present() {
+        println!("SKIP kernels bench: libcuda not found");
+        return;
+    }
+    let ctx = match cudarc::driver::CudaContext::new(0) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("SKIP kernels bench: no CUDA device ({e:?})");
+            return;
+        }
+    };
+    ctx.bind_to_thread().unwrap();
+    let origin = s6plugin::cuda::prepare().expect("module");
+    let k = s6plugin::cuda::module::kernels().unwrap();
+    let clock_khz = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)
+        .unwrap() as f64;
+    let name = ctx.name().unwrap_or_default();
+    println!(
+        "device: {name}, {} SMs, {:.0} MHz max; module: {origin}",
+        k.sm_count,
+        clock_khz / 1000.0
+    );
+    if args.iter().any(|a| a == "--accuracy") {
+        accuracy(DType::F16);
+        accuracy(DType::F32);
+        accuracy(DType::BF16);
+    }
+    let exp_rate = k.sm_count as f64 * 16.0 * clock_khz * 1000.0; // exps per second
+
+    let mut out = String::from("impl,dtype,B,D,L,N,variant,us,gbps,exp_limit_us\n");
+    println!(
+        "{:>5} {:>2} {:>5} {:>5}  {:>9} {:>9} {:>7} {:>9}  variants (npl: us)",
+        "dtype", "B", "D", "L", "us(auto)", "us(best)", "GB/s", "exp-lim"
+    );
+    let dtypes = [DType::F16, DType::F32];
+    let bs: &[usize] = if quick { &[1] } else { &[1, 8] };
+    let ds: &[usize] = if quick {
+        &[1536, 5120]
+    } else {
+        &[1536, 4096, 5120]
+    };
+    let ls: &[usize] = if quick {
+        &[1, 1024]
+    } else {
+        &[1, 128, 1024, 4096]
+    };
+    let mut seed = 1;
+    for dt in dtypes {
+        for &b in bs {
+            for &d in ds {
+                for &l in ls {
+                    seed += 1;
+                    let dims = ScanDims {
+                        batch: b,
+                        dim: d,
+                        seqlen: l,
+                        dstate: 16,
+                        groups: 1,
+                    };
+                    let pr = problem(dt, dims, false, seed);
+                    let auto = time_graph(&pr.launch, None);
+                    let mut variants = Vec::new();
+                    if l > 1 {
+                        for npl in [1, 2, 4] {
+                            variants.push((npl, time_graph(&pr.launch, Some(npl))));
+                        }
+                    }
+                    let best = variants.iter().map(|v| v.1).fold(auto, f64::min);
+                    let gbps = bytes_moved(&pr.launch) / (auto * 1e-6) / 1e9;
+                    let exp_lim = (b * d * l * 16) as f64 / exp_rate * 1e6;
+                    let vtxt: Vec<String> = variants
+                        .iter()
+                        .map(|(p, t)| format!("{p}:{t:.1}"))
+                        .collect();
+                    println!(
+                        "{:>5} {:>2} {:>5} {:>5}  {:>9.2} {:>9.2} {:>7.0} {:>9.2}  {}",
+                        s6plugin::cuda::params::dtype_tag(dt),
+                        b,
+                        d,
+                        l,
+                        auto,
+                        best,
+                        gbps,
+                        exp_lim,
+                        vtxt.join(" ")
+                    );
+                    let tag = s6plugin::cuda::params::dtype_tag(dt);
+                    out += &format!(
+                        "s6plugin,{tag},{b},{d},{l},16,auto,{auto:.3},{gbps:.1},{exp_lim:.3}\n"
+                    );
+                    for (p, t) in &variants {
+                        out +=
+                            &format!("s6plugin,{tag},{b},{d},{l},16,npl{p},{t:.3},,{exp_lim:.3}\n");
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = csv {
+        let mut f = std::fs::File::create(&path).expect("csv");
+        f.write_all(out.as_bytes()).unwrap();
+        println!("wrote {path}");
+    }
+}

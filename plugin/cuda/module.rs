@@ -1,0 +1,245 @@
+//! The kernel module, loaded once per CUDA context and kept for the life of the process.
+//!
+//! Images, in order: the fatbin nvcc built at build time (`cfg(s6_fatbin)`), then the same
+//! source compiled with NVRTC for the context's device (also when the fatbin does not load,
+//! e.g. PTX newer than the driver). `S6PLUGIN_FORCE_NVRTC=1` skips the fatbin.
+
+use std::ffi::{c_void, CStr, CString};
+use std::sync::Mutex;
+
+use cudarc::driver::sys;
+
+use super::params::{dtype_tag, DECODE_LANES, PREFILL_CONFIGS};
+use super::CudaError;
+
+/// The kernel source, for NVRTC.
+pub const SOURCE: &str = include_str!("../../kernels/s6scan.cu");
+
+#[cfg(s6_fatbin)]
+static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/s6scan.fatbin"));
+
+/// Function handles of one loaded module.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    /// [dtype][PREFILL_CONFIGS index]
+    pub prefill: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
+    /// [dtype][DECODE_LANES index]
+    pub decode: [[sys::CUfunction; DECODE_LANES.len()]; 3],
+    pub sm_count: u32,
+    /// Where the image came from ("fatbin" or "nvrtc sm_XY").
+    pub origin: &'static str,
+}
+
+// SAFETY: CUfunction handles are plain driver handles, valid in any thread for the life of
+// their module (never unloaded here); the driver API is thread-safe.
+unsafe impl Send for Kernels {}
+
+struct Entry {
+    ctx: usize,
+    ctx_id: u64,
+    kernels: Kernels,
+}
+
+static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+pub(crate) fn check(r: sys::CUresult, what: &str) -> Result<(), CudaError> {
+    if r == sys::CUresult::CUDA_SUCCESS {
+        return Ok(());
+    }
+    let mut msg: *const std::ffi::c_char = std::ptr::null();
+    // SAFETY: cuGetErrorString writes a pointer to a static string (or leaves it null).
+    unsafe { sys::cuGetErrorString(r, &mut msg) };
+    let text = if msg.is_null() {
+        String::new()
+    } else {
+        // SAFETY: non-null → a NUL-terminated static string owned by the driver.
+        unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Err(CudaError::Driver(format!("{what}: {r:?} {text}")))
+}
+
+/// True when libcuda can be loaded (cudarc panics on first use otherwise).
+pub fn driver_present() -> bool {
+    // SAFETY: only tries to dlopen the library.
+    unsafe { sys::is_culib_present() }
+}
+
+/// Current context and its unique id (the id tells a new context at a reused address apart).
+fn current_context() -> Result<(sys::CUcontext, u64), CudaError> {
+    if !driver_present() {
+        return Err(CudaError::Driver("libcuda could not be loaded".into()));
+    }
+    let mut ctx: sys::CUcontext = std::ptr::null_mut();
+    // SAFETY: out-pointer to a local.
+    check(unsafe { sys::cuCtxGetCurrent(&mut ctx) }, "cuCtxGetCurrent")?;
+    if ctx.is_null() {
+        return Err(CudaError::NoContext);
+    }
+    let mut id: std::ffi::c_ulonglong = 0;
+    // SAFETY: ctx is the current, live context; out-pointer to a local.
+    check(unsafe { sys::cuCtxGetId(ctx, &mut id) }, "cuCtxGetId")?;
+    Ok((ctx, id))
+}
+
+/// Kernels of the current context, loading the module on first use in that context.
+pub fn kernels() -> Result<Kernels, CudaError> {
+    let (ctx, ctx_id) = current_context()?;
+    let mut cache = CACHE
+        .lock()
+        .map_err(|_| CudaError::Module("cache poisoned".into()))?;
+    if let Some(e) = cache
+        .iter()
+        .find(|e| e.ctx == ctx as usize && e.ctx_id == ctx_id)
+    {
+        return Ok(e.kernels);
+    }
+    let kernels = load()?;
+    // A destroyed context's entry at the same address is stale: drop it.
+    cache.retain(|e| e.ctx != ctx as usize);
+    cache.push(Entry {
+        ctx: ctx as usize,
+        ctx_id,
+        kernels,
+    });
+    Ok(kernels)
+}
+
+fn device_attr(attr: sys::CUdevice_attribute) -> Result<i32, CudaError> {
+    let mut dev: sys::CUdevice = 0;
+    // SAFETY: a context is current (checked by the caller); out-pointer to a local.
+    check(unsafe { sys::cuCtxGetDevice(&mut dev) }, "cuCtxGetDevice")?;
+    let mut v = 0;
+    // SAFETY: dev is a valid device ordinal from the driver; out-pointer to a local.
+    check(
+        unsafe { sys::cuDeviceGetAttribute(&mut v, attr, dev) },
+        "cuDeviceGetAttribute",
+    )?;
+    Ok(v)
+}
+
+fn load() -> Result<Kernels, CudaError> {
+    use sys::CUdevice_attribute as A;
+    let sm_count = device_attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
+    let major = device_attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = device_attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    let force_nvrtc = std::env::var("S6PLUGIN_FORCE_NVRTC").is_ok_and(|v| v == "1");
+    let mut errors = Vec::new();
+
+    #[cfg(s6_fatbin)]
+    if !force_nvrtc {
+        match load_image(FATBIN.as_ptr() as *const c_void) {
+            Ok(m) => return resolve(m, sm_count, "fatbin"),
+            Err(e) => errors.push(format!("fatbin: {e}")),
+        }
+    }
+    #[cfg(not(s6_fatbin))]
+    let _ = force_nvrtc;
+
+    match nvrtc_cubin(major, minor) {
+        Ok(cubin) => match load_image(cubin.as_ptr() as *const c_void) {
+            Ok(m) => {
+                let origin: &'static str =
+                    Box::leak(format!("nvrtc sm_{major}{minor}").into_boxed_str());
+                return resolve(m, sm_count, origin);
+            }
+            Err(e) => errors.push(format!("nvrtc image: {e}")),
+        },
+        Err(e) => errors.push(format!("nvrtc: {e}")),
+    }
+    Err(CudaError::Module(errors.join("; ")))
+}
+
+fn load_image(image: *const c_void) -> Result<sys::CUmodule, CudaError> {
+    let mut m: sys::CUmodule = std::ptr::null_mut();
+    // SAFETY: image points at a complete fatbin/cubin that outlives the call (the driver copies
+    // it); a context is current.
+    check(
+        unsafe { sys::cuModuleLoadData(&mut m, image) },
+        "cuModuleLoadData",
+    )?;
+    Ok(m)
+}
+
+fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kernels, CudaError> {
+    let get = |name: String| -> Result<sys::CUfunction, CudaError> {
+        let c = CString::new(name.clone()).expect("kernel names have no NUL");
+        let mut f: sys::CUfunction = std::ptr::null_mut();
+        // SAFETY: m is a loaded module; c is NUL-terminated; out-pointer to a local.
+        check(
+            unsafe { sys::cuModuleGetFunction(&mut f, m, c.as_ptr()) },
+            &format!("kernel {name}"),
+        )?;
+        Ok(f)
+    };
+    let null = std::ptr::null_mut();
+    let mut k = Kernels {
+        prefill: [[null; PREFILL_CONFIGS.len()]; 3],
+        decode: [[null; DECODE_LANES.len()]; 3],
+        sm_count,
+        origin,
+    };
+    for (di, dt) in ["f32", "f16", "bf16"].into_iter().enumerate() {
+        for (ci, (lanes, npl, _)) in PREFILL_CONFIGS.iter().enumerate() {
+            k.prefill[di][ci] = get(format!("s6_prefill_{dt}_l{lanes}_p{npl}"))?;
+        }
+        for (li, lanes) in DECODE_LANES.iter().enumerate() {
+            k.decode[di][li] = get(format!("s6_decode_{dt}_l{lanes}"))?;
+        }
+    }
+    debug_assert_eq!(dtype_tag(crate::contract::DType::BF16), "bf16");
+    tracing::debug!(origin, sm_count, "s6plugin: CUDA kernels loaded");
+    Ok(k)
+}
+
+/// Compiles [`SOURCE`] to a cubin for sm_{major}{minor} with the NVRTC found at run time.
+fn nvrtc_cubin(major: i32, minor: i32) -> Result<Vec<u8>, String> {
+    use cudarc::nvrtc::{result, sys as nsys};
+    // SAFETY: only tries to dlopen the library.
+    if !unsafe { nsys::is_culib_present() } {
+        return Err("libnvrtc could not be loaded".into());
+    }
+    let src = CString::new(SOURCE).map_err(|e| e.to_string())?;
+    let prog = result::create_program(&src, Some(c"s6scan.cu")).map_err(|e| format!("{e:?}"))?;
+    let opts = [
+        format!("--gpu-architecture=sm_{major}{minor}"),
+        "-default-device".to_string(),
+        "--std=c++17".to_string(),
+    ];
+    // SAFETY: prog was created above and is destroyed once below.
+    let compiled = unsafe { result::compile_program(prog, &opts) };
+    let out = match compiled {
+        Ok(()) => {
+            let mut size = 0usize;
+            // SAFETY: prog compiled; out-pointer to a local.
+            let r = unsafe { nsys::nvrtcGetCUBINSize(prog, &mut size) };
+            if r != nsys::nvrtcResult::NVRTC_SUCCESS {
+                Err(format!("nvrtcGetCUBINSize: {r:?}"))
+            } else {
+                let mut buf = vec![0u8; size];
+                // SAFETY: buf has the size NVRTC reported.
+                let r = unsafe { nsys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut _) };
+                if r == nsys::nvrtcResult::NVRTC_SUCCESS {
+                    Ok(buf)
+                } else {
+                    Err(format!("nvrtcGetCUBIN: {r:?}"))
+                }
+            }
+        }
+        Err(e) => {
+            // SAFETY: prog is live.
+            let log = unsafe { result::get_program_log(prog) }
+                .map(|l| {
+                    let bytes: Vec<u8> =
+                        l.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+                .unwrap_or_default();
+            Err(format!("compile for sm_{major}{minor}: {e:?}\n{log}"))
+        }
+    };
+    // SAFETY: prog is live and not used after this.
+    let _ = unsafe { result::destroy_program(prog) };
+    out
+}

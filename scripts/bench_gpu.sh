@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# GPU machine run of the kernels work: tool check, GPU tests (also through NVRTC), 
+# compute-sanitizer memcheck + racecheck, our benchmark, mamba_ssm 2.3.2.post1 built from its
+# sdist and benchmarked the same way. Logs and CSVs go to $OUT (default /tmp/s6out).
+#
+# Expects, built on the developer machine (see docs/benchmarks.md) and copied to $BIN
+# (default .carry/kernels): gpu_kernels (the test binary), kernels (the bench binary) and
+# mamba_ssm-2.3.2.post1.tar.gz (the sdist). Set STEPS to a subset of
+# "tools tests nvrtc sanitizer bench mamba" to run part of it.
+set -u -o pipefail
+OUT=${OUT:-/tmp/s6out}
+BIN=${BIN:-.carry/kernels}
+STEPS=${STEPS:-tools tests nvrtc sanitizer bench mamba}
+mkdir -p "$OUT"
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+rc=0
+
+if has mamba; then
+  # Build mamba_ssm's CUDA extension in the background (sm_90 only, 16 jobs) while tests run.
+  (
+    set -e
+    tar xzf "$BIN/mamba_ssm-2.3.2.post1.tar.gz" -C /tmp
+    cd /tmp/mamba_ssm-2.3.2.post1
+    python3 - <<'EOF'
+import re
+s = open("setup.py").read()
+# Keep sm_90 only: drop every other arch (and the "-gencode" appended just before it).
+s = re.sub(r'cc_flag\.append\("arch=compute_(?!90)\d+,code=sm_\d+"\)', 'cc_flag.pop()', s)
+open("setup.py", "w").write(s)
+EOF
+    # The package's own imports pull in models we do not need; setup.py reads the version here.
+    echo '__version__ = "2.3.2.post1"' > mamba_ssm/__init__.py
+    MAMBA_FORCE_BUILD=TRUE MAX_JOBS=16 python3 setup.py build_ext --inplace
+  ) > "$OUT/mamba_build.log" 2>&1 &
+  BUILD_PID=$!
+  T0=$(date +%s)
+fi
+
+if has tools; then
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
+  compute-sanitizer --version | tail -1
+fi
+
+if has tests; then
+  "$BIN/gpu_kernels" --nocapture --test-threads 1 2>&1 | tee "$OUT/tests.log" || rc=1
+fi
+
+if has nvrtc; then
+  # The NVRTC fallback: same tests (quick set) with the module compiled at run time.
+  export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
+  S6PLUGIN_FORCE_NVRTC=1 S6_GPU_TEST_QUICK=1 "$BIN/gpu_kernels" --nocapture --test-threads 1 \
+    kernels_match 2>&1 | tee "$OUT/nvrtc.log" || rc=1
+fi
+
+if has sanitizer; then
+  for tool in memcheck racecheck; do
+    S6_GPU_TEST_QUICK=1 compute-sanitizer --tool $tool --error-exitcode 9 \
+      "$BIN/gpu_kernels" --nocapture --test-threads 1 kernels_match 2>&1 \
+      | tail -25 | tee "$OUT/sanitizer_$tool.log" || rc=1
+  done
+fi
+
+if has mamba; then
+  wait $BUILD_PID || { echo "mamba_ssm build FAILED"; tail -30 "$OUT/mamba_build.log"; rc=1; }
+  echo "mamba_ssm build finished after $(( $(date +%s) - T0 )) s"
+fi
+
+if has bench; then
+  "$BIN/kernels" --accuracy --csv "$OUT/ours.csv" 2>&1 | tee "$OUT/bench_ours.log" || rc=1
+fi
+
+if has mamba; then
+  PYTHONPATH=/tmp/mamba_ssm-2.3.2.post1 PYTHONUNBUFFERED=1 python3 scripts/bench_mamba.py \
+    --csv "$OUT/mamba.csv" 2>&1 | tee "$OUT/bench_mamba.log" || rc=1
+fi
+exit $rc

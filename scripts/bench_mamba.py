@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Kernel-only timing of mamba_ssm's selective scan, the anchor for benches/kernels.rs.
+
+Runs on the GPU machine with mamba_ssm 2.3.2.post1 importable (its CUDA extension
+`selective_scan_cuda` built; see scripts/bench_gpu.sh). Same method as the Rust bench: a CUDA
+graph of REPS back-to-back calls, replayed, timed with events, median replay / REPS. Same
+shapes and configuration (delta_bias + softplus, D skip, z gate, N = 16; the L = 1 decode step
+is mamba_ssm's Triton `selective_state_update` with the state updated in place, and its
+`selective_scan_fn` at L = 1 is listed too).
+
+Also prints mamba_ssm's own error against an fp64 reference (its `selective_scan_ref` on
+float64 copies of the same inputs) at B 1, D 1536, L 1024.
+
+usage: bench_mamba.py [--quick] [--csv FILE]
+"""
+import argparse
+import statistics
+
+import torch
+
+from mamba_ssm.ops.selective_scan_interface import selective_scan_fn, selective_scan_ref
+from mamba_ssm.ops.triton.selective_state_update import selective_state_update
+
+REPS, WARMUP, TIMED = 20, 3, 15
+
+
+def time_graph(fn):
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):  # warm-up outside the graph (Triton compiles here)
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(REPS):
+            fn()
+    for _ in range(WARMUP):
+        g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(TIMED):
+        e0 = torch.cuda.Event(enable_timing=True)
+        e1 = torch.cuda.Event(enable_timing=True)
+        e0.record()
+        g.replay()
+        e1.record()
+        e1.synchronize()
+        times.append(e0.elapsed_time(e1) * 1000.0 / REPS)
+    return statistics.median(times)
+
+
+def inputs(dt, b, d, l, n=16, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+
+    def uni(lo, hi, *shape, dtype=torch.float32):
+        return (lo + (hi - lo) * torch.rand(*shape, generator=g, device="cuda")).to(dtype)
+
+    u = uni(-1, 1, b, d, l, dtype=dt)
+    delta = uni(-1, 1, b, d, l, dtype=dt)
+    A = -(torch.arange(n, device="cuda").float()[None, :] + 0.5 + uni(0, 1, d, n))
+    B = uni(-1, 1, b, n, l, dtype=dt)
+    C = uni(-1, 1, b, n, l, dtype=dt)
+    D = uni(-1, 1, d)
+    z = uni(-3, 3, b, d, l, dtype=dt)
+    bias = uni(-6, -2, d)
+    h0 = uni(-1, 1, b, d, n)
+    return u, delta, A, B, C, D, z, bias, h0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--csv")
+    args = ap.parse_args()
+    props = torch.cuda.get_device_properties(0)
+    print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}")
+
+    # Accuracy vs fp64 at one shape.
+    for dt in (torch.float16, torch.float32, torch.bfloat16):
+        u, delta, A, B, C, D, z, bias, _ = inputs(dt, 1, 1536, 1024, seed=77)
+        y = selective_scan_fn(u, delta, A, B, C, D, z, bias, delta_softplus=True)
+        f64 = [t.double() for t in (u, delta, A, B, C, D, z, bias)]
+        ref = selective_scan_ref(*f64[:7], delta_bias=f64[7], delta_softplus=True)
+        err = ((y.double() - ref).norm() / ref.norm()).item()
+        print(f"accuracy mamba_ssm {dt} B1 D1536 L1024 N16: y rel L2 vs fp64 = {err:.3e}")
+
+    rows = ["impl,dtype,B,D,L,N,variant,us,gbps,exp_limit_us"]
+    bs = [1] if args.quick else [1, 8]
+    ds = [1536, 5120] if args.quick else [1536, 4096, 5120]
+    ls = [1, 1024] if args.quick else [1, 128, 1024, 4096]
+    print(f"{'dtype':>5} {'B':>2} {'D':>5} {'L':>5}  {'scan us':>9} {'update us':>9}")
+    for dt, tag in ((torch.float16, "f16"), (torch.float32, "f32")):
+        for b in bs:
+            for d in ds:
+                for l in ls:
+                    u, delta, A, B, C, D, z, bias, h0 = inputs(dt, b, d, l)
+                    t_scan = time_graph(
+                        lambda: selective_scan_fn(u, delta, A, B, C, D, z, bias, delta_softplus=True)
+                    )
+                    rows.append(f"mamba_ssm,{tag},{b},{d},{l},16,selective_scan_fn,{t_scan:.3f},,")
+                    t_upd = float("nan")
+                    if l == 1:
+                        state = h0.clone()
+                        x, dtv, zz = u[..., 0], delta[..., 0], z[..., 0]
+                        Bs, Cs = B[..., 0], C[..., 0]
+                        t_upd = time_graph(
+                            lambda: selective_state_update(
+                                state, x, dtv, A, Bs, Cs, D=D, z=zz, dt_bias=bias, dt_softplus=True
+                            )
+                        )
+                        rows.append(
+                            f"mamba_ssm,{tag},{b},{d},{l},16,selective_state_update,{t_upd:.3f},,"
+                        )
+                    print(f"{tag:>5} {b:>2} {d:>5} {l:>5}  {t_scan:>9.2f} {t_upd:>9.2f}")
+    if args.csv:
+        with open(args.csv, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        print(f"wrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,481 @@
+//! The CUDA kernels against the fp64 CPU reference (`s6plugin::reference::scan_f64`) at many
+//! shapes: odd L, L = 1 (decode), L = 8192, D not a multiple of 32, B > 1, groups, every
+//! optional input, both layouts, fp32/fp16/bf16, every kernel shape (states per lane).
+//!
+//! Needs a GPU (feature `cuda`); without libcuda or a device it prints a skip line and passes.
+//! `S6_GPU_TEST_QUICK=1` runs a subset (for compute-sanitizer, which is slow).
+//!
+//! Error bounds, relative L2 norm ‖gpu − ref‖ / ‖ref‖ over the whole tensor, and max abs error
+//! over max |ref| — the inputs are the exact values the GPU sees (activations rounded to the
+//! dtype first), so the bound covers the kernel's arithmetic plus the rounding of y:
+//! - y fp32: 2e-5 (ex2.approx/lg2.approx are ~2 ulp; mamba_ssm uses the same fast exp)
+//! - y fp16: 1e-3 (rounding to fp16 alone is up to 2^-11 = 4.9e-4 per element)
+//! - y bf16: 8e-3 (rounding to bf16 alone is up to 2^-8 = 3.9e-3 per element)
+//! - last_state (always fp32): 2e-5
+#![cfg(feature = "cuda")]
+
+use half::{bf16, f16};
+use s6plugin::contract::{DType, S6Attrs, ScanDims};
+use s6plugin::cuda::devbuf::DeviceBuffer;
+use s6plugin::cuda::{launch_with, ScanLaunch, ScanPtrs};
+use s6plugin::reference::{scan_f64, ScanInputs};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uniform(&mut self, lo: f64, hi: f64, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| (lo + (hi - lo) * self.next()) as f32)
+            .collect()
+    }
+}
+
+fn round_to(dt: DType, v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x = match dt {
+            DType::F32 => *x,
+            DType::F16 => f16::from_f32(*x).to_f32(),
+            DType::BF16 => bf16::from_f32(*x).to_f32(),
+        };
+    }
+}
+
+fn upload(dt: DType, v: &[f32]) -> DeviceBuffer {
+    match dt {
+        DType::F32 => DeviceBuffer::from_slice(v),
+        DType::F16 => {
+            DeviceBuffer::from_slice(&v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())
+        }
+        DType::BF16 => {
+            DeviceBuffer::from_slice(&v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())
+        }
+    }
+    .expect("upload")
+}
+
+fn download(dt: DType, b: &DeviceBuffer, n: usize) -> Vec<f32> {
+    match dt {
+        DType::F32 => b.read::<f32>(n).unwrap(),
+        DType::F16 => b
+            .read::<u16>(n)
+            .unwrap()
+            .into_iter()
+            .map(|x| f16::from_bits(x).to_f32())
+            .collect(),
+        DType::BF16 => b
+            .read::<u16>(n)
+            .unwrap()
+            .into_iter()
+            .map(|x| bf16::from_bits(x).to_f32())
+            .collect(),
+    }
+}
+
+/// (relative L2 error, max abs error / max |ref|, count of non-finite values)
+fn errors(got: &[f32], want: &[f64]) -> (f64, f64, usize) {
+    let (mut num, mut den, mut maxd, mut maxr, mut bad) = (0.0, 0.0, 0.0f64, 0.0f64, 0);
+    for (&g, &w) in got.iter().zip(want) {
+        if !g.is_finite() {
+            bad += 1;
+            continue;
+        }
+        let d = g as f64 - w;
+        num += d * d;
+        den += w * w;
+        maxd = maxd.max(d.abs());
+        maxr = maxr.max(w.abs());
+    }
+    ((num / den.max(1e-300)).sqrt(), maxd / maxr.max(1e-300), bad)
+}
+
+fn y_bound(dt: DType) -> f64 {
+    match dt {
+        DType::F32 => 2e-5,
+        DType::F16 => 1e-3,
+        DType::BF16 => 8e-3,
+    }
+}
+const STATE_BOUND: f64 = 2e-5;
+
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    attrs: S6Attrs,
+    dims: ScanDims,
+}
+
+fn all_on(cl: bool, bcl: bool) -> S6Attrs {
+    S6Attrs {
+        delta_softplus: true,
+        has_d: true,
+        has_z: true,
+        has_delta_bias: true,
+        has_initial_state: true,
+        has_last_state: true,
+        channels_last: cl,
+        bc_channels_last: bcl,
+    }
+}
+
+fn d(batch: usize, dim: usize, seqlen: usize, dstate: usize, groups: usize) -> ScanDims {
+    ScanDims {
+        batch,
+        dim,
+        seqlen,
+        dstate,
+        groups,
+    }
+}
+
+fn cases(quick: bool) -> Vec<Case> {
+    let plain = S6Attrs {
+        has_last_state: true,
+        ..Default::default()
+    };
+    let mut v = vec![
+        Case {
+            name: "all-opts odd L D=100 B=2",
+            attrs: all_on(false, false),
+            dims: d(2, 100, 37, 16, 1),
+        },
+        Case {
+            name: "all-opts channels_last",
+            attrs: all_on(true, true),
+            dims: d(2, 100, 37, 16, 1),
+        },
+        Case {
+            name: "decode L=1",
+            attrs: all_on(false, false),
+            dims: d(3, 70, 1, 16, 1),
+        },
+        Case {
+            name: "decode L=1 channels_last",
+            attrs: all_on(true, true),
+            dims: d(3, 70, 1, 16, 1),
+        },
+        Case {
+            name: "groups G=4 bc_cl",
+            attrs: all_on(false, true),
+            dims: d(2, 96, 100, 16, 4),
+        },
+        Case {
+            name: "plain L=129",
+            attrs: plain,
+            dims: d(1, 40, 129, 16, 1),
+        },
+    ];
+    if quick {
+        return v;
+    }
+    let no_sp = S6Attrs {
+        delta_softplus: false,
+        has_delta_bias: false,
+        ..all_on(false, false)
+    };
+    let no_init = S6Attrs {
+        has_initial_state: false,
+        has_last_state: false,
+        ..all_on(false, false)
+    };
+    v.extend([
+        Case {
+            name: "L=8192",
+            attrs: all_on(false, false),
+            dims: d(1, 48, 8192, 16, 1),
+        },
+        Case {
+            name: "groups G=3 cl",
+            attrs: all_on(true, false),
+            dims: d(2, 48, 70, 16, 3),
+        },
+        Case {
+            name: "groups G=6 D/G=5",
+            attrs: all_on(false, false),
+            dims: d(1, 30, 33, 16, 6),
+        },
+        Case {
+            name: "tile edge L=64",
+            attrs: all_on(false, false),
+            dims: d(1, 33, 64, 16, 1),
+        },
+        Case {
+            name: "tile edge L=65",
+            attrs: all_on(false, false),
+            dims: d(1, 33, 65, 16, 1),
+        },
+        Case {
+            name: "L=2",
+            attrs: all_on(false, false),
+            dims: d(2, 20, 2, 16, 1),
+        },
+        Case {
+            name: "no softplus/bias",
+            attrs: no_sp,
+            dims: d(2, 64, 50, 16, 1),
+        },
+        Case {
+            name: "no states",
+            attrs: no_init,
+            dims: d(2, 64, 50, 16, 1),
+        },
+        Case {
+            name: "N=4",
+            attrs: all_on(false, false),
+            dims: d(2, 24, 45, 4, 1),
+        },
+        Case {
+            name: "N=5 decode",
+            attrs: all_on(false, false),
+            dims: d(2, 24, 1, 5, 1),
+        },
+        Case {
+            name: "N=8 cl",
+            attrs: all_on(true, true),
+            dims: d(2, 24, 45, 8, 2),
+        },
+        Case {
+            name: "N=32",
+            attrs: all_on(false, false),
+            dims: d(1, 40, 90, 32, 1),
+        },
+        Case {
+            name: "N=40 groups",
+            attrs: all_on(false, true),
+            dims: d(2, 64, 31, 40, 4),
+        },
+        Case {
+            name: "N=64 decode",
+            attrs: all_on(false, false),
+            dims: d(2, 40, 1, 64, 1),
+        },
+        Case {
+            name: "N=128",
+            attrs: all_on(true, false),
+            dims: d(1, 16, 40, 128, 1),
+        },
+        Case {
+            name: "N=256",
+            attrs: all_on(false, false),
+            dims: d(1, 9, 33, 256, 1),
+        },
+        Case {
+            name: "B=8 D=256",
+            attrs: all_on(false, false),
+            dims: d(8, 256, 300, 16, 1),
+        },
+    ]);
+    v
+}
+
+/// Runs one case at one dtype and kernel shape; returns (y rel L2, y max, state rel L2, state
+/// max, non-finite count).
+fn run_case(c: &Case, dt: DType, npl: Option<u32>, seed: u64) -> (f64, f64, f64, f64, usize) {
+    let (a, dm) = (&c.attrs, &c.dims);
+    let mut rng = Rng(seed);
+    let act = dm.act_len();
+    let bcn = dm.bc_len();
+    let mut u = rng.uniform(-1.0, 1.0, act);
+    // Raw dt around Mamba's range: with softplus + bias (dt_bias ≈ log(expm1(0.001..0.1))),
+    // without softplus a positive step.
+    let mut delta = if a.delta_softplus {
+        rng.uniform(-1.0, 1.0, act)
+    } else {
+        rng.uniform(0.001, 0.2, act)
+    };
+    let amat: Vec<f32> = rng
+        .uniform(0.0, 1.0, dm.dim * dm.dstate)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| -((i % dm.dstate) as f32 + 0.5 + r))
+        .collect();
+    let mut bm = rng.uniform(-1.0, 1.0, bcn);
+    let mut cm = rng.uniform(-1.0, 1.0, bcn);
+    let dv = rng.uniform(-1.0, 1.0, dm.dim);
+    let mut z = rng.uniform(-3.0, 3.0, act);
+    let bias = rng.uniform(-6.0, -2.0, dm.dim);
+    let h0 = rng.uniform(-1.0, 1.0, dm.state_len());
+    for t in [&mut u, &mut delta, &mut bm, &mut cm, &mut z] {
+        round_to(dt, t);
+    }
+    let inputs = ScanInputs {
+        u: &u,
+        delta: &delta,
+        a: &amat,
+        b: &bm,
+        c: &cm,
+        d: a.has_d.then_some(&dv[..]),
+        z: a.has_z.then_some(&z[..]),
+        delta_bias: a.has_delta_bias.then_some(&bias[..]),
+        initial_state: a.has_initial_state.then_some(&h0[..]),
+    };
+    let want = scan_f64(a, dm, &inputs).expect("reference");
+
+    let g_u = upload(dt, &u);
+    let g_delta = upload(dt, &delta);
+    let g_a = DeviceBuffer::from_slice(&amat).unwrap();
+    let g_b = upload(dt, &bm);
+    let g_c = upload(dt, &cm);
+    let g_d = DeviceBuffer::from_slice(&dv).unwrap();
+    let g_z = upload(dt, &z);
+    let g_bias = DeviceBuffer::from_slice(&bias).unwrap();
+    let g_h0 = DeviceBuffer::from_slice(&h0).unwrap();
+    let g_y = DeviceBuffer::alloc(act * dt.size_bytes()).unwrap();
+    let g_h1 = DeviceBuffer::alloc(dm.state_len() * 4).unwrap();
+    // Poison outputs (NaN in every dtype) so an unwritten element fails.
+    g_y.fill_bytes(0xFF).unwrap();
+    g_h1.fill_bytes(0xFF).unwrap();
+    let l = ScanLaunch {
+        attrs: *a,
+        dims: *dm,
+        dtype: dt,
+        ptrs: ScanPtrs {
+            u: g_u.ptr(),
+            delta: g_delta.ptr(),
+            a: g_a.ptr(),
+            b: g_b.ptr(),
+            c: g_c.ptr(),
+            d: if a.has_d { g_d.ptr() } else { 0 },
+            z: if a.has_z { g_z.ptr() } else { 0 },
+            delta_bias: if a.has_delta_bias { g_bias.ptr() } else { 0 },
+            initial_state: if a.has_initial_state { g_h0.ptr() } else { 0 },
+            y: g_y.ptr(),
+            last_state: if a.has_last_state { g_h1.ptr() } else { 0 },
+            workspace: 0,
+        },
+    };
+    // SAFETY: every pointer is a live allocation of the contract's size for these dims in the
+    // current context; the null stream is valid.
+    unsafe { launch_with(&l, std::ptr::null_mut(), npl) }.expect("launch");
+    let y = download(dt, &g_y, act);
+    let (ye, ym, ybad) = errors(&y, &want.y);
+    let (se, sm, sbad) = if a.has_last_state {
+        let h1 = g_h1.read::<f32>(dm.state_len()).unwrap();
+        errors(&h1, &want.last_state)
+    } else {
+        (0.0, 0.0, 0)
+    };
+    (ye, ym, se, sm, ybad + sbad)
+}
+
+#[test]
+fn kernels_match_fp64_reference() {
+    if !s6plugin::cuda::driver_present() {
+        println!("SKIP gpu_kernels: libcuda not found (no NVIDIA driver)");
+        return;
+    }
+    let ctx = match cudarc::driver::CudaContext::new(0) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("SKIP gpu_kernels: no usable CUDA device ({e:?})");
+            return;
+        }
+    };
+    ctx.bind_to_thread().unwrap();
+    let origin = s6plugin::cuda::prepare().expect("kernel module");
+    println!(
+        "device: {} ({} SMs), module: {origin}",
+        ctx.name().unwrap_or_default(),
+        s6plugin::cuda::module::kernels().unwrap().sm_count
+    );
+    let quick = std::env::var("S6_GPU_TEST_QUICK").is_ok_and(|v| v == "1");
+    let mut failures = Vec::new();
+    let mut worst = [(0.0f64, 0.0f64); 3];
+    println!(
+        "{:<28} {:>4} {:>3}  {:>9} {:>9} {:>9} {:>9}",
+        "case", "dt", "npl", "y relL2", "y max", "st relL2", "st max"
+    );
+    for (ci, c) in cases(quick).iter().enumerate() {
+        let npls: Vec<Option<u32>> = if c.dims.dstate <= 16 && c.dims.seqlen != 1 && !quick {
+            vec![Some(1), Some(2), Some(4)]
+        } else {
+            vec![None]
+        };
+        for (di, dt) in [DType::F32, DType::F16, DType::BF16]
+            .into_iter()
+            .enumerate()
+        {
+            for &npl in &npls {
+                let (ye, ym, se, sm, bad) = run_case(c, dt, npl, 1000 + ci as u64);
+                println!(
+                    "{:<28} {:>4} {:>3}  {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}{}",
+                    c.name,
+                    s6plugin::cuda::params::dtype_tag(dt),
+                    npl.map(|p| p.to_string()).unwrap_or("-".into()),
+                    ye,
+                    ym,
+                    se,
+                    sm,
+                    if bad > 0 {
+                        format!("  {bad} NON-FINITE")
+                    } else {
+                        String::new()
+                    }
+                );
+                worst[di].0 = worst[di].0.max(ye);
+                worst[di].1 = worst[di].1.max(se);
+                let yb = y_bound(dt);
+                if bad > 0 || ye > yb || ym > 4.0 * yb || se > STATE_BOUND || sm > 4.0 * STATE_BOUND
+                {
+                    failures.push(format!("{} {dt} npl={npl:?}", c.name));
+                }
+            }
+        }
+    }
+    for (di, dt) in ["f32", "f16", "bf16"].iter().enumerate() {
+        println!(
+            "worst {dt}: y relL2 {:.2e} (bound {:.0e}), last_state relL2 {:.2e} (bound {:.0e})",
+            worst[di].0,
+            y_bound([DType::F32, DType::F16, DType::BF16][di]),
+            worst[di].1,
+            STATE_BOUND
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "cases over their bounds: {failures:#?}"
+    );
+}
+
+#[test]
+fn refuses_null_pointers_and_bad_sizes() {
+    if !s6plugin::cuda::driver_present() || cudarc::driver::CudaContext::new(0).is_err() {
+        println!("SKIP gpu_kernels: no CUDA device");
+        return;
+    }
+    let ctx = cudarc::driver::CudaContext::new(0).unwrap();
+    ctx.bind_to_thread().unwrap();
+    let l = ScanLaunch {
+        attrs: S6Attrs {
+            has_z: true,
+            ..Default::default()
+        },
+        dims: d(1, 8, 4, 16, 1),
+        dtype: DType::F32,
+        ptrs: ScanPtrs {
+            u: 1,
+            delta: 1,
+            a: 1,
+            b: 1,
+            c: 1,
+            y: 1,
+            ..Default::default()
+        },
+    };
+    // SAFETY: refused before any pointer is used.
+    let e = unsafe { launch_with(&l, std::ptr::null_mut(), None) }.unwrap_err();
+    assert!(e.to_string().contains("`z`"), "{e}");
+    let mut big = l;
+    big.attrs.has_z = false;
+    big.dims.dstate = 300;
+    // SAFETY: refused before any pointer is used.
+    let e = unsafe { launch_with(&big, std::ptr::null_mut(), None) }.unwrap_err();
+    assert!(e.to_string().contains("N = 300"), "{e}");
+}
