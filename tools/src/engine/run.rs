@@ -201,7 +201,10 @@ pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
         source,
     })?;
     let mut written = Vec::new();
-    for (name, dtype, shape, idx) in outputs {
+    // File names as s6-run writes them, so that `s6-run --compare` finds them.
+    let names: Vec<&str> = outputs.iter().map(|o| o.0.as_str()).collect();
+    let files = s6_onnx::npy::file_names_for(&names);
+    for ((name, dtype, shape, idx), file) in outputs.into_iter().zip(files) {
         let bytes = stream.clone_dtoh(&buffers[idx].1).map_err(cuda)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         let n: usize = shape.iter().product();
@@ -215,7 +218,7 @@ pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
             tensor: name.clone(),
             reason: e.to_string(),
         })?;
-        let path = opts.out_dir.join(format!("{}.npy", sanitize(&name)));
+        let path = opts.out_dir.join(file);
         s6_onnx::npy::write(&path, &widen_output(t)).map_err(|e| EngineError::BadArg {
             path: path.clone(),
             reason: e.to_string(),
@@ -223,19 +226,6 @@ pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
         written.push(path);
     }
     Ok(written)
-}
-
-/// Output names become file names; path separators would escape the folder.
-pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c == '\0' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// `NAME=FILE.npy`.
@@ -304,6 +294,5 @@ mod tests {
             ("input_ids".into(), PathBuf::from("a=b.npy"))
         );
         assert!(parse_input("x").is_err() && parse_input("=f").is_err());
-        assert_eq!(sanitize("a/b\\c"), "a_b_c");
     }
 }
