@@ -100,3 +100,28 @@ fn every_fixture_is_listed() {
     listed.sort();
     assert_eq!(found, listed);
 }
+
+/// The same exports converted to fp16 (`s6_onnx::fp16`) run end to end in fp16 and stay
+/// near onnxruntime's fp32 logits (fp16 rounding through every layer: 2e-2 abs + 2e-2 rel).
+#[test]
+fn fp16_conversions_run_close_to_fp32() {
+    for case in ["hf_ts_L12", "hf_dynamo_L12", "minimal_ts_L12"] {
+        let dir = fixtures().join(case);
+        let mut m = model::load(&dir.join("model.onnx")).unwrap();
+        s6_onnx::fp16::convert(&mut m).unwrap();
+        let session = Session::new(&m, &dir).unwrap();
+        let inputs = read_dir_npy(&dir.join("inputs"));
+        let outs = session.run(&inputs).unwrap();
+        let want = &read_dir_npy(&dir.join("expected"))["logits"];
+        let got = &outs[0].1;
+        assert_eq!(got.dtype(), s6_onnx::interp::DataType::F16, "{case}");
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        let mut max = 0.0f64;
+        for (a, b) in g.iter().zip(&w) {
+            let d = (a - b).abs();
+            max = max.max(d);
+            assert!(d <= 2e-2 + 2e-2 * b.abs(), "{case}: {a} vs {b}");
+        }
+        eprintln!("{case} fp16: max abs error {max:e}");
+    }
+}
