@@ -203,6 +203,18 @@ fn help_teaches_with_examples() {
     ] {
         assert!(t.contains(needle), "--help lacks {needle}");
     }
+    let o = s6_run(&["--list-ops"]);
+    assert!(o.status.success());
+    for op in [
+        "Einsum",
+        "Conv",
+        "MatMul",
+        "s6plugin::S6Scan",
+        "Softplus",
+        "Slice",
+    ] {
+        assert!(text(&o).lines().any(|l| l == op), "--list-ops lacks {op}");
+    }
     let o = s6_run(&[s(&case_dir().join("model.onnx")), "--info"]);
     assert!(o.status.success());
     assert!(

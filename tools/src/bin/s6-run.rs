@@ -35,8 +35,9 @@ Examples:
   # S6Scan and MatMul on the GPU (Metal on macOS, Vulkan elsewhere)
   s6-run patched.onnx --inputs-dir inputs/ --out-dir /tmp/gpu --backend gpu --compare /tmp/run1
 
-  # What does the model want?
+  # What does the model want? What can the interpreter run?
   s6-run model.onnx --info
+  s6-run --list-ops
 
 --compare prints, per output, the max absolute and relative error, and exits with status 1
 when any element is off by more than atol + rtol * |reference| (numpy's allclose rule), a
@@ -61,7 +62,8 @@ enum BackendKind {
 )]
 struct Args {
     /// The ONNX model (external data is read from its folder).
-    model: PathBuf,
+    #[arg(required_unless_present = "list_ops")]
+    model: Option<PathBuf>,
 
     /// A graph input: NAME=FILE.npy (or just FILE.npy when the model has one input).
     /// Repeat for several inputs.
@@ -95,6 +97,10 @@ struct Args {
     /// Print the model's inputs and outputs and exit.
     #[arg(long)]
     info: bool,
+
+    /// Print the ops the interpreter supports and exit.
+    #[arg(long)]
+    list_ops: bool,
 
     /// No progress or summary lines on stderr.
     #[arg(long, short = 'q')]
@@ -142,17 +148,23 @@ fn describe_dims(dims: &Option<Vec<Dim>>) -> String {
 
 /// Returns Ok(false) when --compare found a difference above tolerance.
 fn run(args: &Args) -> Result<bool> {
-    let m = model::load(&args.model)?;
-    let base = args
-        .model
+    if args.list_ops {
+        for op in s6_onnx::interp::ops::supported_ops() {
+            println!("{op}");
+        }
+        return Ok(true);
+    }
+    let model_path = args.model.as_deref().context("no MODEL given")?;
+    let m = model::load(model_path)?;
+    let base = model_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut session = Session::new(&m, base)
-        .with_context(|| format!("{}: cannot run this model", args.model.display()))?;
+        .with_context(|| format!("{}: cannot run this model", model_path.display()))?;
 
     if args.info {
-        println!("{} ({} nodes)", args.model.display(), session.num_nodes());
+        println!("{} ({} nodes)", model_path.display(), session.num_nodes());
         for i in session.inputs() {
             let dt = i.dtype.map_or("?".to_string(), |d| d.to_string());
             println!("  input  {}: {dt} {}", i.name, describe_dims(&i.dims));
@@ -167,7 +179,7 @@ fn run(args: &Args) -> Result<bool> {
         bail!("nothing to do: give --out-dir DIR to keep the outputs and/or --compare DIR (see --help)");
     }
 
-    let inputs = gather_inputs(args, &session)?;
+    let inputs = gather_inputs(args, model_path, &session)?;
 
     if args.backend == BackendKind::Gpu {
         session = session.with_backend(gpu_backend()?);
@@ -217,7 +229,11 @@ fn run(args: &Args) -> Result<bool> {
 }
 
 /// Reads the inputs from --input and --inputs-dir, checking names against the model.
-fn gather_inputs(args: &Args, session: &Session) -> Result<HashMap<String, Tensor>> {
+fn gather_inputs(
+    args: &Args,
+    model_path: &Path,
+    session: &Session,
+) -> Result<HashMap<String, Tensor>> {
     let wanted: Vec<String> = session.inputs().map(|i| i.name.clone()).collect();
     let mut inputs = HashMap::new();
     for spec in &args.inputs {
@@ -260,7 +276,7 @@ fn gather_inputs(args: &Args, session: &Session) -> Result<HashMap<String, Tenso
         bail!(
             "no data for input(s) {} — give --input NAME=FILE.npy or --inputs-dir DIR (s6-run {} --info lists them)",
             missing.join(", "),
-            args.model.display()
+            model_path.display()
         );
     }
     Ok(inputs)

@@ -184,8 +184,9 @@ where
         return out;
     }
     out.par_chunks_mut(row).enumerate().for_each(|(r, chunk)| {
-        let mut base = vec![0usize; n_ops];
         let mut ctr = vec![0usize; out_dims.len()];
+        let mut rc = vec![0usize; red_dims.len()];
+        let mut off = vec![0usize; n_ops];
         for (k, o) in chunk.iter_mut().enumerate() {
             // Decompose the flat output index.
             let mut flat = r * row + k;
@@ -193,12 +194,11 @@ where
                 ctr[ax] = flat % out_dims[ax];
                 flat /= out_dims[ax];
             }
-            for (op, b) in base.iter_mut().enumerate() {
+            for (op, b) in off.iter_mut().enumerate() {
                 *b = ctr.iter().zip(&out_st[op]).map(|(c, s)| c * s).sum();
             }
             let mut acc = T::default();
-            let mut rc = vec![0usize; red_dims.len()];
-            let mut off = base.clone();
+            rc.fill(0);
             for _ in 0..n_red {
                 let mut p = data[0][off[0]];
                 for op in 1..n_ops {
