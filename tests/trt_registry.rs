@@ -6,23 +6,12 @@
 //! `S6_TRT_LEAN_LIB` the test prints a skip line and passes.
 #![cfg(feature = "trt")]
 
+mod trt_common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `libs6plugin.so` of this build: cargo puts it next to the test binary's `deps/` folder.
-fn plugin_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps folder");
-    for cand in [deps.join("libs6plugin.so"), deps.join("../libs6plugin.so")] {
-        if cand.is_file() {
-            return cand.canonicalize().unwrap();
-        }
-    }
-    panic!(
-        "libs6plugin.so not found beside {} (build the cdylib: cargo build --features trt)",
-        deps.display()
-    );
-}
+use trt_common::{compile_driver, plugin_library};
 
 fn lean_runtime() -> Option<PathBuf> {
     let v = std::env::var_os("S6_TRT_LEAN_LIB")?;
@@ -38,28 +27,6 @@ fn lean_runtime() -> Option<PathBuf> {
         p.display()
     );
     Some(p)
-}
-
-/// Compiles a TensorRT-role test program against the headers the shim was built with.
-pub fn compile_driver(source: &str, out_name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out_name);
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let status = Command::new(&cxx)
-        .args(["-std=c++17", "-O1", "-g", "-Wno-deprecated-declarations"])
-        .arg("-isystem")
-        .arg(env!("S6_TRT_INCLUDE"))
-        .arg("-isystem")
-        .arg(env!("S6_CUDA_INCLUDE"))
-        .arg(root.join("tests/cpp").join(source))
-        .arg("-o")
-        .arg(&out)
-        .arg("-ldl")
-        .arg("-lpthread")
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run the C++ compiler `{cxx}`: {e}"));
-    assert!(status.success(), "{cxx} failed on tests/cpp/{source}");
-    out
 }
 
 fn run_mode(driver: &Path, lean: &Path, plugin: &Path, mode: &str) {
@@ -90,7 +57,13 @@ fn real_tensorrt_registry_loads_and_round_trips_the_plugin() {
     };
     let plugin = plugin_library();
     let driver = compile_driver("registry_driver.cpp", "registry_driver");
-    for mode in ["dynamic", "loaded-by-trt", "static"] {
+    for mode in [
+        "dynamic",
+        "loaded-by-trt",
+        "static",
+        "static-private",
+        "no-trt",
+    ] {
         run_mode(&driver, &lean, &plugin, mode);
     }
 }

@@ -425,6 +425,31 @@ impl PluginCore {
                     OutputRole::LastState => p.last_state = ptr as u64,
                 }
             }
+            // TensorRT passes null for empty tensors only; anything else is a caller bug that
+            // must not reach a kernel.
+            if dims.act_len() > 0 {
+                let required = self
+                    .attrs
+                    .inputs()
+                    .into_iter()
+                    .map(|r| r.name())
+                    .zip(in_ptrs.iter().copied())
+                    .chain(
+                        self.attrs
+                            .outputs()
+                            .into_iter()
+                            .map(|r| r.name())
+                            .zip(out_ptrs.iter().copied()),
+                    );
+                for (name, ptr) in required {
+                    if ptr == 0 {
+                        return Err(PluginError::Tensor {
+                            tensor: format!("`{name}`"),
+                            reason: "device pointer is null".into(),
+                        });
+                    }
+                }
+            }
             let launch = crate::cuda::ScanLaunch {
                 attrs: self.attrs,
                 dims,
@@ -575,6 +600,30 @@ mod tests {
         assert_eq!(*c.clone_core(), c);
         assert!(c.write_blob(&mut [0u8; 3]).is_err());
         assert!(c.describe().contains("has_z=1"));
+    }
+
+    #[test]
+    fn enqueue_refuses_null_pointers_before_any_launch() {
+        let c = PluginCore::new(S6Attrs::default());
+        let f = trt_dtype::FLOAT;
+        let ins = [
+            desc(&[1, 4, 3], f),
+            desc(&[1, 4, 3], f),
+            desc(&[4, 2], f),
+            desc(&[1, 2, 3], f),
+            desc(&[1, 2, 3], f),
+        ];
+        let outs = [desc(&[1, 4, 3], f)];
+        // SAFETY: refused before any pointer is used.
+        let e = unsafe { c.enqueue(&ins, &outs, &[8, 0, 8, 8, 8], &[8], 0, 0) }
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`delta`") && e.contains("null"), "{e}");
+        // SAFETY: as above.
+        let e = unsafe { c.enqueue(&ins, &outs, &[8, 8, 8, 8, 8], &[0], 0, 0) }
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`y`"), "{e}");
     }
 
     #[test]

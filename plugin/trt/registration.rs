@@ -7,12 +7,14 @@
 //! - Dynamic loading (`IPluginRegistry::loadLibrary`, `trtexec --dynamicPlugins`,
 //!   `--setPluginsToSerialize`): TensorRT calls `setLoggerFinder` then `getCreators`
 //!   (10.x) or `getPluginCreators` (8.6/9.x) and registers what they return.
-//! - Static loading (`trtexec --plugins`/`--staticPlugins`, `dlopen`/`ctypes.CDLL` by an
-//!   application that links TensorRT): a load-time constructor looks up `getPluginRegistry`
-//!   among the symbols already in the process (no link-time dependency on libnvinfer) and
-//!   registers the creator. It does nothing if TensorRT is not in the process, and nothing when
-//!   TensorRT itself is loading the library (a TensorRT library on the call stack), since
-//!   `loadLibrary` refuses creators that are already registered.
+//! - Static loading (`trtexec --plugins`/`--staticPlugins`, polygraphy `--plugins`,
+//!   `dlopen`/`ctypes.CDLL` by an application): a load-time constructor looks up
+//!   `getPluginRegistry` in the TensorRT already in the process — among the global symbols, else
+//!   in a privately loaded `libnvinfer*.so` found with RTLD_NOLOAD (no link-time dependency on
+//!   libnvinfer) — and registers the creator. It does nothing if TensorRT is not in the process,
+//!   nothing with `S6PLUGIN_NO_STATIC_REGISTRATION` set, and nothing when TensorRT itself is
+//!   loading the library (a TensorRT library on the call stack), since `loadLibrary` refuses
+//!   creators that are already registered.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -128,9 +130,42 @@ mod load_time {
         hit
     }
 
-    fn sym(name: &CStr) -> *mut c_void {
-        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no other precondition.
-        unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr() as *const c_char) }
+    /// TensorRT libraries that may already be in the process, loaded privately (Python's
+    /// `tensorrt` module, an app's own dlopen): found with RTLD_NOLOAD, never loaded by us.
+    const TENSORRT_SONAMES: [&CStr; 8] = [
+        c"libnvinfer.so.11",
+        c"libnvinfer.so.10",
+        c"libnvinfer.so.9",
+        c"libnvinfer.so.8",
+        c"libnvinfer.so",
+        c"libnvinfer_lean.so.11",
+        c"libnvinfer_lean.so.10",
+        c"libnvinfer_lean.so.9",
+    ];
+
+    /// (`getPluginRegistry`, `getLogger`) of the TensorRT in this process, if any: first among
+    /// the global symbols (an app linked against TensorRT), then in a privately loaded library.
+    fn find_tensorrt() -> Option<(*mut c_void, *mut c_void)> {
+        let lookup = |handle: *mut c_void| {
+            // SAFETY: dlsym with a valid handle (or RTLD_DEFAULT) and NUL-terminated names.
+            let reg =
+                unsafe { libc::dlsym(handle, c"getPluginRegistry".as_ptr() as *const c_char) };
+            let log = unsafe { libc::dlsym(handle, c"getLogger".as_ptr() as *const c_char) };
+            (!reg.is_null()).then_some((reg, log))
+        };
+        if let Some(found) = lookup(libc::RTLD_DEFAULT) {
+            return Some(found);
+        }
+        TENSORRT_SONAMES.iter().find_map(|name| {
+            // SAFETY: RTLD_NOLOAD only returns a handle to an already loaded library; the
+            // reference it takes is kept on purpose (we keep its function pointers).
+            let h = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+            if h.is_null() {
+                None
+            } else {
+                lookup(h)
+            }
+        })
     }
 
     extern "C" fn register_at_load() {
@@ -138,14 +173,12 @@ mod load_time {
             if std::env::var_os("S6PLUGIN_NO_STATIC_REGISTRATION").is_some() {
                 return 1;
             }
-            let get_registry = sym(c"getPluginRegistry");
-            if get_registry.is_null() {
+            let Some((get_registry, get_logger)) = find_tensorrt() else {
                 return 1;
-            }
+            };
             if tensorrt_on_stack() {
                 return 2;
             }
-            let get_logger = sym(c"getLogger");
             // SAFETY: both are TensorRT's exported C functions of the documented signatures
             // (`IPluginRegistry* getPluginRegistry()`, `ILogger* getLogger()`), or null.
             if unsafe { s6_shim_register_static(get_registry, get_logger) } != 0 {

@@ -8,6 +8,10 @@
 //                 succeed (the library's load-time registration stands aside).
 //   MODE static:  TensorRT loaded globally, then the app dlopens libs6plugin.so itself (what
 //                 `trtexec --staticPlugins` does): the creator must be registered at load time.
+//   MODE static-private: TensorRT loaded privately (RTLD_LOCAL, as Python's tensorrt module
+//                 does), then libs6plugin.so dlopened (polygraphy --plugins, ctypes.CDLL): the
+//                 creator must still be registered at load time.
+//   MODE no-trt:  libs6plugin.so loaded with no TensorRT in the process: loads, does nothing.
 #include "common.h"
 
 #include <dlfcn.h>
@@ -193,11 +197,24 @@ int main(int argc, char** argv)
 {
     if (argc != 4)
     {
-        std::fprintf(stderr, "usage: %s LIBNVINFER_LEAN LIBS6PLUGIN dynamic|loaded-by-trt|static\n", argv[0]);
+        std::fprintf(stderr, "usage: %s LIBNVINFER_LEAN LIBS6PLUGIN dynamic|loaded-by-trt|static|static-private|no-trt\n",
+            argv[0]);
         return 2;
     }
     std::string const mode = argv[3];
-    int const trtFlags = RTLD_NOW | (mode == "dynamic" ? RTLD_LOCAL : RTLD_GLOBAL);
+    if (mode == "no-trt")
+    {
+        void* lib = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
+        S6_CHECK(lib != nullptr, "dlopen without TensorRT: %s", lib ? "" : dlerror());
+        using GetCreators = IPluginCreatorInterface* const* (*) (int32_t*);
+        auto getCreators = lib ? reinterpret_cast<GetCreators>(dlsym(lib, "getCreators")) : nullptr;
+        int32_t n = 0;
+        S6_CHECK(getCreators && getCreators(&n) && n == 1, "getCreators works without TensorRT");
+        std::printf("%s: %d failure(s)\n", mode.c_str(), failures());
+        return failures() == 0 ? 0 : 1;
+    }
+    bool const privateTrt = mode == "dynamic" || mode == "static-private";
+    int const trtFlags = RTLD_NOW | (privateTrt ? RTLD_LOCAL : RTLD_GLOBAL);
     void* trt = dlopen(argv[1], trtFlags);
     if (!trt)
     {
@@ -224,7 +241,7 @@ int main(int argc, char** argv)
     s6test::Finder finder(&logger);
     using SetFinder = void (*)(ILoggerFinder*);
 
-    if (mode == "static")
+    if (mode == "static" || mode == "static-private")
     {
         S6_CHECK(findCreator(*reg) == nullptr, "not registered before the library is loaded");
         void* lib = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);

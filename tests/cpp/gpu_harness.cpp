@@ -1,0 +1,807 @@
+// GPU test harness in TensorRT's role: loads libs6plugin.so the way IPluginRegistry::loadLibrary
+// does (setLoggerFinder, getCreators), then calls every builder-time and run-time method of the
+// S6Scan plugin in the order TensorRT does — with an IExprBuilder of its own for
+// getOutputDimensions — and runs enqueue on a real CUDA stream at two shapes of one dynamic
+// profile, fp32 / fp16 / bf16. It writes every case's inputs and outputs (as f32) to OUTDIR;
+// tests/trt_gpu.rs checks them against the fp64 CPU reference (s6plugin::reference).
+//
+// usage: gpu_harness LIBS6PLUGIN OUTDIR       exit 0 ok, 1 failure, 77 no GPU (skip)
+// CUDA is reached through the driver API (dlopen libcuda.so.1): no link-time CUDA dependency.
+#include "common.h"
+
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+using s6test::failures;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// CUDA driver API, loaded at run time.
+using CUresult = int;
+using CUdevice = int;
+using CUcontext = void*;
+using CUdeviceptr = unsigned long long;
+using CUstream = cudaStream_t;
+
+struct Cuda {
+    CUresult (*cuInit)(unsigned);
+    CUresult (*cuDeviceGet)(CUdevice*, int);
+    CUresult (*cuDeviceGetName)(char*, int, CUdevice);
+    CUresult (*cuDevicePrimaryCtxRetain)(CUcontext*, CUdevice);
+    CUresult (*cuCtxSetCurrent)(CUcontext);
+    CUresult (*cuStreamCreate)(CUstream*, unsigned);
+    CUresult (*cuStreamSynchronize)(CUstream);
+    CUresult (*cuMemAlloc)(CUdeviceptr*, size_t);
+    CUresult (*cuMemFree)(CUdeviceptr);
+    CUresult (*cuMemcpyHtoD)(CUdeviceptr, void const*, size_t);
+    CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
+    CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+
+    bool load()
+    {
+        void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+        if (!h)
+        {
+            return false;
+        }
+        auto get = [&](char const* n) { return dlsym(h, n); };
+        cuInit = reinterpret_cast<decltype(cuInit)>(get("cuInit"));
+        cuDeviceGet = reinterpret_cast<decltype(cuDeviceGet)>(get("cuDeviceGet"));
+        cuDeviceGetName = reinterpret_cast<decltype(cuDeviceGetName)>(get("cuDeviceGetName"));
+        cuDevicePrimaryCtxRetain = reinterpret_cast<decltype(cuDevicePrimaryCtxRetain)>(get("cuDevicePrimaryCtxRetain"));
+        cuCtxSetCurrent = reinterpret_cast<decltype(cuCtxSetCurrent)>(get("cuCtxSetCurrent"));
+        cuStreamCreate = reinterpret_cast<decltype(cuStreamCreate)>(get("cuStreamCreate"));
+        cuStreamSynchronize = reinterpret_cast<decltype(cuStreamSynchronize)>(get("cuStreamSynchronize"));
+        cuMemAlloc = reinterpret_cast<decltype(cuMemAlloc)>(get("cuMemAlloc_v2"));
+        cuMemFree = reinterpret_cast<decltype(cuMemFree)>(get("cuMemFree_v2"));
+        cuMemcpyHtoD = reinterpret_cast<decltype(cuMemcpyHtoD)>(get("cuMemcpyHtoD_v2"));
+        cuMemcpyDtoH = reinterpret_cast<decltype(cuMemcpyDtoH)>(get("cuMemcpyDtoH_v2"));
+        cuMemsetD8 = reinterpret_cast<decltype(cuMemsetD8)>(get("cuMemsetD8_v2"));
+        return cuInit && cuDeviceGet && cuDevicePrimaryCtxRetain && cuCtxSetCurrent && cuStreamCreate
+            && cuStreamSynchronize && cuMemAlloc && cuMemFree && cuMemcpyHtoD && cuMemcpyDtoH && cuMemsetD8;
+    }
+};
+Cuda cu;
+
+#define CU(call)                                                                                                       \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        CUresult r_ = (call);                                                                                          \
+        if (r_ != 0)                                                                                                   \
+        {                                                                                                              \
+            std::printf("FAIL CUDA %s = %d (%s:%d)\n", #call, r_, __FILE__, __LINE__);                                 \
+            std::exit(1);                                                                                              \
+        }                                                                                                              \
+    } while (0)
+
+// ---------------------------------------------------------------------------------------------
+// An IExprBuilder of our own: symbolic (named) or constant dimension expressions.
+class Expr;
+
+class ExprImpl : public apiv::VDimensionExpr {
+public:
+    explicit ExprImpl(Expr const* owner)
+        : mOwner(owner)
+    {
+    }
+    bool isConstant() const override;
+    int64_t getConstantValue() const override;
+    bool isSizeTensor() const override
+    {
+        return false;
+    }
+
+private:
+    Expr const* mOwner;
+};
+
+class Expr : public IDimensionExpr {
+public:
+    Expr(std::string name, bool constant, int64_t value)
+        : name(std::move(name))
+        , constant(constant)
+        , value(value)
+        , mImplObj(this)
+    {
+        mImpl = &mImplObj;
+    }
+    ~Expr() override = default;
+    std::string name;
+    bool constant;
+    int64_t value;
+
+private:
+    ExprImpl mImplObj;
+};
+
+bool ExprImpl::isConstant() const
+{
+    return mOwner->constant;
+}
+int64_t ExprImpl::getConstantValue() const
+{
+    return mOwner->constant ? mOwner->value : -1;
+}
+
+class ExprBuilderImpl : public apiv::VExprBuilder {
+public:
+    IDimensionExpr const* constant(int64_t value) override
+    {
+        return make(std::to_string(value), true, value);
+    }
+    IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override
+    {
+        auto const& x = static_cast<Expr const&>(a);
+        auto const& y = static_cast<Expr const&>(b);
+        ++operations;
+        if (x.constant && y.constant)
+        {
+            int64_t v = 0;
+            switch (op)
+            {
+            case DimensionOperation::kSUM: v = x.value + y.value; break;
+            case DimensionOperation::kPROD: v = x.value * y.value; break;
+            case DimensionOperation::kMAX: v = std::max(x.value, y.value); break;
+            case DimensionOperation::kMIN: v = std::min(x.value, y.value); break;
+            case DimensionOperation::kSUB: v = x.value - y.value; break;
+            case DimensionOperation::kEQUAL: v = x.value == y.value; break;
+            case DimensionOperation::kLESS: v = x.value < y.value; break;
+            case DimensionOperation::kFLOOR_DIV: v = x.value / y.value; break;
+            case DimensionOperation::kCEIL_DIV: v = (x.value + y.value - 1) / y.value; break;
+            }
+            return make(std::to_string(v), true, v);
+        }
+        return make("(" + x.name + " op" + std::to_string(static_cast<int>(op)) + " " + y.name + ")", false, -1);
+    }
+    IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override
+    {
+        return nullptr;
+    }
+    Expr const* make(std::string name, bool constant, int64_t value)
+    {
+        mExprs.emplace_back(new Expr(std::move(name), constant, value));
+        return mExprs.back().get();
+    }
+    int operations = 0;
+
+private:
+    std::vector<std::unique_ptr<Expr>> mExprs;
+};
+
+class ExprBuilder : public IExprBuilder {
+public:
+    ExprBuilder()
+    {
+        mImpl = &impl;
+    }
+    ~ExprBuilder() override = default;
+    ExprBuilderImpl impl;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Host-side dtype conversions (round to nearest even).
+uint16_t toHalf(float f)
+{
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    uint32_t const sign = (x >> 16) & 0x8000u;
+    uint32_t const absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u)
+    {
+        return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
+    }
+    if (absx >= 0x477ff000u)
+    {
+        return static_cast<uint16_t>(sign | 0x7c00u); // overflow to inf
+    }
+    if (absx < 0x38800000u)
+    { // subnormal half
+        float const scaled = std::fabs(f) * 16777216.0f; // 2^24
+        uint32_t const m = static_cast<uint32_t>(std::nearbyint(scaled));
+        return static_cast<uint16_t>(sign | m);
+    }
+    uint32_t const mant = absx & 0x7fffffu;
+    uint32_t const exp = (absx >> 23) - 127 + 15;
+    uint32_t h = (exp << 10) | (mant >> 13);
+    uint32_t const rest = mant & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+    {
+        ++h;
+    }
+    return static_cast<uint16_t>(sign | h);
+}
+
+float fromHalf(uint16_t h)
+{
+    uint32_t const sign = (h & 0x8000u) << 16;
+    uint32_t const exp = (h >> 10) & 0x1fu;
+    uint32_t const mant = h & 0x3ffu;
+    float f;
+    if (exp == 0)
+    {
+        f = std::ldexp(static_cast<float>(mant), -24);
+        return sign ? -f : f;
+    }
+    uint32_t x;
+    if (exp == 31)
+    {
+        x = sign | 0x7f800000u | (mant << 13);
+    }
+    else
+    {
+        x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+    }
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
+uint16_t toBf16(float f)
+{
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+    {
+        return static_cast<uint16_t>((x >> 16) | 0x40u);
+    }
+    uint32_t const lsb = (x >> 16) & 1u;
+    x += 0x7fffu + lsb;
+    return static_cast<uint16_t>(x >> 16);
+}
+
+float fromBf16(uint16_t b)
+{
+    uint32_t x = static_cast<uint32_t>(b) << 16;
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
+size_t elemSize(DataType t)
+{
+    return t == DataType::kFLOAT ? 4 : 2;
+}
+
+// Values (already representable in `t`) → bytes of type t.
+std::vector<uint8_t> encode(std::vector<float> const& v, DataType t)
+{
+    std::vector<uint8_t> out(v.size() * elemSize(t));
+    for (size_t i = 0; i < v.size(); ++i)
+    {
+        if (t == DataType::kFLOAT)
+        {
+            std::memcpy(&out[4 * i], &v[i], 4);
+        }
+        else
+        {
+            uint16_t const h = t == DataType::kHALF ? toHalf(v[i]) : toBf16(v[i]);
+            std::memcpy(&out[2 * i], &h, 2);
+        }
+    }
+    return out;
+}
+
+std::vector<float> decode(std::vector<uint8_t> const& b, DataType t)
+{
+    size_t const n = b.size() / elemSize(t);
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; ++i)
+    {
+        if (t == DataType::kFLOAT)
+        {
+            std::memcpy(&v[i], &b[4 * i], 4);
+        }
+        else
+        {
+            uint16_t h;
+            std::memcpy(&h, &b[2 * i], 2);
+            v[i] = t == DataType::kHALF ? fromHalf(h) : fromBf16(h);
+        }
+    }
+    return v;
+}
+
+float roundTo(float f, DataType t)
+{
+    return t == DataType::kFLOAT ? f : (t == DataType::kHALF ? fromHalf(toHalf(f)) : fromBf16(toBf16(f)));
+}
+
+// splitmix64 → uniform [lo, hi)
+struct Rng {
+    uint64_t s;
+    double next()
+    {
+        s += 0x9E3779B97F4A7C15ull;
+        uint64_t z = s;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        return static_cast<double>(z >> 11) / 9007199254740992.0;
+    }
+    float uniform(float lo, float hi)
+    {
+        return static_cast<float>(lo + (hi - lo) * next());
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Cases.
+char const* const kFieldNames[] = {"delta_softplus", "has_D", "has_z", "has_delta_bias", "has_initial_state",
+    "has_last_state", "channels_last", "bc_channels_last"};
+
+enum Role
+{
+    U,
+    DELTA,
+    A,
+    B,
+    C,
+    DSKIP,
+    Z,
+    DELTA_BIAS,
+    INIT
+};
+char const* const kRoleNames[] = {"u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"};
+
+struct Case {
+    std::string name;
+    int32_t attrs[8]; // kFieldNames order
+    DataType dtype;
+    int64_t dim, dstate, groups; // groups 0: rank-3 B/C
+    // profile on (batch, L); the runs use shapes inside it
+    int64_t minB, minL, maxB, maxL;
+    std::vector<std::pair<int64_t, int64_t>> runs; // (batch, L)
+
+    bool flag(int i) const
+    {
+        return attrs[i] != 0;
+    }
+    bool softplus() const
+    {
+        return flag(0);
+    }
+    bool channelsLast() const
+    {
+        return flag(6);
+    }
+    bool bcChannelsLast() const
+    {
+        return flag(7);
+    }
+    std::vector<Role> roles() const
+    {
+        std::vector<Role> r{U, DELTA, A, B, C};
+        if (flag(1))
+            r.push_back(DSKIP);
+        if (flag(2))
+            r.push_back(Z);
+        if (flag(3))
+            r.push_back(DELTA_BIAS);
+        if (flag(4))
+            r.push_back(INIT);
+        return r;
+    }
+    int nbOutputs() const
+    {
+        return flag(5) ? 2 : 1;
+    }
+    bool activation(Role r) const
+    {
+        return r == U || r == DELTA || r == B || r == C || r == Z;
+    }
+    // Shape of an input; -1 for a dynamic dim when symbolic (batch = -1, L = -2 placeholders).
+    std::vector<int64_t> shape(Role r, int64_t batch, int64_t L) const
+    {
+        switch (r)
+        {
+        case U:
+        case DELTA:
+        case Z: return channelsLast() ? std::vector<int64_t>{batch, L, dim} : std::vector<int64_t>{batch, dim, L};
+        case A: return {dim, dstate};
+        case B:
+        case C:
+            if (groups == 0)
+                return bcChannelsLast() ? std::vector<int64_t>{batch, L, dstate}
+                                        : std::vector<int64_t>{batch, dstate, L};
+            return bcChannelsLast() ? std::vector<int64_t>{batch, L, groups, dstate}
+                                    : std::vector<int64_t>{batch, groups, dstate, L};
+        case DSKIP:
+        case DELTA_BIAS: return {dim};
+        case INIT: return {batch, dim, dstate};
+        }
+        return {};
+    }
+};
+
+Dims toDims(std::vector<int64_t> const& s)
+{
+    Dims d{};
+    d.nbDims = static_cast<int32_t>(s.size());
+    for (size_t i = 0; i < s.size(); ++i)
+        d.d[i] = s[i];
+    return d;
+}
+
+int64_t volume(std::vector<int64_t> const& s)
+{
+    int64_t v = 1;
+    for (auto x : s)
+        v *= x;
+    return v;
+}
+
+std::string dtypeName(DataType t)
+{
+    return t == DataType::kFLOAT ? "f32" : (t == DataType::kHALF ? "f16" : "bf16");
+}
+
+std::vector<float> makeInput(Role r, Case const& c, size_t n, Rng& rng)
+{
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; ++i)
+    {
+        float x = 0;
+        switch (r)
+        {
+        case U: x = rng.uniform(-1.f, 1.f); break;
+        case DELTA: x = c.softplus() ? rng.uniform(-4.f, 1.f) : rng.uniform(0.001f, 0.1f); break;
+        case A: x = -rng.uniform(0.5f, 1.5f) * static_cast<float>(1 + (i % c.dstate)); break;
+        case B:
+        case C: x = rng.uniform(-1.f, 1.f); break;
+        case DSKIP: x = rng.uniform(-1.f, 1.f); break;
+        case Z: x = rng.uniform(-3.f, 3.f); break;
+        case DELTA_BIAS: x = rng.uniform(-2.f, 0.5f); break;
+        case INIT: x = rng.uniform(-1.f, 1.f); break;
+        }
+        v[i] = c.activation(r) ? roundTo(x, c.dtype) : x;
+    }
+    return v;
+}
+
+void writeFloats(std::string const& path, std::vector<float> const& v)
+{
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<char const*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+}
+
+PluginTensorDesc desc(std::vector<int64_t> const& s, DataType t)
+{
+    PluginTensorDesc d{};
+    d.dims = toDims(s);
+    d.type = t;
+    d.format = TensorFormat::kLINEAR;
+    d.scale = 1.f;
+    return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One case: build phase, serialize, runtime phase at each run shape.
+void runCase(IPluginCreator& creator, Case const& c, std::string const& outDir, s6test::RecordingLogger& logger,
+    CUstream stream)
+{
+    std::printf("== case %s (%s)\n", c.name.c_str(), dtypeName(c.dtype).c_str());
+    std::vector<Role> const roles = c.roles();
+    int const nbIn = static_cast<int>(roles.size());
+    int const nbOut = c.nbOutputs();
+    DataType const act = c.dtype;
+
+    // ---- parser: fields exactly as the ONNX parser passes INT attributes ----
+    std::vector<PluginField> fields;
+    for (int i = 0; i < 8; ++i)
+        fields.emplace_back(kFieldNames[i], &c.attrs[i], PluginFieldType::kINT32, 1);
+    PluginFieldCollection fc{static_cast<int32_t>(fields.size()), fields.data()};
+    IPluginV2* created = creator.createPlugin(c.name.c_str(), &fc);
+    S6_CHECK(created != nullptr, "createPlugin");
+    if (!created)
+        return;
+    auto* net = static_cast<IPluginV2DynamicExt*>(created);
+    net->setPluginNamespace("");
+
+    // ---- builder: network-level queries ----
+    S6_CHECK(net->getNbOutputs() == nbOut, "getNbOutputs %d", net->getNbOutputs());
+    std::vector<DataType> inTypes;
+    for (Role r : roles)
+        inTypes.push_back(c.activation(r) ? act : DataType::kFLOAT);
+    S6_CHECK(net->getOutputDataType(0, inTypes.data(), nbIn) == act, "y dtype");
+    if (nbOut == 2)
+        S6_CHECK(net->getOutputDataType(1, inTypes.data(), nbIn) == DataType::kFLOAT, "last_state dtype");
+
+    ExprBuilder eb;
+    Expr const* batchSym = eb.impl.make("batch", false, -1);
+    Expr const* lenSym = eb.impl.make("L", false, -1);
+    std::vector<DimsExprs> inExprs;
+    for (Role r : roles)
+    {
+        std::vector<int64_t> s = c.shape(r, -1, -2);
+        DimsExprs e{};
+        e.nbDims = static_cast<int32_t>(s.size());
+        for (size_t k = 0; k < s.size(); ++k)
+        {
+            e.d[k] = s[k] == -1 ? static_cast<IDimensionExpr const*>(batchSym)
+                : s[k] == -2    ? static_cast<IDimensionExpr const*>(lenSym)
+                                : eb.constant(s[k]);
+        }
+        inExprs.push_back(e);
+    }
+    DimsExprs y = net->getOutputDimensions(0, inExprs.data(), nbIn, eb);
+    S6_CHECK(y.nbDims == 3, "y rank %d", y.nbDims);
+    if (y.nbDims == 3)
+    {
+        for (int k = 0; k < 3; ++k)
+            S6_CHECK(y.d[k] == inExprs[0].d[k], "y dim %d is u's dim expression", k);
+    }
+    if (nbOut == 2)
+    {
+        DimsExprs s = net->getOutputDimensions(1, inExprs.data(), nbIn, eb);
+        S6_CHECK(s.nbDims == 3 && s.d[0] == batchSym && s.d[1]->isConstant() && s.d[1]->getConstantValue() == c.dim
+                && s.d[2]->isConstant() && s.d[2]->getConstantValue() == c.dstate,
+            "last_state dims are (batch, D, N)");
+    }
+    S6_CHECK(net->getOutputDimensions(nbOut, inExprs.data(), nbIn, eb).nbDims == -1, "bad output index refused");
+
+    // ---- builder: the layer's plugin is a clone ----
+    IPluginV2DynamicExt* bld = net->clone();
+    S6_CHECK(bld != nullptr, "clone");
+    if (!bld)
+        return;
+
+    // ---- builder: format negotiation, position by position ----
+    std::vector<PluginTensorDesc> io(nbIn + nbOut);
+    std::vector<std::vector<int64_t>> optShapes;
+    for (int i = 0; i < nbIn; ++i)
+        optShapes.push_back(c.shape(roles[i], c.maxB, c.maxL));
+    DataType const candidates[] = {DataType::kFLOAT, DataType::kHALF, DataType::kBF16, DataType::kINT8, DataType::kINT32};
+    for (int pos = 0; pos < nbIn + nbOut; ++pos)
+    {
+        bool const isAct = pos < nbIn ? c.activation(roles[pos]) : pos == nbIn;
+        DataType const want = isAct ? act : DataType::kFLOAT;
+        io[pos] = desc(pos < nbIn ? optShapes[pos] : std::vector<int64_t>{1, 1, 1}, want);
+        std::string supported;
+        for (DataType t : candidates)
+        {
+            for (TensorFormat f : {TensorFormat::kLINEAR, TensorFormat::kCHW32})
+            {
+                PluginTensorDesc saved = io[pos];
+                io[pos].type = t;
+                io[pos].format = f;
+                if (bld->supportsFormatCombination(pos, io.data(), nbIn, nbOut))
+                    supported += dtypeName(t) + (f == TensorFormat::kLINEAR ? "/linear " : "/chw32 ");
+                io[pos] = saved;
+            }
+        }
+        std::string const expected = pos == 0 ? "f32/linear f16/linear bf16/linear " : dtypeName(want) + "/linear ";
+        S6_CHECK(supported == expected, "pos %d supports [%s], expected [%s]", pos, supported.c_str(), expected.c_str());
+    }
+
+    // ---- builder: configure with the profile, workspace, a timing run, serialize ----
+    auto dynDescs = [&](int64_t b, int64_t l, int64_t minB, int64_t minL, int64_t maxB, int64_t maxL) {
+        std::vector<DynamicPluginTensorDesc> ins(nbIn), outs(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+        {
+            ins[i].desc = desc(c.shape(roles[i], b, l), inTypes[i]);
+            ins[i].min = toDims(c.shape(roles[i], minB, minL));
+            ins[i].max = toDims(c.shape(roles[i], maxB, maxL));
+            ins[i].opt = ins[i].max;
+        }
+        outs[0].desc = desc(c.shape(U, b, l), act);
+        outs[0].min = toDims(c.shape(U, minB, minL));
+        outs[0].max = toDims(c.shape(U, maxB, maxL));
+        if (nbOut == 2)
+        {
+            outs[1].desc = desc(c.shape(INIT, b, l), DataType::kFLOAT);
+            outs[1].min = toDims(c.shape(INIT, minB, minL));
+            outs[1].max = toDims(c.shape(INIT, maxB, maxL));
+        }
+        return std::make_pair(ins, outs);
+    };
+    {
+        auto [ins, outs] = dynDescs(-1, -1, c.minB, c.minL, c.maxB, c.maxL);
+        size_t mark = logger.count();
+        bld->configurePlugin(ins.data(), nbIn, outs.data(), nbOut);
+        S6_CHECK(!logger.saw(mark, {"S6Scan"}), "configurePlugin with the profile logs no error");
+        // A wrong configuration is reported through the logger, naming the layer and tensor.
+        auto [badIns, badOuts] = dynDescs(-1, -1, c.minB, c.minL, c.maxB, c.maxL);
+        badIns[2].desc.type = act == DataType::kFLOAT ? DataType::kHALF : act; // A must be fp32
+        mark = logger.count();
+        IPluginV2DynamicExt* probe = bld->clone();
+        probe->configurePlugin(badIns.data(), nbIn, badOuts.data(), nbOut);
+        S6_CHECK(logger.saw(mark, {c.name, "configurePlugin", "A"}), "bad A dtype logged with layer and tensor");
+        probe->destroy();
+    }
+    std::vector<PluginTensorDesc> maxIn(nbIn), maxOut(nbOut);
+    for (int i = 0; i < nbIn; ++i)
+        maxIn[i] = desc(c.shape(roles[i], c.maxB, c.maxL), inTypes[i]);
+    maxOut[0] = desc(c.shape(U, c.maxB, c.maxL), act);
+    if (nbOut == 2)
+        maxOut[1] = desc(c.shape(INIT, c.maxB, c.maxL), DataType::kFLOAT);
+    size_t const wsMax = bld->getWorkspaceSize(maxIn.data(), nbIn, maxOut.data(), nbOut);
+    std::printf("   workspace at max shapes: %zu bytes\n", wsMax);
+    S6_CHECK(bld->initialize() == 0, "initialize");
+    size_t const blobSize = bld->getSerializationSize();
+    std::vector<uint8_t> blob(blobSize);
+    bld->serialize(blob.data());
+    S6_CHECK(blobSize > 0, "serialization size");
+    bld->terminate();
+    bld->destroy();
+    net->destroy();
+
+    // ---- runtime: deserialize from the engine blob, execution context clone ----
+    IPluginV2* des = creator.deserializePlugin(c.name.c_str(), blob.data(), blob.size());
+    S6_CHECK(des != nullptr, "deserializePlugin");
+    if (!des)
+        return;
+    auto* rtBase = static_cast<IPluginV2DynamicExt*>(des);
+    rtBase->setPluginNamespace("");
+    IPluginV2DynamicExt* rt = rtBase->clone();
+    S6_CHECK(rt != nullptr && rt->initialize() == 0, "runtime clone + initialize");
+    if (!rt)
+        return;
+
+    int runIndex = 0;
+    for (auto [batch, L] : c.runs)
+    {
+        auto [ins, outs] = dynDescs(batch, L, c.minB, c.minL, c.maxB, c.maxL);
+        rt->configurePlugin(ins.data(), nbIn, outs.data(), nbOut);
+        std::vector<PluginTensorDesc> inD(nbIn), outD(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+            inD[i] = ins[i].desc;
+        for (int i = 0; i < nbOut; ++i)
+            outD[i] = outs[i].desc;
+        size_t const ws = rt->getWorkspaceSize(inD.data(), nbIn, outD.data(), nbOut);
+        S6_CHECK(ws <= wsMax, "workspace %zu within the build-time %zu", ws, wsMax);
+
+        Rng rng{0x5eed0000ull + static_cast<uint64_t>(runIndex) * 7919ull + std::hash<std::string>{}(c.name) % 1000};
+        std::string const stem = outDir + "/" + c.name + "_run" + std::to_string(runIndex);
+        std::ofstream meta(stem + ".txt");
+        meta << "attrs";
+        for (int i = 0; i < 8; ++i)
+            meta << ' ' << c.attrs[i];
+        meta << "\ndtype " << dtypeName(act) << "\n";
+        std::vector<CUdeviceptr> inPtrs(nbIn), outPtrs(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+        {
+            std::vector<int64_t> s = c.shape(roles[i], batch, L);
+            std::vector<float> v = makeInput(roles[i], c, static_cast<size_t>(volume(s)), rng);
+            writeFloats(stem + ".in" + std::to_string(i) + ".f32", v);
+            meta << "input " << kRoleNames[roles[i]];
+            for (auto x : s)
+                meta << ' ' << x;
+            meta << "\n";
+            std::vector<uint8_t> bytes = encode(v, inTypes[i]);
+            CU(cu.cuMemAlloc(&inPtrs[i], bytes.size() + 16));
+            CU(cu.cuMemcpyHtoD(inPtrs[i], bytes.data(), bytes.size()));
+        }
+        std::vector<size_t> outBytes(nbOut);
+        for (int o = 0; o < nbOut; ++o)
+        {
+            std::vector<int64_t> s = o == 0 ? c.shape(U, batch, L) : c.shape(INIT, batch, L);
+            outBytes[o] = static_cast<size_t>(volume(s)) * elemSize(outD[o].type);
+            CU(cu.cuMemAlloc(&outPtrs[o], outBytes[o] + 16));
+            CU(cu.cuMemsetD8(outPtrs[o], 0xFF, outBytes[o])); // NaN fill: unwritten outputs show
+            meta << "output " << (o == 0 ? "y" : "last_state");
+            for (auto x : s)
+                meta << ' ' << x;
+            meta << "\n";
+        }
+        CUdeviceptr wsPtr = 0;
+        if (ws > 0)
+            CU(cu.cuMemAlloc(&wsPtr, ws));
+        std::vector<void const*> inArr(nbIn);
+        std::vector<void*> outArr(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+            inArr[i] = reinterpret_cast<void const*>(inPtrs[i]);
+        for (int o = 0; o < nbOut; ++o)
+            outArr[o] = reinterpret_cast<void*>(outPtrs[o]);
+        int32_t const status = rt->enqueue(
+            inD.data(), outD.data(), inArr.data(), outArr.data(), reinterpret_cast<void*>(wsPtr), stream);
+        S6_CHECK(status == 0, "enqueue (batch %lld, L %lld) status %d", static_cast<long long>(batch),
+            static_cast<long long>(L), status);
+        CU(cu.cuStreamSynchronize(stream));
+        for (int o = 0; o < nbOut; ++o)
+        {
+            std::vector<uint8_t> bytes(outBytes[o]);
+            CU(cu.cuMemcpyDtoH(bytes.data(), outPtrs[o], bytes.size()));
+            writeFloats(stem + ".out" + std::to_string(o) + ".f32", decode(bytes, outD[o].type));
+        }
+        // A required input missing: enqueue must refuse (non-zero), log, not crash.
+        if (runIndex == 0)
+        {
+            std::vector<void const*> holes = inArr;
+            holes[1] = nullptr;
+            size_t mark = logger.count();
+            int32_t const bad = rt->enqueue(
+                inD.data(), outD.data(), holes.data(), outArr.data(), reinterpret_cast<void*>(wsPtr), stream);
+            S6_CHECK(bad != 0 && logger.saw(mark, {c.name, "enqueue"}), "enqueue with a null delta refused (%d)", bad);
+        }
+        for (auto p : inPtrs)
+            CU(cu.cuMemFree(p));
+        for (auto p : outPtrs)
+            CU(cu.cuMemFree(p));
+        if (wsPtr)
+            CU(cu.cuMemFree(wsPtr));
+        std::printf("   run %d: batch %lld L %lld written to %s.*\n", runIndex, static_cast<long long>(batch),
+            static_cast<long long>(L), stem.c_str());
+        ++runIndex;
+    }
+    rt->terminate();
+    rt->destroy();
+    rtBase->destroy();
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc != 3)
+    {
+        std::fprintf(stderr, "usage: %s LIBS6PLUGIN OUTDIR\n", argv[0]);
+        return 2;
+    }
+    if (!cu.load() || cu.cuInit(0) != 0)
+    {
+        std::printf("SKIP: no CUDA driver or no GPU\n");
+        return 77;
+    }
+    CUdevice dev;
+    if (cu.cuDeviceGet(&dev, 0) != 0)
+    {
+        std::printf("SKIP: no CUDA device\n");
+        return 77;
+    }
+    char name[256] = {};
+    if (cu.cuDeviceGetName)
+        cu.cuDeviceGetName(name, sizeof name, dev);
+    std::printf("device: %s\n", name);
+    CUcontext ctx;
+    CU(cu.cuDevicePrimaryCtxRetain(&ctx, dev));
+    CU(cu.cuCtxSetCurrent(ctx));
+    CUstream stream;
+    CU(cu.cuStreamCreate(&stream, 1 /* CU_STREAM_NON_BLOCKING */));
+
+    // What IPluginRegistry::loadLibrary does: dlopen, setLoggerFinder, getCreators.
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+    {
+        std::printf("FAIL dlopen %s: %s\n", argv[1], dlerror());
+        return 1;
+    }
+    s6test::RecordingLogger logger;
+    s6test::Finder finder(&logger);
+    auto setFinder = reinterpret_cast<void (*)(ILoggerFinder*)>(dlsym(lib, "setLoggerFinder"));
+    auto getCreators = reinterpret_cast<IPluginCreatorInterface* const* (*) (int32_t*)>(dlsym(lib, "getCreators"));
+    S6_CHECK(setFinder && getCreators, "exports present");
+    if (!setFinder || !getCreators)
+        return 1;
+    setFinder(&finder);
+    int32_t n = 0;
+    IPluginCreatorInterface* const* list = getCreators(&n);
+    S6_CHECK(n == 1 && list && list[0], "one creator");
+    if (n != 1 || !list || !list[0])
+        return 1;
+    auto* creator = static_cast<IPluginCreator*>(list[0]);
+    S6_CHECK(std::strcmp(creator->getPluginName(), "S6Scan") == 0 && std::strcmp(creator->getPluginVersion(), "1") == 0,
+        "S6Scan v1");
+
+    //                           sp D  z  db is ls cl bcl
+    std::vector<Case> cases = {
+        {"all_f32_grouped", {1, 1, 1, 1, 1, 1, 0, 0}, DataType::kFLOAT, 80, 16, 2, 1, 1, 4, 512, {{1, 1}, {3, 257}, {2, 512}}},
+        {"minimal_f32", {0, 0, 0, 0, 0, 0, 0, 0}, DataType::kFLOAT, 64, 16, 0, 1, 1, 2, 300, {{2, 300}, {1, 33}}},
+        {"gate_f16", {1, 1, 1, 1, 0, 1, 0, 0}, DataType::kHALF, 96, 16, 0, 1, 1, 2, 1024, {{1, 1}, {2, 1000}}},
+        {"chlast_f16", {1, 1, 1, 1, 1, 1, 1, 1}, DataType::kHALF, 72, 8, 3, 1, 1, 2, 256, {{2, 129}, {1, 1}}},
+        {"chlast_bf16", {0, 1, 0, 0, 1, 1, 1, 1}, DataType::kBF16, 64, 16, 0, 1, 1, 2, 512, {{2, 511}, {1, 1}}},
+        {"gate_bf16_grouped", {1, 1, 1, 1, 0, 0, 0, 0}, DataType::kBF16, 128, 16, 4, 1, 1, 2, 2048, {{1, 2048}, {2, 7}}},
+    };
+    for (Case const& c : cases)
+        runCase(*creator, c, argv[2], logger, stream);
+    std::printf("harness: %d failure(s)\n", failures());
+    return failures() == 0 ? 0 : 1;
+}

@@ -1,0 +1,181 @@
+//! The plugin on a GPU, driven in TensorRT's role by `tests/cpp/gpu_harness.cpp` (every
+//! builder- and run-time method in TensorRT's order, `enqueue` on a real stream at two shapes of
+//! one dynamic profile, fp32/fp16/bf16); its outputs are checked here against the fp64 CPU
+//! reference on the very inputs the GPU saw.
+//!
+//! Without a GPU (no libcuda or no device) the harness says so and this test prints a skip line
+//! and passes. `S6_GPU_HARNESS` = a prebuilt harness binary (the device machine has no TensorRT
+//! headers); otherwise it is compiled here. `S6_GPU_OUT` = where the runs' tensors go. `scripts/plugin_gpu_harness.sh` runs it on the
+//! device machine.
+//!
+//! Bounds (max |gpu − ref| / max |ref| and relative L2, as in tests/gpu_kernels.rs): y fp32
+//! 2e-5, fp16 1e-3, bf16 8e-3 (the rounding of y to the dtype is inside them); last_state 2e-5.
+#![cfg(feature = "trt")]
+
+mod trt_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use s6plugin::contract::{DType, S6Attrs};
+use s6plugin::reference::scan_packed_f64;
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// (relative L2 error, max abs error / max |ref|, non-finite count)
+fn errors(got: &[f32], want: &[f64]) -> (f64, f64, usize) {
+    assert_eq!(got.len(), want.len());
+    let (mut num, mut den, mut maxd, mut maxr, mut bad) = (0f64, 0f64, 0f64, 0f64, 0usize);
+    for (&g, &w) in got.iter().zip(want) {
+        if !g.is_finite() {
+            bad += 1;
+            continue;
+        }
+        let d = g as f64 - w;
+        num += d * d;
+        den += w * w;
+        maxd = maxd.max(d.abs());
+        maxr = maxr.max(w.abs());
+    }
+    ((num / den.max(1e-300)).sqrt(), maxd / maxr.max(1e-300), bad)
+}
+
+struct Run {
+    stem: PathBuf,
+    attrs: S6Attrs,
+    dtype: DType,
+    inputs: Vec<Vec<i64>>,
+    outputs: Vec<Vec<i64>>,
+}
+
+fn parse_run(meta: &Path) -> Run {
+    let text = std::fs::read_to_string(meta).unwrap();
+    let mut run = Run {
+        stem: meta.with_extension(""),
+        attrs: S6Attrs::default(),
+        dtype: DType::F32,
+        inputs: vec![],
+        outputs: vec![],
+    };
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        match it.next() {
+            Some("attrs") => {
+                for (name, v) in S6Attrs::FIELD_NAMES.iter().zip(it) {
+                    run.attrs.set(name, v.parse().unwrap()).unwrap();
+                }
+            }
+            Some("dtype") => {
+                run.dtype = match it.next() {
+                    Some("f32") => DType::F32,
+                    Some("f16") => DType::F16,
+                    Some("bf16") => DType::BF16,
+                    other => panic!("dtype {other:?}"),
+                }
+            }
+            Some("input") => {
+                it.next();
+                run.inputs.push(it.map(|x| x.parse().unwrap()).collect());
+            }
+            Some("output") => {
+                it.next();
+                run.outputs.push(it.map(|x| x.parse().unwrap()).collect());
+            }
+            _ => {}
+        }
+    }
+    run
+}
+
+fn file(stem: &Path, suffix: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[test]
+fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
+    let harness = match std::env::var_os("S6_GPU_HARNESS") {
+        Some(p) => PathBuf::from(p),
+        None => trt_common::compile_driver("gpu_harness.cpp", "gpu_harness"),
+    };
+    let plugin = trt_common::plugin_library();
+    let out_dir = std::env::var_os("S6_GPU_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpu_harness_out"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new(&harness)
+        .arg(&plugin)
+        .arg(&out_dir)
+        .output()
+        .expect("run gpu_harness");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    if out.status.code() == Some(77) {
+        println!("SKIP: no GPU (gpu_harness: {})", text.trim());
+        return;
+    }
+    assert!(out.status.success(), "gpu_harness failed: {:?}", out.status);
+
+    let mut metas: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    metas.sort();
+    assert!(
+        metas.len() >= 12,
+        "expected the harness's 12 runs, got {}",
+        metas.len()
+    );
+    let mut failures = Vec::new();
+    for meta in &metas {
+        let run = parse_run(meta);
+        let data: Vec<Vec<f32>> = (0..run.inputs.len())
+            .map(|i| read_f32(&file(&run.stem, &format!(".in{i}.f32"))))
+            .collect();
+        let packed: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
+        let shapes: Vec<&[i64]> = run.inputs.iter().map(|v| v.as_slice()).collect();
+        let (dims, want) = scan_packed_f64(&run.attrs, &packed, &shapes).unwrap();
+        let y = read_f32(&file(&run.stem, ".out0.f32"));
+        let y_bound = match run.dtype {
+            DType::F32 => 2e-5,
+            DType::F16 => 1e-3,
+            DType::BF16 => 8e-3,
+        };
+        let mut checks = vec![("y", errors(&y, &want.y), y_bound)];
+        if run.attrs.has_last_state {
+            let s = read_f32(&file(&run.stem, ".out1.f32"));
+            checks.push(("last_state", errors(&s, &want.last_state), 2e-5));
+        }
+        for (name, (l2, maxrel, bad), bound) in checks {
+            let line = format!(
+                "{} {} B={} D={} L={} N={} G={}: {name} rel-L2 {l2:.2e} max-abs/max-ref {maxrel:.2e} (bound {bound:.0e}){}",
+                meta.file_stem().unwrap().to_string_lossy(),
+                run.dtype,
+                dims.batch,
+                dims.dim,
+                dims.seqlen,
+                dims.dstate,
+                dims.groups,
+                if bad > 0 { format!(", {bad} non-finite") } else { String::new() }
+            );
+            println!("{line}");
+            if bad > 0 || l2 > bound || maxrel > bound {
+                failures.push(line);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "outside the bounds:\n{}",
+        failures.join("\n")
+    );
+}
