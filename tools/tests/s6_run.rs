@@ -248,3 +248,39 @@ fn gpu_backend_matches_cpu_or_skips() {
     assert!(o.status.success(), "{t}");
     assert!(t.contains("gpu backend"), "{t}");
 }
+
+/// The patched export (S6Scan nodes, symbolic length) run by s6-run at the export's length
+/// and at another one equals onnxruntime on the original, on the CPU and — where a GPU
+/// adapter exists — with the wgpu backend.
+#[test]
+fn patched_export_matches_original_on_cpu_and_gpu() {
+    let case = case_dir();
+    let root = scratch("patched");
+    let mut m = model::load(&case.join("model.onnx")).unwrap();
+    let report = s6_onnx::patch::patch_model(&mut m, &case).unwrap();
+    assert_eq!(report.layers_patched, 2);
+    let patched = root.join("patched.onnx");
+    model::save(&m, &patched).unwrap();
+    for (inputs, expected) in [
+        (case.join("inputs"), case.join("expected")),
+        (case.join("expected_L7/inputs"), case.join("expected_L7")),
+    ] {
+        for backend in ["cpu", "gpu"] {
+            let o = s6_run(&[
+                s(&patched),
+                "--inputs-dir",
+                s(&inputs),
+                "--backend",
+                backend,
+                "--compare",
+                s(&expected),
+            ]);
+            let t = text(&o);
+            if backend == "gpu" && t.contains("no usable GPU adapter") {
+                eprintln!("skip gpu: {t}");
+                continue;
+            }
+            assert!(o.status.success(), "{backend} {}: {t}", expected.display());
+        }
+    }
+}
