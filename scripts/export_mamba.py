@@ -331,6 +331,8 @@ def main():
     for exporter in ("ts", "dynamo"):
         for length, other in (LENGTHS, LENGTHS[::-1]):
             jobs.append((f"hf_{exporter}_L{length}", hf, exporter, length, other))
+    # A one-step export has no Concat: the scan's only step is just Unsqueezed.
+    jobs.append(("hf_dynamo_L1", hf, "dynamo", 1, 5))
     for length, other in (LENGTHS, LENGTHS[::-1]):
         jobs.append((f"minimal_ts_L{length}", minimal, "ts", length, other))
     jobs.append((f"minimal_dynamo_L{LENGTHS[0]}", minimal, "dynamo", LENGTHS[0], LENGTHS[1]))

@@ -32,7 +32,16 @@ impl Rule for UnrolledScan {
 
     fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
         for (i, n) in g.graph.node.iter().enumerate() {
-            if n.op_type == "Concat" && is_default_domain(n) {
+            if !is_default_domain(n) {
+                continue;
+            }
+            // A one-step scan (L = 1) has no Concat: its only step is just Unsqueezed.
+            let lone = n.op_type == "Unsqueeze"
+                && !g
+                    .consumers(&n.output[0])
+                    .iter()
+                    .any(|&c| g.node(c).op_type == "Concat");
+            if n.op_type == "Concat" || lone {
                 if let Some(p) = match_stack(g, ctx, i)? {
                     return Ok(Some(p));
                 }
@@ -328,9 +337,14 @@ fn covers(f: &Factor, layout: &[Ax; 4], want: &[Ax]) -> bool {
 
 fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>, PatchError> {
     let concat = g.node(ci);
-    let steps = concat.input.len();
+    let elements: Vec<String> = if concat.op_type == "Concat" {
+        concat.input.clone()
+    } else {
+        vec![concat.output[0].clone()]
+    };
+    let steps = elements.len();
     // Candidate test: the first element is Unsqueeze(readout of a state update).
-    let first = match g.producer_op(&concat.input[0], "Unsqueeze") {
+    let first = match g.producer_op(&elements[0], "Unsqueeze") {
         Some((_, u)) => u,
         None => return Ok(None),
     };
@@ -343,12 +357,18 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     }
 
     // Every element: Unsqueeze on one axis of a readout of step k.
-    let cat_axis =
-        attr_i(concat, "axis").ok_or_else(|| unprovable(concat, "Concat without axis"))?;
+    let cat_axis = if concat.op_type == "Concat" {
+        attr_i(concat, "axis").ok_or_else(|| unprovable(concat, "Concat without axis"))?
+    } else {
+        match unsqueeze_axes(g, concat).as_deref() {
+            Some([a]) => *a,
+            _ => return Err(unprovable(concat, "step output unsqueezed on several axes")),
+        }
+    };
     let cat_axis = norm_axis(cat_axis, 3)
         .ok_or_else(|| unprovable(concat, "Concat axis out of range for (B, D, L)"))?;
     let mut readouts = Vec::with_capacity(steps);
-    for (k, x) in concat.input.iter().enumerate() {
+    for (k, x) in elements.iter().enumerate() {
         let (_, u) = g.producer_op(x, "Unsqueeze").ok_or_else(|| {
             unprovable(
                 concat,
