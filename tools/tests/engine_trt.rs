@@ -98,7 +98,8 @@ fn bridge_creates_a_runtime_and_refuses_a_bad_engine() {
         Err(e) => e.to_string(),
     };
     // SAFETY: probing for libcuda only loads it.
-    let gpu = unsafe { cudarc::driver::sys::is_culib_present() };
+    let gpu = unsafe { cudarc::driver::sys::is_culib_present() }
+        && cudarc::driver::CudaContext::device_count().is_ok_and(|n| n > 0);
     if gpu {
         // The runtime was created, and deserialization refused the bytes.
         assert!(
@@ -139,4 +140,38 @@ fn without_the_bridge_running_says_how_to_fix_it() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!dir.exists());
+}
+
+#[test]
+fn registers_libs6plugin_in_the_lean_registry() {
+    let Some(path) = lean_lib() else { return };
+    if glue::header_version().is_none() {
+        println!("skipped: s6-tools was built without TensorRT headers (set TENSORRT_INCLUDE_DIR)");
+        return;
+    }
+    // libs6plugin.so beside the test's s6-engine, as s6-engine itself looks for it.
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_s6-engine"));
+    let plugin = exe.with_file_name("libs6plugin.so");
+    let exports_creators = plugin.is_file()
+        && libs::load_file(&plugin).is_ok_and(|l| libs::symbol(&l, "getCreators").is_ok());
+    if !exports_creators {
+        println!(
+            "skipped: {} missing or built without --features trt",
+            plugin.display()
+        );
+        return;
+    }
+    let nv = libs::load_nvinfer(Some(&path), &[]).unwrap();
+    glue::check_abi(&nv.loaded.path, nv.version, "load plugins").unwrap();
+    let reg = libs::symbol(&nv.loaded, "getPluginRegistry").unwrap();
+    // SAFETY: getPluginRegistry of a library of the headers' major.
+    let has = || unsafe { glue::has_creator(reg, "S6Scan", "1", "") }.unwrap();
+    let absent = unsafe { glue::has_creator(reg, "NoSuchPlugin", "1", "") }.unwrap();
+    assert!(!absent);
+    let _lib = s6_tools::engine::plugin::register(&nv, &plugin).unwrap();
+    assert!(has(), "S6Scan v1 not in the registry after register()");
+    // A second registration finds it already there and loads nothing.
+    assert!(s6_tools::engine::plugin::register(&nv, &plugin)
+        .unwrap()
+        .is_none());
 }
