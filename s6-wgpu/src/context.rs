@@ -11,6 +11,8 @@ use wgpu::util::DeviceExt;
 pub(crate) enum Kernel {
     Scan,
     MatMul,
+    /// MatMul for fewer than 16 rows.
+    MatMulRows,
 }
 
 impl Kernel {
@@ -18,12 +20,14 @@ impl Kernel {
         match self {
             Kernel::Scan => include_str!("shaders/s6scan.wgsl"),
             Kernel::MatMul => include_str!("shaders/matmul.wgsl"),
+            Kernel::MatMulRows => include_str!("shaders/matmul_rows.wgsl"),
         }
     }
     fn label(self) -> &'static str {
         match self {
             Kernel::Scan => "S6Scan",
             Kernel::MatMul => "MatMul",
+            Kernel::MatMulRows => "MatMulRows",
         }
     }
 }
@@ -36,11 +40,13 @@ pub(crate) enum Storage {
     F16,
 }
 
-/// Full WGSL source of `kernel` for `storage`: the `act` alias, then the kernel.
+/// Full WGSL source of a kernel (`S6Scan`, `MatMul`, `MatMulRows`) with f32 or f16 storage:
+/// the `act` alias, then the kernel.
 pub fn shader_source(kernel_name: &str, f16_storage: bool) -> Option<String> {
     let kernel = match kernel_name {
         "S6Scan" => Kernel::Scan,
         "MatMul" => Kernel::MatMul,
+        "MatMulRows" => Kernel::MatMulRows,
         _ => return None,
     };
     let storage = if f16_storage {

@@ -1,5 +1,5 @@
 //! ONNX MatMul (numpy semantics: 1-D operands promoted, batch dimensions broadcast) on the GPU
-//! through `shaders/matmul.wgsl`.
+//! through `shaders/matmul.wgsl` (tiled) or, for fewer than 16 rows, `shaders/matmul_rows.wgsl`.
 
 use crate::act::{Act, ActVec};
 use crate::context::{Kernel, Storage, WgpuContext};
@@ -8,8 +8,10 @@ use half::f16;
 use s6plugin::DType;
 
 const OP: &str = "MatMul";
-/// Tile edge of the shader.
+/// Tile edge of matmul.wgsl; fewer rows than this go to matmul_rows.wgsl.
 const T: usize = 16;
+/// Workgroup width of matmul_rows.wgsl.
+const ROWS_WG: usize = 64;
 
 /// Result of [`WgpuContext::matmul`].
 #[derive(Clone, Debug)]
@@ -169,7 +171,17 @@ impl WgpuContext {
             )
         };
         let max = self.max_workgroups_per_dim() as usize;
-        let groups = [n.div_ceil(T), m_run.div_ceil(T), batches.len()];
+        let (kernel, groups) = if m_run < T {
+            (
+                Kernel::MatMulRows,
+                [n.div_ceil(ROWS_WG), m_run, batches.len()],
+            )
+        } else {
+            (
+                Kernel::MatMul,
+                [n.div_ceil(T), m_run.div_ceil(T), batches.len()],
+            )
+        };
         if groups.iter().any(|&g| g > max) {
             return Err(WgpuError::Unsupported {
                 op: OP,
@@ -214,7 +226,7 @@ impl WgpuContext {
             nbatch: to_u32("batch", batches.len())?,
         };
 
-        let pipeline = self.pipeline(Kernel::MatMul, storage)?;
+        let pipeline = self.pipeline(kernel, storage)?;
         let uniform = self.uniform("matmul params", bytemuck::bytes_of(&params));
         let ab = self.input("matmul A", &bytes(&a));
         let bb = self.input("matmul B", &bytes(&b));

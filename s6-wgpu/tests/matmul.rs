@@ -81,7 +81,10 @@ fn check(name: &str, ash: &[usize], bsh: &[usize], seed: u64) {
 
 #[test]
 fn plain_2d_and_tile_edges() {
+    // Fewer than 16 rows: matmul_rows.wgsl; 16 and more: the tiled matmul.wgsl.
     check("2d", &[3, 5], &[5, 7], 1);
+    check("2d_15_rows", &[15, 70], &[70, 65], 12);
+    check("2d_16_rows", &[16, 70], &[70, 65], 13);
     check("2d_tiles", &[33, 37], &[37, 17], 2);
     check("2d_one_row", &[1, 64], &[64, 129], 3);
 }
