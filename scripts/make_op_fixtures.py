@@ -146,6 +146,18 @@ def main():
     case("range_float", "Range", [np.array(0.5, np.float32), np.array(2.0, np.float32),
                                   np.array(0.4, np.float32)])
 
+    case("pad_constant_neg", "Pad", [f32(2, 3), i64(1, -1, 0, 2), np.array(9.5, np.float32)])
+    case("pad_axes_18", "Pad", [f32(2, 3, 4), i64(2, 1, 0, 3), None, i64(-1, 0)], opset=18)
+    case("pad_edge", "Pad", [f32(2, 3), i64(0, 2, 1, 1)], {"mode": "edge"})
+    case("pad_reflect", "Pad", [f32(2, 4), i64(1, 3, 1, 2)], {"mode": "reflect"})
+    case("trilu_lower_k", "Trilu", [f32(2, 4, 5), np.array(1, np.int64)], {"upper": 0})
+    case("trilu_upper_neg_k", "Trilu", [f32(4, 3), np.array(-1, np.int64)])
+    case("clip_inputs", "Clip", [f32(10), np.array(-0.5, np.float32), np.array(1.0, np.float32)])
+    case("mod_int_python", "Mod", [i64(7, -7, 7, -7), i64(3, 3, -3, -3)])
+    case("mod_fmod", "Mod", [f32(6, lo=-5, hi=5), np.array([1.5, -2, 3, 0.7, -1, 2], np.float32)],
+         {"fmod": 1})
+    case("not_bool", "Not", [rng.uniform(size=(3, 2)) > 0.5])
+
     # ---- reductions ----
     case("reducemean_17_attr", "ReduceMean", [x], {"axes": [-1, 0], "keepdims": 0})
     case("reducemean_18_input", "ReduceMean", [x, i64(1)], {"keepdims": 1}, opset=18)
@@ -154,6 +166,9 @@ def main():
          {"keepdims": 0})
     case("reducemax", "ReduceMax", [x], {"axes": [1], "keepdims": 1})
     case("softmax_neg_axis", "Softmax", [x], {"axis": -2})
+    case("cumsum_neg_axis", "CumSum", [x, np.array(-1, np.int64)])
+    case("cumsum_excl_rev", "CumSum", [x, np.array(1, np.int32)], {"exclusive": 1, "reverse": 1})
+    case("cumsum_int", "CumSum", [i64(1, 2, 3, 4).reshape(2, 2), np.array(0, np.int64)])
 
     # ---- matmul, gemm, einsum ----
     case("matmul_batch_bcast", "MatMul", [f32(2, 1, 3, 4), f32(5, 4, 2)])

@@ -56,14 +56,19 @@ impl Node {
     }
 }
 
+/// `last_use` of a graph output: kept to the end.
+pub(crate) const KEEP: usize = usize::MAX;
+/// `last_use` of a value nobody reads.
+pub(crate) const NEVER_READ: usize = usize::MAX - 1;
+
 /// The parsed graph.
 pub struct Plan {
     pub(crate) slot_names: Vec<String>,
     /// Initializers by slot (decoded once; `None` for other values).
     pub(crate) constants: Vec<Option<Tensor>>,
     pub(crate) nodes: Vec<Node>,
-    /// For each slot, the index of the last node reading it (`usize::MAX`: a graph output or
-    /// never freed).
+    /// For each slot, the index of the last node reading it, [`KEEP`] for graph outputs,
+    /// [`NEVER_READ`] for values no node reads (dropped as soon as they are made).
     pub(crate) last_use: Vec<usize>,
     pub(crate) inputs: Vec<(IoInfo, usize)>,
     pub(crate) outputs: Vec<(IoInfo, usize)>,
@@ -199,14 +204,14 @@ impl Plan {
         }
         let nodes = topo_sort(nodes, &const_by_slot, &inputs, n_slots, &slot_names)?;
 
-        let mut last_use = vec![0usize; n_slots];
+        let mut last_use = vec![NEVER_READ; n_slots];
         for (i, n) in nodes.iter().enumerate() {
             for s in n.inputs.iter().flatten() {
                 last_use[*s] = i;
             }
         }
         for (_, s) in &outputs {
-            last_use[*s] = usize::MAX;
+            last_use[*s] = KEEP;
         }
         Ok(Plan {
             slot_names,

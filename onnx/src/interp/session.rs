@@ -3,7 +3,7 @@
 
 use super::backend::Backend;
 use super::error::InterpError;
-use super::graph::{Dim, IoInfo, Plan};
+use super::graph::{Dim, IoInfo, Plan, NEVER_READ};
 use super::tensor::Tensor;
 use onnx_protobuf::ModelProto;
 use std::borrow::Cow;
@@ -134,7 +134,9 @@ impl Session {
             }
             for (slot, t) in node.outputs.iter().zip(outs) {
                 if let Some(s) = slot {
-                    values[*s] = Some(Cow::Owned(t));
+                    if plan.last_use[*s] != NEVER_READ {
+                        values[*s] = Some(Cow::Owned(t));
+                    }
                 }
             }
             for s in node.inputs.iter().flatten() {

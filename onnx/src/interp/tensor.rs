@@ -659,6 +659,35 @@ mod tests {
     }
 
     #[test]
+    fn external_data_is_read_at_its_offset() {
+        let dir = std::env::temp_dir().join(format!("s6-interp-ext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut bytes = vec![0xAAu8; 8];
+        for v in [1.5f32, -2.0, 3.25] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(dir.join("w.bin"), &bytes).unwrap();
+        let mut q = TensorProto::new();
+        q.name = "w".into();
+        q.data_type = 1;
+        q.dims = vec![3];
+        q.data_location = DataLocation::EXTERNAL.into();
+        for (k, v) in [("location", "w.bin"), ("offset", "8"), ("length", "12")] {
+            let mut kv = onnx_protobuf::StringStringEntryProto::new();
+            kv.key = k.into();
+            kv.value = v.into();
+            q.external_data.push(kv);
+        }
+        let t = Tensor::from_proto(&q, &dir).unwrap();
+        assert_eq!(t.to_f32_vec(), vec![1.5, -2.0, 3.25]);
+        // A length past the end of the file is refused, naming the tensor.
+        q.external_data[1].value = "12".into();
+        let e = Tensor::from_proto(&q, &dir).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("exceeds"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn external_data_cannot_escape_folder() {
         let mut q = TensorProto::new();
         q.name = "w".into();

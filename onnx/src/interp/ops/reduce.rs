@@ -23,6 +23,63 @@ pub fn register(r: &mut Registry) {
     );
     r.insert(("", "Softmax"), |n, i| softmax(n, i, false));
     r.insert(("", "LogSoftmax"), |n, i| softmax(n, i, true));
+    r.insert(("", "CumSum"), cumsum);
+}
+
+fn cumsum(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+    let x = input(node, inputs, 0)?;
+    let axis = input(node, inputs, 1)?
+        .to_i64_vec()
+        .first()
+        .copied()
+        .ok_or_else(|| node.error("empty axis input"))?;
+    let axis = norm_axis(node, axis, x.rank())?;
+    let exclusive = node.attrs.int_or("exclusive", 0)? != 0;
+    let reverse = node.attrs.int_or("reverse", 0)? != 0;
+    let dim = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let outer: usize = x.shape[..axis].iter().product();
+    let float = x.dtype().is_float();
+    let (vf, vi) = if float {
+        (x.to_f64_vec(), Vec::new())
+    } else {
+        (Vec::new(), x.to_i64_vec())
+    };
+    let mut of = vec![0.0f64; vf.len()];
+    let mut oi = vec![0i64; vi.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let (mut sf, mut si) = (0.0f64, 0i64);
+            for step in 0..dim {
+                let k = if reverse { dim - 1 - step } else { step };
+                let at = (o * dim + k) * inner + i;
+                if float {
+                    if exclusive {
+                        of[at] = sf;
+                        sf += vf[at];
+                    } else {
+                        sf += vf[at];
+                        of[at] = sf;
+                    }
+                } else if exclusive {
+                    oi[at] = si;
+                    si = si.wrapping_add(vi[at]);
+                } else {
+                    si = si.wrapping_add(vi[at]);
+                    oi[at] = si;
+                }
+            }
+        }
+    }
+    let data = if float {
+        TensorData::F64(of).cast(x.dtype())
+    } else {
+        TensorData::I64(oi).cast(x.dtype())
+    };
+    Ok(vec![Tensor {
+        shape: x.shape.clone(),
+        data,
+    }])
 }
 
 fn reduce(node: &Node, inputs: &[Option<&Tensor>], op: &str) -> Result<Vec<Tensor>, InterpError> {

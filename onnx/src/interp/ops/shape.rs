@@ -1,5 +1,5 @@
 //! Shape and data-movement ops: Shape, Reshape, (Un)Squeeze, Flatten, Concat, Split, Slice,
-//! Gather, Expand, Transpose, Tile, Constant, ConstantOfShape, Range, Size.
+//! Gather, Expand, Transpose, Tile, Pad, Trilu, Constant, ConstantOfShape, Range, Size.
 
 use super::{broadcast_index, broadcast_shapes, input, norm_axis, opt_input, strides, Registry};
 use crate::interp::error::InterpError;
@@ -24,6 +24,8 @@ pub fn register(r: &mut Registry) {
     r.insert(("", "Constant"), constant);
     r.insert(("", "ConstantOfShape"), constant_of_shape);
     r.insert(("", "Range"), range);
+    r.insert(("", "Pad"), pad);
+    r.insert(("", "Trilu"), trilu);
 }
 
 /// Elements of `data` at `idx`, same type.
@@ -597,6 +599,138 @@ fn range(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
     let n = data.len();
     Ok(vec![Tensor {
         shape: vec![n],
+        data,
+    }])
+}
+
+fn pad(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+    let x = input(node, inputs, 0)?;
+    let r = x.rank();
+    let mode = node.attrs.string("mode")?.unwrap_or("constant");
+    // Opset ≥ 11: pads (and value, axes) are inputs; before, attributes.
+    let raw = match opt_input(inputs, 1) {
+        Some(t) => t.to_i64_vec(),
+        None => node
+            .attrs
+            .ints("pads")?
+            .ok_or_else(|| node.error("no pads"))?,
+    };
+    let axes: Vec<usize> = match opt_input(inputs, 3) {
+        Some(t) => t
+            .to_i64_vec()
+            .iter()
+            .map(|&a| norm_axis(node, a, r))
+            .collect::<Result<_, _>>()?,
+        None => (0..r).collect(),
+    };
+    if raw.len() != 2 * axes.len() {
+        return Err(node.error(format!(
+            "pads {raw:?} for {} axes of {:?}",
+            axes.len(),
+            x.shape
+        )));
+    }
+    let mut before = vec![0i64; r];
+    let mut after = vec![0i64; r];
+    for (i, &a) in axes.iter().enumerate() {
+        before[a] = raw[i];
+        after[a] = raw[i + axes.len()];
+    }
+    let mut shape = Vec::with_capacity(r);
+    for a in 0..r {
+        let d = x.shape[a] as i64 + before[a] + after[a];
+        if d < 0 {
+            return Err(node.error(format!("pads {raw:?} crop {:?} below zero", x.shape)));
+        }
+        shape.push(d as usize);
+    }
+    let n: usize = shape.iter().product();
+    let src = strides(&x.shape);
+    // Source index per output element; None = the constant.
+    let mut idx: Vec<Option<usize>> = Vec::with_capacity(n);
+    let mut ctr = vec![0usize; r];
+    for _ in 0..n {
+        let mut off = Some(0usize);
+        for a in 0..r {
+            let d = x.shape[a] as i64;
+            let mut p = ctr[a] as i64 - before[a];
+            if p < 0 || p >= d {
+                p = match mode {
+                    "constant" => {
+                        off = None;
+                        break;
+                    }
+                    _ if d == 0 => {
+                        return Err(node.error(format!("{mode} padding of an empty axis")));
+                    }
+                    "edge" => p.clamp(0, d - 1),
+                    "reflect" if d == 1 => 0,
+                    "reflect" => {
+                        let period = 2 * (d - 1);
+                        let q = p.rem_euclid(period);
+                        if q < d {
+                            q
+                        } else {
+                            period - q
+                        }
+                    }
+                    "wrap" => p.rem_euclid(d),
+                    other => return Err(node.error(format!("mode '{other}' unknown"))),
+                };
+            }
+            off = off.map(|o| o + p as usize * src[a]);
+        }
+        idx.push(off);
+        for a in (0..r).rev() {
+            ctr[a] += 1;
+            if ctr[a] < shape[a] {
+                break;
+            }
+            ctr[a] = 0;
+        }
+    }
+    let value = opt_input(inputs, 2);
+    let data = map_data!(&x.data, v => {
+        let fill = match value {
+            Some(c) if c.dtype() == x.dtype() && c.len() == 1 => c.data.clone(),
+            _ => TensorData::zeros(x.dtype(), 1),
+        };
+        let fill_v = fill_value(&fill, v);
+        idx.iter().map(|o| o.map_or(fill_v, |i| v[i])).collect()
+    });
+    Ok(vec![Tensor { shape, data }])
+}
+
+/// The single element of `fill` as the element type of `_like` (same variant by construction).
+fn fill_value<T: Copy + 'static>(fill: &TensorData, _like: &[T]) -> T {
+    crate::with_data!(fill, v => {
+        let any: &dyn std::any::Any = &v[0];
+        *any.downcast_ref::<T>().expect("fill has the tensor's type")
+    })
+}
+
+fn trilu(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+    let x = input(node, inputs, 0)?;
+    if x.rank() < 2 {
+        return Err(node.error(format!("needs rank ≥ 2, got {:?}", x.shape)));
+    }
+    let k = opt_input(inputs, 1).map_or(0, |t| t.to_i64_vec().first().copied().unwrap_or(0));
+    let upper = node.attrs.int_or("upper", 1)? != 0;
+    let (rows, cols) = (x.shape[x.rank() - 2], x.shape[x.rank() - 1]);
+    let zero = TensorData::zeros(x.dtype(), 1);
+    let data = map_data!(&x.data, v => {
+        let z = fill_value(&zero, v);
+        v.iter()
+            .enumerate()
+            .map(|(i, &e)| {
+                let (row, col) = (((i / cols) % rows) as i64, (i % cols) as i64);
+                let keep = if upper { col - row >= k } else { col - row <= k };
+                if keep { e } else { z }
+            })
+            .collect()
+    });
+    Ok(vec![Tensor {
+        shape: x.shape.clone(),
         data,
     }])
 }
