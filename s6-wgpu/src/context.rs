@@ -166,6 +166,11 @@ impl WgpuContext {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
+        // Every job runs inside an error scope; anything that still escapes (e.g. a lost
+        // device between jobs) is logged instead of wgpu's default panic.
+        device.on_uncaptured_error(Box::new(|e| {
+            tracing::error!(error = %e, "wgpu error outside a job");
+        }));
         tracing::info!(
             adapter = %info.name,
             backend = ?info.backend,
@@ -258,50 +263,28 @@ impl WgpuContext {
         Ok(pipeline)
     }
 
-    /// A read-only storage buffer holding `bytes` (at least 4 bytes: empty bindings are invalid).
-    pub(crate) fn input(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-        let pad = [0u8; 4];
-        let contents = if bytes.is_empty() { &pad[..] } else { bytes };
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-    }
-
-    pub(crate) fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-    }
-
-    /// A writable storage buffer of at least `bytes` (rounded up to the copy alignment).
-    pub(crate) fn output(&self, label: &str, bytes: u64) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: padded(bytes),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        })
-    }
-
     /// Runs `pipeline` once over `groups` workgroups with `bindings` as group 0 (binding i =
-    /// `bindings[i]`), then reads back the first `len` bytes of each buffer in `read`.
+    /// `bindings[i]`); returns the contents of the outputs marked `read`, in order. Every GPU
+    /// object is made inside one error scope, so that any wgpu error becomes this call's `Err`.
     pub(crate) fn run(
         &self,
         op: &'static str,
         pipeline: &wgpu::ComputePipeline,
-        bindings: &[&wgpu::Buffer],
+        bindings: &[Binding],
         groups: [u32; 3],
-        read: &[(&wgpu::Buffer, u64)],
     ) -> Result<Vec<Vec<u8>>, WgpuError> {
         let _job = self.job.lock().unwrap_or_else(|e| e.into_inner());
         let scope = ErrorScope::push(&self.device);
-        let entries: Vec<wgpu::BindGroupEntry> = bindings
+        let buffers: Vec<wgpu::Buffer> = bindings.iter().map(|b| self.buffer(op, b)).collect();
+        let read: Vec<(&wgpu::Buffer, u64)> = bindings
+            .iter()
+            .zip(&buffers)
+            .filter_map(|(b, buf)| match b {
+                Binding::Output { bytes, read: true } => Some((buf, *bytes)),
+                _ => None,
+            })
+            .collect();
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
@@ -368,6 +351,48 @@ impl WgpuContext {
             })
             .collect();
         Ok(out)
+    }
+}
+
+/// One binding of a kernel run.
+pub(crate) enum Binding<'a> {
+    Uniform(&'a [u8]),
+    /// Read-only storage.
+    Input(&'a [u8]),
+    /// Writable storage of `bytes`, read back after the run when `read`.
+    Output {
+        bytes: u64,
+        read: bool,
+    },
+}
+
+impl WgpuContext {
+    fn buffer(&self, op: &str, b: &Binding) -> wgpu::Buffer {
+        let init = |contents: &[u8], usage| {
+            // Empty bindings are invalid: at least one word.
+            let pad = [0u8; 4];
+            let contents = if contents.is_empty() {
+                &pad[..]
+            } else {
+                contents
+            };
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(op),
+                    contents,
+                    usage,
+                })
+        };
+        match b {
+            Binding::Uniform(c) => init(c, wgpu::BufferUsages::UNIFORM),
+            Binding::Input(c) => init(c, wgpu::BufferUsages::STORAGE),
+            Binding::Output { bytes, .. } => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(op),
+                size: padded(*bytes),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! through `shaders/matmul.wgsl` (tiled) or, for fewer than 16 rows, `shaders/matmul_rows.wgsl`.
 
 use crate::act::{Act, ActVec};
-use crate::context::{Kernel, Storage, WgpuContext};
+use crate::context::{Binding, Kernel, Storage, WgpuContext};
 use crate::error::WgpuError;
 use half::f16;
 use s6plugin::DType;
@@ -227,19 +227,22 @@ impl WgpuContext {
         };
 
         let pipeline = self.pipeline(kernel, storage)?;
-        let uniform = self.uniform("matmul params", bytemuck::bytes_of(&params));
-        let ab = self.input("matmul A", &bytes(&a));
-        let bb = self.input("matmul B", &bytes(&b));
-        let ob = self.input("matmul offsets", bytemuck::cast_slice(&offs));
         let out_bytes = out_len as u64 * elem;
-        let out = self.output("matmul out", out_bytes);
         let raw = self
             .run(
                 OP,
                 &pipeline,
-                &[&uniform, &ab, &bb, &ob, &out],
+                &[
+                    Binding::Uniform(bytemuck::bytes_of(&params)),
+                    Binding::Input(&bytes(&a)),
+                    Binding::Input(&bytes(&b)),
+                    Binding::Input(bytemuck::cast_slice(&offs)),
+                    Binding::Output {
+                        bytes: out_bytes,
+                        read: true,
+                    },
+                ],
                 [groups[0] as u32, groups[1] as u32, groups[2] as u32],
-                &[(&out, out_bytes)],
             )?
             .pop()
             .unwrap_or_default();

@@ -2,7 +2,7 @@
 //! `shaders/s6scan.wgsl`, reads back y and the last state.
 
 use crate::act::{Act, ActVec};
-use crate::context::{Kernel, Storage, WgpuContext};
+use crate::context::{Binding, Kernel, Storage, WgpuContext};
 use crate::error::WgpuError;
 use half::f16;
 use s6plugin::{DType, S6Attrs, ScanDims};
@@ -289,22 +289,24 @@ impl WgpuContext {
         };
 
         let pipeline = self.pipeline(Kernel::Scan, storage)?;
-        let uniform = self.uniform("s6scan params", bytemuck::bytes_of(&params));
-        let acts = self.input("s6scan activations", &act_bytes);
-        let fpb = self.input("s6scan fp32 inputs", bytemuck::cast_slice(&fp));
-        let y = self.output("s6scan y", y_bytes);
-        let last = self.output("s6scan last_state", last_bytes);
-        let mut read = vec![(&y, y_bytes)];
-        if attrs.has_last_state {
-            read.push((&last, last_bytes));
-        }
         let mut out = self
             .run(
                 OP,
                 &pipeline,
-                &[&uniform, &acts, &fpb, &y, &last],
+                &[
+                    Binding::Uniform(bytemuck::bytes_of(&params)),
+                    Binding::Input(&act_bytes),
+                    Binding::Input(bytemuck::cast_slice(&fp)),
+                    Binding::Output {
+                        bytes: y_bytes,
+                        read: true,
+                    },
+                    Binding::Output {
+                        bytes: last_bytes,
+                        read: attrs.has_last_state,
+                    },
+                ],
                 [nwg_x as u32, nwg_y as u32, 1],
-                &read,
             )?
             .into_iter();
         let y_raw = out.next().unwrap_or_default();
