@@ -66,10 +66,23 @@ fn open_global(name: &std::ffi::OsStr) -> Result<Library, libloading::Error> {
     unsafe { UnixLib::open(Some(name), RTLD_NOW | RTLD_GLOBAL) }.map(Library::from)
 }
 
+/// The whole error chain: libloading's own text is only "dlopen failed"; dlerror()'s message,
+/// which says why, is its source.
+pub fn dl_error(e: &libloading::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
 /// True if a dlopen error only says the file is not there (then the next candidate is tried;
 /// any other failure — a missing dependency, a wrong architecture — is reported).
 fn is_absent(e: &libloading::Error) -> bool {
-    e.to_string().contains("No such file or directory")
+    dl_error(e).contains("No such file or directory")
 }
 
 /// Loads the first of `names` found in `places`.
@@ -94,7 +107,7 @@ pub fn load_first(names: &[&str], places: &[Place]) -> Result<Loaded, EngineErro
                 Err(e) => {
                     return Err(EngineError::LibLoad {
                         path: target,
-                        reason: e.to_string(),
+                        reason: dl_error(&e),
                     })
                 }
             }
@@ -119,7 +132,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, EngineError> {
         })
         .map_err(|e| EngineError::LibLoad {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            reason: dl_error(&e),
         })
 }
 
@@ -133,7 +146,7 @@ pub fn symbol(l: &Loaded, name: &'static str) -> Result<*mut c_void, EngineError
         Err(e) => Err(EngineError::Symbol {
             lib: l.path.clone(),
             symbol: name,
-            reason: e.to_string(),
+            reason: dl_error(&e),
         }),
     }
 }
