@@ -208,6 +208,30 @@ mod tests {
         }
     }
 
+    /// A version-1 blob, written out by hand from the protobuf wire format (and zlib's CRC-32):
+    /// every later s6plugin must keep reading it, and this one must keep writing exactly it.
+    const V1_BLOB: [u8; 30] = [
+        0x0d, 0x53, 0x36, 0x53, 0x43, // magic, fixed32 "S6SC"
+        0x10, 0x01, // version 1
+        0x1a, 0x10, // attrs, 16 bytes:
+        0x08, 0x01, 0x10, 0x01, 0x18, 0x01, 0x20, 0x00, 0x28, 0x00, 0x30, 0x01, 0x38, 0x00, 0x40,
+        0x00, // delta_softplus, has_D, has_z, has_last_state set
+        0x25, 0xbc, 0x65, 0xdf, 0xcf, // crc32, fixed32
+    ];
+
+    #[test]
+    fn version_1_blob_is_stable() {
+        let attrs = S6Attrs {
+            delta_softplus: true,
+            has_d: true,
+            has_z: true,
+            has_last_state: true,
+            ..Default::default()
+        };
+        assert_eq!(decode(&V1_BLOB).unwrap(), attrs);
+        assert_eq!(encode(&attrs), V1_BLOB);
+    }
+
     #[test]
     fn refuses_newer_versions_and_foreign_data() {
         let a = S6Attrs::default();
