@@ -306,7 +306,10 @@ mod tests {
         assert_eq!(file_name_for("a/b:c"), "a_b_c.npy");
         for n in ["..", ".", "/", "a\\b", "x\0y"] {
             let f = file_name_for(n);
-            assert!(!f.contains('/') && !f.contains('\\') && !f.starts_with('.'), "{f}");
+            assert!(
+                !f.contains('/') && !f.contains('\\') && !f.starts_with('.'),
+                "{f}"
+            );
         }
         assert_eq!(
             file_names_for(&["a/b", "a:b", "A_b"]),

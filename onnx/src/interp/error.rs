@@ -71,11 +71,3 @@ impl InterpError {
         }
     }
 }
-
-/// Shorthand: `Err(InterpError::op(format!(...)))`.
-#[macro_export]
-macro_rules! op_bail {
-    ($($arg:tt)*) => {
-        return Err($crate::interp::InterpError::op(format!($($arg)*)))
-    };
-}
