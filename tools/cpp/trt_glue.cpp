@@ -293,7 +293,7 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
             set_err(err, err_len, with_log("createBuilderConfig failed", logger));
             return 1;
         }
-        IOptimizationProfile* profile = builder->createOptimizationProfile();
+        IOptimizationProfile* profile = p->n_inputs > 0 ? builder->createOptimizationProfile() : nullptr;
         for (int32_t i = 0; i < p->n_inputs; ++i)
         {
             S6ProfileInput const& in = p->inputs[i];
@@ -306,7 +306,7 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
                 return 1;
             }
         }
-        if (config->addOptimizationProfile(profile) < 0)
+        if (profile != nullptr && config->addOptimizationProfile(profile) < 0)
         {
             set_err(err, err_len, with_log("addOptimizationProfile failed", logger));
             return 1;

@@ -231,9 +231,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
         Some(c) if c.is_file() => Some(std::fs::read(c).map_err(io(c))?),
         _ => None,
     };
+    // Static inputs need no profile entry (and an all-static network no profile at all).
     let dims: Vec<ProfileDims> = prof
         .inputs
         .iter()
+        .filter(|p| !p.is_static())
         .map(|p| ProfileDims {
             name: &p.name,
             min: &p.min,
