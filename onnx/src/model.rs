@@ -252,10 +252,8 @@ fn write_external(model: &ModelProto, path: &Path, src_dir: &Path) -> Result<Pat
             path: tmp.clone(),
             source,
         };
-        let mut f =
-            std::io::BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp).map_err(io)?);
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
         let mut offset = 0u64;
-        let mut buf = vec![0u8; 8 << 20];
         for t in tensors_mut(&mut out) {
             let len;
             if is_external(t) {
@@ -271,12 +269,14 @@ fn write_external(model: &ModelProto, path: &Path, src_dir: &Path) -> Result<Pat
                     None => r.metadata().map_err(sio)?.len().saturating_sub(off),
                 };
                 r.seek(SeekFrom::Start(off)).map_err(sio)?;
-                let mut left = l;
-                while left > 0 {
-                    let n = left.min(buf.len() as u64) as usize;
-                    r.read_exact(&mut buf[..n]).map_err(sio)?;
-                    f.write_all(&buf[..n]).map_err(io)?;
-                    left -= n as u64;
+                // File to file: std copies in the kernel (copy_file_range) where it can, so the
+                // data never passes through this process's memory.
+                let copied = std::io::copy(&mut r.take(l), &mut f).map_err(io)?;
+                if copied != l {
+                    return Err(ext_err(
+                        &src,
+                        format!("tensor '{}': data file too short", t.name),
+                    ));
                 }
                 len = l;
             } else if t.raw_data.len() >= EXTERNALIZE_MIN_BYTES {
@@ -306,8 +306,7 @@ fn write_external(model: &ModelProto, path: &Path, src_dir: &Path) -> Result<Pat
             f.write_all(&vec![0u8; pad as usize]).map_err(io)?;
             offset += pad;
         }
-        let file = f.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
+        f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &data_path).map_err(|source| OnnxError::Io {
             path: data_path.clone(),
             source,

@@ -177,3 +177,50 @@ fn patch_keeps_everything_else() {
         Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimParam("seq_len".into()))
     );
 }
+
+#[test]
+fn constants_shared_through_identity_are_folded() {
+    // The TorchScript exporter shares equal initializers through Identity nodes (seen for D
+    // when every layer's D is the same); the D skip must still be folded.
+    let dir = fixture_dir("hf_ts_L7");
+    let mut m = model::load(&dir.join("model.onnx")).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let d_names: Vec<String> = g
+        .initializer
+        .iter()
+        .filter(|t| t.dims == [1, 64, 1])
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(d_names.len(), 2);
+    let mut ids = Vec::new();
+    for (i, d) in d_names.iter().enumerate() {
+        let copy = format!("d_copy_{i}");
+        for n in g.node.iter_mut() {
+            for x in n.input.iter_mut() {
+                if x == d {
+                    *x = copy.clone();
+                }
+            }
+        }
+        let mut id = onnx_protobuf::NodeProto::new();
+        id.op_type = "Identity".into();
+        id.name = format!("shared_{i}");
+        id.input = vec![d.clone()];
+        id.output = vec![copy];
+        ids.push(id);
+    }
+    for (i, id) in ids.into_iter().enumerate() {
+        g.node.insert(i, id);
+    }
+    let mut patched = m.clone();
+    patch::patch_model(&mut patched, &dir).unwrap();
+    let scans: Vec<ScanNode> = patched
+        .graph
+        .node
+        .iter()
+        .filter_map(ScanNode::from_node)
+        .collect();
+    assert_eq!(scans.len(), 2);
+    assert!(scans.iter().all(|s| s.attrs.has_d && s.attrs.has_z));
+    check(&patched, &dir, &dir.join("inputs"), &dir.join("expected"));
+}

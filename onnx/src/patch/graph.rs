@@ -111,6 +111,7 @@ impl<'g> GraphIndex<'g> {
 
     /// The value of a constant: an initializer or a `Constant` node's output.
     pub fn constant(&self, value: &str) -> Option<ConstValue> {
+        let value = &self.through_identity(value);
         if let Some(t) = self.initializer(value) {
             return decode(t, &self.base_dir).ok();
         }
@@ -144,6 +145,7 @@ impl<'g> GraphIndex<'g> {
 
     /// The TensorProto of a constant (initializer or `Constant(value=…)`), for copying.
     pub fn constant_proto(&self, value: &str) -> Option<&'g TensorProto> {
+        let value = &self.through_identity(value);
         if let Some(t) = self.initializer(value) {
             return Some(t);
         }
@@ -152,6 +154,16 @@ impl<'g> GraphIndex<'g> {
             .iter()
             .find(|a| a.name == "value")
             .and_then(|a| a.t.as_ref())
+    }
+
+    /// Follows `Identity` nodes (the TorchScript exporter shares equal initializers through
+    /// them) back to the value they copy.
+    pub fn through_identity(&self, value: &str) -> String {
+        let mut v = value.to_string();
+        while let Some((_, n)) = self.producer_op(&v, "Identity") {
+            v = n.input[0].clone();
+        }
+        v
     }
 
     /// Follows `Cast(to=FLOAT)` and `Identity` nodes back to the value they copy.
