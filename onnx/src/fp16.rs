@@ -100,10 +100,13 @@ fn tensor_types(g: &GraphProto) -> HashMap<String, i32> {
             if o.is_empty() || t.contains_key(o) {
                 continue;
             }
-            let ty = if is_s6scan(n) && k == 1 {
-                Some(F32)
-            } else {
-                out_type
+            // Later outputs share the first's type only where the op says so (TopK's indices,
+            // for one, do not); S6Scan's last_state is fp32.
+            let ty = match k {
+                0 => out_type,
+                1 if is_s6scan(n) => Some(F32),
+                _ if n.op_type == "Split" => out_type,
+                _ => None,
             };
             if let Some(ty) = ty {
                 t.insert(o.clone(), ty);
