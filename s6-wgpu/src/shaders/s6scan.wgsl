@@ -3,8 +3,11 @@
 // z, y); all arithmetic and the state are f32.
 //
 // A workgroup of 32 invocations handles 32 / nt channels (b, d); the nt invocations of one
-// channel split the state dimension N (invocation `lane` owns n = lane, lane + nt, ...) and sum
-// their share of y = x . C with a tree reduction in workgroup memory, step by step over L.
+// channel split the state dimension N (invocation `lane` owns n = lane, lane + nt, ...). Time
+// runs in chunks of TS steps: each invocation advances its state through the chunk, leaving its
+// share of y = x . C for every step in workgroup memory; after one barrier, the invocations of
+// a channel sum those shares for different steps in parallel and write y. Two barriers per
+// chunk instead of a reduction tree per step.
 
 struct Params {
     batch: u32,
@@ -59,7 +62,11 @@ const MAXS: u32 = 8u;
 @group(0) @binding(3) var<storage, read_write> y: array<act>;
 @group(0) @binding(4) var<storage, read_write> last: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
+// Steps per chunk.
+const TS: u32 = 32u;
+
+// part[s * WG + lid]: invocation lid's share of y at step s of the chunk.
+var<workgroup> part: array<f32, 1024>;
 
 // softplus with mamba_ssm's threshold; log(1 + e) through the log1p trick so that very
 // negative inputs keep their relative accuracy.
@@ -105,48 +112,54 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         dbias = fp[p.off_dbias + d];
     }
 
-    for (var l = 0u; l < p.seqlen; l++) {
-        var part = 0.0;
-        var uu = 0.0;
-        var ai = 0u;
-        if (valid) {
-            ai = b * p.act_sb + d * p.act_sd + l * p.act_sl;
-            var dt = f32(acts[p.off_delta + ai]) + dbias;
-            if ((p.flags & F_SOFTPLUS) != 0u) {
-                dt = softplus(dt);
-            }
-            uu = f32(acts[p.off_u + ai]);
-            let bc0 = b * p.bc_sb + g * p.bc_sg + l * p.bc_sl;
-            for (var k = 0u; k < MAXS; k++) {
-                let n = lane + k * nt;
-                if (n < ns) {
-                    let bi = bc0 + n * p.bc_sn;
-                    x[k] = exp(dt * fp[p.off_a + d * ns + n]) * x[k]
-                        + dt * f32(acts[p.off_b + bi]) * uu;
-                    part += x[k] * f32(acts[p.off_c + bi]);
+    let a_row = p.off_a + d * ns;
+    let act_base = b * p.act_sb + d * p.act_sd;
+    let bc_base = b * p.bc_sb + g * p.bc_sg;
+    // First invocation of this channel in the workgroup.
+    let chan_lid = lid - lane;
+    for (var l0 = 0u; l0 < p.seqlen; l0 += TS) {
+        // Steps in this chunk (uniform: a decode step runs one, not TS).
+        let steps = min(TS, p.seqlen - l0);
+        for (var s = 0u; s < steps; s++) {
+            let l = l0 + s;
+            var share = 0.0;
+            if (valid) {
+                let ai = act_base + l * p.act_sl;
+                var dt = f32(acts[p.off_delta + ai]) + dbias;
+                if ((p.flags & F_SOFTPLUS) != 0u) {
+                    dt = softplus(dt);
+                }
+                let du = dt * f32(acts[p.off_u + ai]);
+                let bc0 = bc_base + l * p.bc_sl;
+                for (var k = 0u; k < MAXS; k++) {
+                    let n = lane + k * nt;
+                    if (n < ns) {
+                        let bi = bc0 + n * p.bc_sn;
+                        x[k] = exp(dt * fp[a_row + n]) * x[k] + du * f32(acts[p.off_b + bi]);
+                        share += x[k] * f32(acts[p.off_c + bi]);
+                    }
                 }
             }
+            part[s * WG + lid] = share;
         }
-        red[lid] = part;
         workgroupBarrier();
-        // nt comes from a uniform, so every invocation takes the same barriers.
-        for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-            if (s < nt) {
-                if (lane < s) {
-                    red[lid] += red[lid + s];
+        // Invocation `lane` of the channel finishes steps lane, lane + nt, ... of the chunk.
+        if (valid) {
+            for (var s = lane; s < steps; s += nt) {
+                var out = 0.0;
+                for (var j = 0u; j < nt; j++) {
+                    out += part[s * WG + chan_lid + j];
                 }
-                workgroupBarrier();
+                let ai = act_base + (l0 + s) * p.act_sl;
+                out += f32(acts[p.off_u + ai]) * dskip;
+                if ((p.flags & F_Z) != 0u) {
+                    let zz = f32(acts[p.off_z + ai]);
+                    out = out * (zz / (1.0 + exp(-zz)));
+                }
+                y[ai] = act(out);
             }
         }
-        if (valid && lane == 0u) {
-            var out = red[lid] + uu * dskip;
-            if ((p.flags & F_Z) != 0u) {
-                let zz = f32(acts[p.off_z + ai]);
-                out = out * (zz / (1.0 + exp(-zz)));
-            }
-            y[ai] = act(out);
-        }
-        // `red` is overwritten by the next step.
+        // `part` is overwritten by the next chunk.
         workgroupBarrier();
     }
 
