@@ -284,3 +284,81 @@ fn patched_export_matches_original_on_cpu_and_gpu() {
         }
     }
 }
+
+/// Standard base64 with padding (for writing polygraphy-style JSON in tests).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn compare_reads_polygraphy_run_results() {
+    let case = case_dir();
+    let (model, inputs) = (case.join("model.onnx"), case.join("inputs"));
+    // polygraphy 0.53's own file (LazyArray-wrapped), from scripts/make_polygraphy_fixture.sh.
+    let saved =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/polygraphy/hf_ts_L12_onnxrt.json");
+    let o = s6_run(&[
+        s(&model),
+        "--inputs-dir",
+        s(&inputs),
+        "--compare",
+        s(&saved),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("reference: onnxrt-runner"),
+        "{}",
+        text(&o)
+    );
+    // Older layout ({"array": ...} directly), two runners, the second one off by 0.01.
+    let want = npy::read(&case.join("expected/logits.npy")).unwrap();
+    let mut v = want.to_f32_vec();
+    v[3] -= 0.01;
+    let bad = Tensor::from_f32(want.shape.clone(), v).unwrap();
+    let entry = |runner: &str, t: &Tensor| {
+        format!(
+            r#"["{runner}", [{{"outputs": {{"logits": {{"array": "{}", "polygraphy_class": "ndarray"}}}}, "runner_name": "{runner}", "polygraphy_class": "IterationResult"}}]]"#,
+            base64(&npy::to_bytes(t))
+        )
+    };
+    let json = format!(
+        r#"{{"lst": [{}, {}], "polygraphy_class": "RunResults"}}"#,
+        entry("trt-good", &want),
+        entry("trt-bad", &bad)
+    );
+    let root = scratch("polygraphy");
+    let f = root.join("trt.json");
+    std::fs::write(&f, json).unwrap();
+    let o = s6_run(&[s(&model), "--inputs-dir", s(&inputs), "--compare", s(&f)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    let good = t.find("reference: trt-good").expect("first runner listed");
+    let bad_at = t.find("reference: trt-bad").expect("second runner listed");
+    assert!(
+        !t[good..bad_at].contains("FAIL") && t[bad_at..].contains("FAIL"),
+        "{t}"
+    );
+    // Not RunResults: a clear refusal.
+    std::fs::write(&f, "{\"x\": 1}").unwrap();
+    let o = s6_run(&[s(&model), "--inputs-dir", s(&inputs), "--compare", s(&f)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("no polygraphy RunResults"),
+        "{}",
+        text(&o)
+    );
+}

@@ -1,6 +1,8 @@
 //! `s6-run`: runs an ONNX model on the CPU interpreter of s6-onnx (or with the wgpu GPU
 //! backend), reading and writing `.npy`, and cross-checks outputs against another run's.
 
+mod polygraphy;
+
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use s6_onnx::interp::{Dim, Session, Tensor};
@@ -28,9 +30,11 @@ Examples:
   # Cross-check a patched model (S6Scan nodes) against the original's outputs
   s6-run patched.onnx --inputs-dir inputs/ --out-dir /tmp/run2 --compare /tmp/run1
 
-  # Check TensorRT against the interpreter: dump TensorRT's outputs as .npy named after the
-  # graph outputs (e.g. from polygraphy's JSON with a few lines of numpy), then
-  s6-run patched.onnx --inputs-dir inputs/ --compare trt_outputs/ --atol 1e-3 --rtol 1e-3
+  # Check TensorRT against the interpreter, with polygraphy's saved outputs
+  polygraphy run patched.onnx --trt --plugins libs6plugin.so --load-inputs in.json \\
+      --save-outputs trt.json
+  s6-run patched.onnx --inputs-dir inputs/ --compare trt.json --atol 1e-3 --rtol 1e-3
+  # (or a folder of <output name>.npy files dumped any other way: --compare trt_outputs/)
 
   # S6Scan and MatMul on the GPU (Metal on macOS, Vulkan elsewhere)
   s6-run patched.onnx --inputs-dir inputs/ --out-dir /tmp/gpu --backend gpu --compare /tmp/run1
@@ -82,8 +86,9 @@ struct Args {
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     backend: BackendKind,
 
-    /// Compare the outputs with <output name>.npy files in DIR (another run, TensorRT, ...).
-    #[arg(long, value_name = "DIR")]
+    /// Compare the outputs with <output name>.npy files in DIR (another run, TensorRT, ...)
+    /// or with every runner of a polygraphy `--save-outputs` JSON file.
+    #[arg(long, value_name = "DIR|FILE.json")]
     compare: Option<PathBuf>,
 
     /// Absolute tolerance of --compare.
@@ -329,55 +334,71 @@ fn progress_printer() -> impl Fn(&s6_onnx::interp::Progress<'_>) + Send + Sync +
     }
 }
 
-/// Compares outputs with DIR/<file>.npy; prints a table; true when all are within tolerance.
+/// Compares outputs with a reference — DIR/<file>.npy, or every runner of a polygraphy JSON
+/// file — and prints a table per reference; true when all are within tolerance.
 fn compare(
     outputs: &[(String, Tensor)],
     files: &[String],
-    dir: &Path,
+    target: &Path,
     atol: f64,
     rtol: f64,
 ) -> Result<bool> {
-    if !dir.is_dir() {
-        bail!("--compare {}: not a folder", dir.display());
-    }
-    println!(
-        "{:<32} {:>14} {:>12} {:>12} {:>10}  result (atol {atol:e}, rtol {rtol:e})",
-        "output", "shape", "max abs", "max rel", "off"
-    );
-    let mut all_ok = true;
-    for ((name, got), f) in outputs.iter().zip(files) {
-        let path = dir.join(f);
-        if !path.exists() {
-            println!("{name:<32} {:>14} missing {}", "-", path.display());
-            all_ok = false;
-            continue;
+    let refs: Vec<(String, HashMap<String, Tensor>)> = if target.is_dir() {
+        let mut map = HashMap::new();
+        for ((name, _), f) in outputs.iter().zip(files) {
+            let p = target.join(f);
+            if p.exists() {
+                map.insert(name.clone(), npy::read(&p)?);
+            }
         }
-        let want = npy::read(&path)?;
-        if want.shape != got.shape {
-            println!(
-                "{name:<32} {:>14} shape differs: reference {:?}",
-                format!("{:?}", got.shape),
-                want.shape
-            );
-            all_ok = false;
-            continue;
-        }
-        let r = error_stats(got, &want, atol, rtol);
-        let ok = r.off == 0;
-        all_ok &= ok;
-        println!(
-            "{name:<32} {:>14} {:>12.3e} {:>12.3e} {:>10}  {}",
-            format!("{:?}", got.shape),
-            r.max_abs,
-            r.max_rel,
-            r.off,
-            if ok { "ok" } else { "FAIL" }
+        vec![(target.display().to_string(), map)]
+    } else if target.extension().is_some_and(|e| e == "json") && target.is_file() {
+        polygraphy::read_run_results(target)?
+    } else {
+        bail!(
+            "--compare {}: neither a folder of <output>.npy files nor a polygraphy --save-outputs JSON file",
+            target.display()
         );
+    };
+    let mut all_ok = true;
+    for (label, reference) in &refs {
+        println!("reference: {label}");
+        println!(
+            "{:<32} {:>14} {:>12} {:>12} {:>10}  result (atol {atol:e}, rtol {rtol:e})",
+            "output", "shape", "max abs", "max rel", "off"
+        );
+        for (name, got) in outputs {
+            let Some(want) = reference.get(name) else {
+                println!("{name:<32} {:>14} missing from the reference", "-");
+                all_ok = false;
+                continue;
+            };
+            if want.shape != got.shape {
+                println!(
+                    "{name:<32} {:>14} shape differs: reference {:?}",
+                    format!("{:?}", got.shape),
+                    want.shape
+                );
+                all_ok = false;
+                continue;
+            }
+            let r = error_stats(got, want, atol, rtol);
+            let ok = r.off == 0;
+            all_ok &= ok;
+            println!(
+                "{name:<32} {:>14} {:>12.3e} {:>12.3e} {:>10}  {}",
+                format!("{:?}", got.shape),
+                r.max_abs,
+                r.max_rel,
+                r.off,
+                if ok { "ok" } else { "FAIL" }
+            );
+        }
     }
     if !all_ok {
         eprintln!(
             "s6-run: outputs differ from {} beyond tolerance",
-            dir.display()
+            target.display()
         );
     }
     Ok(all_ok)
