@@ -254,3 +254,53 @@ fn s6scan_node_runs_the_reference() {
         assert!((g - w).abs() < 1e-6, "{g} vs {w}");
     }
 }
+
+/// Outputs large enough for the parallel elementwise path (≥ 65536 elements) equal a plain
+/// loop: same-shape, scalar and general broadcasting, and a unary op.
+#[test]
+fn large_elementwise_ops_match_plain_loops() {
+    let (r, c) = (300usize, 1000usize);
+    let a: Vec<f32> = (0..r * c)
+        .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+        .collect();
+    let row: Vec<f32> = (0..c).map(|j| (j as f32).sin()).collect();
+    let col: Vec<f32> = (0..r).map(|i| (i as f32) * 0.01).collect();
+    let run = |op: &str, shapes: &[(&str, &[i64])], feeds: Vec<(&str, Tensor)>| -> Vec<f32> {
+        let m = one_node(op, "", shapes, &["y"]);
+        let s = Session::new(&m, Path::new(".")).unwrap();
+        let inputs: HashMap<String, Tensor> =
+            feeds.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        s.run(&inputs).unwrap().remove(0).1.to_f32_vec()
+    };
+    let t = |shape: Vec<usize>, v: &Vec<f32>| Tensor::from_f32(shape, v.clone()).unwrap();
+    let (ri, ci) = (r as i64, c as i64);
+    // (r, c) * (c): row broadcast.
+    let got = run(
+        "Mul",
+        &[("a", &[ri, ci]), ("b", &[ci])],
+        vec![("a", t(vec![r, c], &a)), ("b", t(vec![c], &row))],
+    );
+    assert!(got.iter().enumerate().all(|(k, &g)| g == a[k] * row[k % c]));
+    // (r, c) - (r, 1): column broadcast.
+    let got = run(
+        "Sub",
+        &[("a", &[ri, ci]), ("b", &[ri, 1])],
+        vec![("a", t(vec![r, c], &a)), ("b", t(vec![r, 1], &col))],
+    );
+    assert!(got.iter().enumerate().all(|(k, &g)| g == a[k] - col[k / c]));
+    // Same shape, and a scalar.
+    let got = run(
+        "Add",
+        &[("a", &[ri, ci]), ("b", &[ri, ci])],
+        vec![("a", t(vec![r, c], &a)), ("b", t(vec![r, c], &a))],
+    );
+    assert!(got.iter().enumerate().all(|(k, &g)| g == a[k] + a[k]));
+    let got = run(
+        "Div",
+        &[("a", &[ri, ci]), ("b", &[])],
+        vec![("a", t(vec![r, c], &a)), ("b", t(vec![], &vec![4.0]))],
+    );
+    assert!(got.iter().enumerate().all(|(k, &g)| g == a[k] / 4.0));
+    let got = run("Exp", &[("a", &[ri, ci])], vec![("a", t(vec![r, c], &a))]);
+    assert!(got.iter().enumerate().all(|(k, &g)| g == a[k].exp()));
+}

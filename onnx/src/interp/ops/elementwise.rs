@@ -6,6 +6,7 @@ use crate::interp::error::InterpError;
 use crate::interp::graph::Node;
 use crate::interp::tensor::{DataType, Tensor, TensorData};
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 pub fn register(r: &mut Registry) {
     r.insert(("", "Identity"), identity);
@@ -103,20 +104,21 @@ fn not(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpErr
 fn map_float(
     node: &Node,
     x: &Tensor,
-    f32f: impl Fn(f32) -> f32 + Sync,
-    f64f: impl Fn(f64) -> f64,
+    f32f: impl Fn(f32) -> f32 + Sync + Send,
+    f64f: impl Fn(f64) -> f64 + Sync + Send,
 ) -> Result<TensorData, InterpError> {
-    Ok(match &x.data {
-        TensorData::F32(v) => TensorData::F32(v.iter().map(|&a| f32f(a)).collect()),
-        TensorData::F64(v) => TensorData::F64(v.iter().map(|&a| f64f(a)).collect()),
-        TensorData::F16(v) => {
-            TensorData::F16(v.iter().map(|&a| f16::from_f32(f32f(a.to_f32()))).collect())
+    fn map<T: Sync, O: Send>(v: &[T], f: impl Fn(&T) -> O + Sync + Send) -> Vec<O> {
+        if v.len() >= PAR_MIN {
+            v.par_iter().map(f).collect()
+        } else {
+            v.iter().map(f).collect()
         }
-        TensorData::BF16(v) => TensorData::BF16(
-            v.iter()
-                .map(|&a| bf16::from_f32(f32f(a.to_f32())))
-                .collect(),
-        ),
+    }
+    Ok(match &x.data {
+        TensorData::F32(v) => TensorData::F32(map(v, |&a| f32f(a))),
+        TensorData::F64(v) => TensorData::F64(map(v, |&a| f64f(a))),
+        TensorData::F16(v) => TensorData::F16(map(v, |&a| f16::from_f32(f32f(a.to_f32())))),
+        TensorData::BF16(v) => TensorData::BF16(map(v, |&a| bf16::from_f32(f32f(a.to_f32())))),
         _ => return Err(node.error(format!("needs a float tensor, got {}", x.dtype()))),
     })
 }
@@ -201,30 +203,47 @@ fn unary(node: &Node, inputs: &[Option<&Tensor>], op: &str) -> Result<Vec<Tensor
 }
 
 /// Broadcast binary map over two same-typed slices.
-fn zip_bcast<A: Copy, B: Copy, O>(
+fn zip_bcast<A, B, O>(
     a: &[A],
     a_shape: &[usize],
     b: &[B],
     b_shape: &[usize],
     out_shape: &[usize],
-    f: impl Fn(A, B) -> O,
-) -> Vec<O> {
-    if a_shape == b_shape {
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
-    }
+    f: impl Fn(A, B) -> O + Sync + Send,
+) -> Vec<O>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    O: Send,
+{
     let n: usize = out_shape.iter().product();
+    // Large outputs are split over rayon's threads; small ones are not worth the hand-off.
+    let par = n >= PAR_MIN;
+    let run = |g: &(dyn Fn(usize) -> O + Sync)| -> Vec<O> {
+        if par {
+            (0..n).into_par_iter().map(g).collect()
+        } else {
+            (0..n).map(g).collect()
+        }
+    };
+    if a_shape == b_shape {
+        return run(&|i| f(a[i], b[i]));
+    }
     if b.len() == 1 && a.len() == n {
         let y = b[0];
-        return a.iter().map(|&x| f(x, y)).collect();
+        return run(&|i| f(a[i], y));
     }
     if a.len() == 1 && b.len() == n {
         let x = a[0];
-        return b.iter().map(|&y| f(x, y)).collect();
+        return run(&|i| f(x, b[i]));
     }
     let ai = broadcast_index(a_shape, out_shape);
     let bi = broadcast_index(b_shape, out_shape);
-    ai.iter().zip(&bi).map(|(&i, &j)| f(a[i], b[j])).collect()
+    run(&|k| f(a[ai[k]], b[bi[k]]))
 }
+
+/// Element count from which elementwise ops run in parallel.
+const PAR_MIN: usize = 1 << 16;
 
 fn float_op32(op: &str) -> Option<fn(f32, f32) -> f32> {
     Some(match op {
