@@ -11,6 +11,7 @@ pub const FLOAT: i32 = 1;
 pub const INT32: i32 = 6;
 pub const INT64: i32 = 7;
 pub const DOUBLE: i32 = 11;
+pub const BOOL: i32 = 9;
 
 pub struct GraphIndex<'g> {
     pub graph: &'g GraphProto,
@@ -173,6 +174,55 @@ impl<'g> GraphIndex<'g> {
             let copies = is_default_domain(n)
                 && (n.op_type == "Identity"
                     || (n.op_type == "Cast" && attr_i(n, "to") == Some(FLOAT as i64)));
+            if !copies {
+                break;
+            }
+            v = n.input[0].clone();
+        }
+        v
+    }
+
+    /// The element type of `value` (ONNX code) where the graph makes it plain: declared inputs,
+    /// initializers, constants, Casts, and ops whose output type is their first input's.
+    pub fn dtype(&self, value: &str) -> Option<i32> {
+        let mut v = value.to_string();
+        for _ in 0..10_000 {
+            if let Some(t) = self.initializer(&v) {
+                return Some(t.data_type);
+            }
+            if let Some(i) = self.graph.input.iter().find(|i| i.name == v) {
+                return match i.type_.value.as_ref()? {
+                    onnx_protobuf::type_proto::Value::TensorType(t) => Some(t.elem_type),
+                    _ => None,
+                };
+            }
+            let (_, n) = self.producer(&v)?;
+            if !is_default_domain(n) {
+                return None;
+            }
+            match n.op_type.as_str() {
+                "Cast" => return attr_i(n, "to").map(|t| t as i32),
+                "Constant" => return self.constant_proto(&v).map(|t| t.data_type),
+                "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" => return Some(INT64),
+                "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "Not" | "And"
+                | "Or" | "Xor" | "IsNaN" | "IsInf" => return Some(BOOL),
+                "Where" => v = n.input.get(1)?.clone(),
+                "Gather" | "GatherElements" | "GatherND" => v = n.input.first()?.clone(),
+                _ => v = n.input.first()?.clone(),
+            }
+        }
+        None
+    }
+
+    /// Follows Casts between floating types (fp32, fp16, bf16, fp64) and Identity nodes. Used
+    /// only where the op computes in fp32 anyway (the state an fp16 export casts down before its
+    /// readout).
+    pub fn strip_float_casts(&self, value: &str) -> String {
+        let mut v = value.to_string();
+        while let Some((_, n)) = self.producer(&v) {
+            let float_to = matches!(attr_i(n, "to"), Some(1) | Some(10) | Some(11) | Some(16));
+            let copies = is_default_domain(n)
+                && (n.op_type == "Identity" || (n.op_type == "Cast" && float_to));
             if !copies {
                 break;
             }

@@ -16,7 +16,7 @@
 //! Concat looks like a scan, any failed proof is an error naming the node.
 
 use super::error::PatchError;
-use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex};
+use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, FLOAT};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::{GraphProto, NodeProto};
@@ -112,7 +112,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
             }
             let (c_src, k, c_axis) = step_gather(g, &p.input[1])?;
             Some(Readout {
-                h: g.strip_casts(&p.input[0]),
+                h: g.strip_float_casts(&p.input[0]),
                 c_src,
                 c_axis,
                 k,
@@ -139,7 +139,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
             }
             let (c_src, k, c_axis) = step_gather(g, &uc.input[0])?;
             Some(Readout {
-                h: g.strip_casts(&mm.input[0]),
+                h: g.strip_float_casts(&mm.input[0]),
                 c_src,
                 c_axis,
                 k,
@@ -187,7 +187,7 @@ fn match_update(g: &GraphIndex, h: &str, at: &NodeProto) -> Result<Update, Patch
                 return Ok(Update {
                     da,
                     dbu,
-                    h_prev: Some(g.strip_casts(&mul.input[s])),
+                    h_prev: Some(g.strip_float_casts(&mul.input[s])),
                 });
             }
         }
@@ -595,6 +595,35 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
             t.name
         }
     };
+
+    // Dtypes per the contract: u, Δ, B, C share one; A and the initial state are fp32. Casts to
+    // fp32 were looked through, so an fp16 export would show up here.
+    let act = [
+        ("u", u_f.base.as_str()),
+        ("Δ", delta_f.base.as_str()),
+        ("B", b_f.base.as_str()),
+        ("C", r0.c_src.as_str()),
+    ];
+    let types: Vec<(&str, Option<i32>)> = act.iter().map(|(k, v)| (*k, g.dtype(v))).collect();
+    let known: Vec<i32> = types.iter().filter_map(|(_, t)| *t).collect();
+    let fp32_inputs = [("A", a_f.base.as_str())]
+        .into_iter()
+        .chain(initial_state.as_deref().map(|s| ("initial_state", s)));
+    let bad_fp32 = fp32_inputs
+        .filter(|(_, v)| g.dtype(v).is_some_and(|t| t != FLOAT))
+        .map(|(k, _)| k)
+        .next();
+    if known.windows(2).any(|w| w[0] != w[1]) || bad_fp32.is_some() {
+        return Err(PatchError::Unsupported {
+            what: format!(
+                "a scan whose inputs mix element types (u, Δ, B, C: {types:?}{}); the op wants one \
+                 activation type and fp32 A and state — patch the fp32 export, convert afterwards",
+                bad_fp32.map(|k| format!("; {k} not fp32")).unwrap_or_default()
+            ),
+            node: concat.name.clone(),
+            op_type: concat.op_type.clone(),
+        });
+    }
 
     match ctx.seq_len {
         None => ctx.seq_len = Some(steps),
