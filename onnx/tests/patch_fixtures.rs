@@ -259,3 +259,61 @@ fn fp16_exports_are_patched_and_match_to_fp16_rounding() {
         eprintln!("{name}: max scaled error {e1:.2e}, other length {e2:.2e}");
     }
 }
+
+/// Adds the value produced by the first node of `op_type` as an extra graph output.
+fn expose_first(m: &mut onnx_protobuf::ModelProto, op_type: &str) -> String {
+    let g = m.graph.as_mut().unwrap();
+    let name = g.node.iter().find(|n| n.op_type == op_type).unwrap().output[0].clone();
+    let mut vi = g.output[0].clone();
+    vi.name = name.clone();
+    vi.type_ = Default::default();
+    g.output.push(vi);
+    name
+}
+
+#[test]
+fn values_with_other_consumers_are_not_folded() {
+    let dir = fixture_dir("hf_ts_L7");
+    let original = model::load(&dir.join("model.onnx")).unwrap();
+
+    // Δ after softplus is also a graph output: softplus and bias stay outside the node.
+    let mut m = original.clone();
+    let exposed = expose_first(&mut m, "Softplus");
+    patch::patch_model(&mut m, &dir).unwrap();
+    let scans: Vec<ScanNode> = m
+        .graph
+        .node
+        .iter()
+        .filter_map(ScanNode::from_node)
+        .collect();
+    assert!(!scans[0].attrs.delta_softplus && !scans[0].attrs.has_delta_bias);
+    assert_eq!(scans[0].delta, exposed);
+    assert!(scans[1].attrs.delta_softplus && scans[1].attrs.has_delta_bias);
+    assert!(m.graph.node.iter().any(|n| n.output[0] == exposed));
+
+    // The scan's raw output is also a graph output: D and z stay outside.
+    let mut m = original.clone();
+    let exposed = expose_first(&mut m, "Concat");
+    patch::patch_model(&mut m, &dir).unwrap();
+    let scans: Vec<ScanNode> = m
+        .graph
+        .node
+        .iter()
+        .filter_map(ScanNode::from_node)
+        .collect();
+    assert_eq!(scans[0].y, exposed);
+    assert!(!scans[0].attrs.has_d && !scans[0].attrs.has_z);
+    assert!(scans[1].attrs.has_d && scans[1].attrs.has_z);
+
+    // Both still compute the model: the logits match onnxruntime.
+    let s = Session::new(&m, &dir).unwrap();
+    let outs = s.run(&read_dir_npy(&dir.join("inputs"))).unwrap();
+    let want = read_dir_npy(&dir.join("expected"));
+    let (got, want) = (outs[0].1.to_f64_vec(), want["logits"].to_f64_vec());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+            "got {g}, want {w}"
+        );
+    }
+}
