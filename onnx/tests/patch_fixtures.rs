@@ -317,3 +317,65 @@ fn values_with_other_consumers_are_not_folded() {
         );
     }
 }
+
+#[test]
+fn final_state_used_elsewhere_becomes_last_state() {
+    // Expose layer 0's final state h_{L-1} (TorchScript: Concat ← Unsqueeze ← Gather ← MatMul ←
+    // Cast ← h) as a graph output, as a cache output would.
+    let dir = fixture_dir("hf_ts_L7");
+    let mut m = model::load(&dir.join("model.onnx")).unwrap();
+    let h_last = {
+        let g = m.graph.as_ref().unwrap();
+        let prod = |v: &str| {
+            g.node
+                .iter()
+                .find(|n| n.output.iter().any(|o| o == v))
+                .unwrap()
+        };
+        let concat = g.node.iter().find(|n| n.op_type == "Concat").unwrap();
+        let mut v = concat.input.last().unwrap().clone();
+        for op in ["Unsqueeze", "Gather", "MatMul", "Cast"] {
+            let n = prod(&v);
+            assert_eq!(n.op_type, op);
+            v = n.input[0].clone();
+        }
+        assert_eq!(prod(&v).op_type, "Add");
+        v
+    };
+    {
+        let g = m.graph.as_mut().unwrap();
+        let mut vi = g.output[0].clone();
+        vi.name = h_last.clone();
+        vi.type_ = Default::default();
+        g.output.push(vi);
+    }
+    let inputs = read_dir_npy(&dir.join("inputs"));
+    let want = Session::new(&m, &dir).unwrap().run(&inputs).unwrap();
+
+    let mut patched = m.clone();
+    let report = patch::patch_model(&mut patched, &dir).unwrap();
+    let scans: Vec<ScanNode> = patched
+        .graph
+        .node
+        .iter()
+        .filter_map(ScanNode::from_node)
+        .collect();
+    assert_eq!(report.layers_patched, 2);
+    assert_eq!(scans[0].last_state.as_deref(), Some(h_last.as_str()));
+    assert!(scans[0].attrs.has_d && scans[0].attrs.has_z);
+    assert!(scans[1].last_state.is_none());
+    // The unrolled chain is gone: no Gather of a state remains in layer 0.
+    assert!(report.nodes_after * 2 < report.nodes_before, "{report:?}");
+
+    let got = Session::new(&patched, &dir).unwrap().run(&inputs).unwrap();
+    assert_eq!(got.len(), 2);
+    for ((name, g), (_, w)) in got.iter().zip(&want) {
+        assert_eq!(g.shape, w.shape, "{name}");
+        for (a, b) in g.to_f64_vec().iter().zip(w.to_f64_vec()) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{name}: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -86,8 +86,10 @@ struct Readout {
     c_src: String,
     c_axis: i64,
     k: i64,
-    /// True for the Einsum form, whose C_t is (B, N) directly.
+    /// The readout's last node (named in errors).
     node: usize,
+    /// The node that consumes the state (MatMul or Einsum).
+    reader: usize,
 }
 
 fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
@@ -117,6 +119,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
                 c_axis,
                 k,
                 node: pi,
+                reader: pi,
             })
         }
         "Gather" | "Squeeze" => {
@@ -132,7 +135,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
             if !ok {
                 return None;
             }
-            let (_, mm) = g.producer_op(&g.strip_casts(&p.input[0]), "MatMul")?;
+            let (mi, mm) = g.producer_op(&g.strip_casts(&p.input[0]), "MatMul")?;
             let (_, uc) = g.producer_op(&g.strip_casts(&mm.input[1]), "Unsqueeze")?;
             if !matches!(unsqueeze_axes(g, uc)?.as_slice(), [-1] | [2]) {
                 return None;
@@ -144,6 +147,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
                 c_axis,
                 k,
                 node: pi,
+                reader: mi,
             })
         }
         _ => None,
@@ -636,6 +640,18 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         }
     }
 
+    // The final state used elsewhere (a cache output, say) becomes the node's last_state: the
+    // node then produces that value itself and the unrolled chain dies.
+    let last = readouts.last().expect("at least one step");
+    let mut last_state = None;
+    if used_outside_readout(g, &last.h, last.reader) && g.dtype(&last.h).is_none_or(|t| t == FLOAT)
+    {
+        if let Some((pi, _)) = g.producer(&last.h) {
+            patch.remove.push(pi);
+            last_state = Some(last.h.clone());
+        }
+    }
+
     let name = ctx.fresh(g, "S6Scan");
     let node = ScanNode {
         name,
@@ -650,6 +666,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         b: b_f.base.clone(),
         c: r0.c_src.clone(),
         initial_state,
+        last_state,
         y: concat.output[0].clone(),
         ..Default::default()
     };
@@ -657,6 +674,32 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     patch.add_nodes.push(node.to_node());
     patch.scans_created = 1;
     Ok(Some(patch))
+}
+
+/// True when the state `h` (or a float Cast of it) has a use other than the path into
+/// `reader`.
+fn used_outside_readout(g: &GraphIndex, h: &str, reader: usize) -> bool {
+    let mut frontier = vec![h.to_string()];
+    while let Some(v) = frontier.pop() {
+        if g.is_graph_output(&v) {
+            return true;
+        }
+        for &c in g.consumers(&v) {
+            if c == reader {
+                continue;
+            }
+            let n = g.node(c);
+            let float_cast = is_default_domain(n)
+                && (n.op_type == "Identity"
+                    || (n.op_type == "Cast"
+                        && matches!(attr_i(n, "to"), Some(1) | Some(10) | Some(11) | Some(16))));
+            if !float_cast {
+                return true;
+            }
+            frontier.push(n.output[0].clone());
+        }
+    }
+    false
 }
 
 /// Mamba2 (SSD) exports compute the scan in chunks with CumSum over segment sums; refuse them
