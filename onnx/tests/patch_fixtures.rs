@@ -253,6 +253,13 @@ fn fp16_exports_are_patched_and_match_to_fp16_rounding() {
             .filter_map(ScanNode::from_node)
             .collect();
         assert_eq!(scans.len(), 2);
+        for sc in &scans {
+            let a = sc.attrs;
+            assert!(
+                a.delta_softplus && a.has_d && a.has_z && a.has_delta_bias,
+                "{name}: {a:?}"
+            );
+        }
         let e1 = check_tol(&m, &dir, &dir.join("inputs"), &dir.join("expected"), 2e-2);
         let od = dir.join(format!("expected_L{other}"));
         let e2 = check_tol(&m, &dir, &od.join("inputs"), &od, 2e-2);

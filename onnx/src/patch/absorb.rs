@@ -3,7 +3,7 @@
 //! too: the contract's threshold is the same), the Δ bias, the D skip and the z gate.
 
 use super::error::PatchError;
-use super::graph::{is_default_domain, GraphIndex, FLOAT};
+use super::graph::{attr_i, f32_tensor, is_default_domain, GraphIndex, BFLOAT16, FLOAT, FLOAT16};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::NodeProto;
@@ -41,7 +41,7 @@ fn per_channel(
     patch: &mut Patch,
 ) -> Option<String> {
     let proto = g.constant_proto(value)?;
-    if proto.data_type != FLOAT || proto.dims.len() > 3 {
+    if proto.dims.len() > 3 || !matches!(proto.data_type, FLOAT | FLOAT16 | BFLOAT16) {
         return None;
     }
     // Right-aligned against rank 3: the channel axis is 1 from the right when channels-first.
@@ -57,9 +57,19 @@ fn per_channel(
         }
     }
     let d = dim?;
-    let mut t = proto.clone();
-    t.name = ctx.fresh(g, what);
-    t.dims = vec![d];
+    let name = ctx.fresh(g, what);
+    let t = if proto.data_type == FLOAT {
+        // Same bytes (inline or external), new shape.
+        let mut t = proto.clone();
+        t.name = name;
+        t.dims = vec![d];
+        t
+    } else {
+        // The op takes D and delta_bias in fp32: widen (exact).
+        let v = g.constant(value)?;
+        let f: Vec<f32> = v.values.iter().map(|&x| x as f32).collect();
+        f32_tensor(&name, &[d], &f)
+    };
     patch.add_initializers.push(t.clone());
     Some(t.name)
 }
@@ -139,14 +149,66 @@ impl Rule for DeltaBias {
     }
 }
 
-/// The single consumer of the scan's y, if y has exactly one use.
-fn sole_consumer<'g>(g: &GraphIndex<'g>, sn: &ScanNode) -> Option<(usize, &'g NodeProto)> {
-    if g.is_graph_output(&sn.y) || g.consumers(&sn.y).len() != 1 {
+/// The single consumer of `value`, if it has exactly one use.
+fn single_use<'g>(g: &GraphIndex<'g>, value: &str) -> Option<(usize, &'g NodeProto)> {
+    if g.is_graph_output(value) || g.consumers(value).len() != 1 {
         return None;
     }
-    let c = g.consumers(&sn.y)[0];
+    let c = g.consumers(value)[0];
     let n = g.node(c);
     is_default_domain(n).then_some((c, n))
+}
+
+/// What consumes the scan's y: the op itself, possibly behind a Cast to fp32 (fp16 exports do
+/// the D skip and z gate in fp32).
+struct YUse<'g> {
+    op_idx: usize,
+    op: &'g NodeProto,
+    /// The name under which the op sees y.
+    seen_as: String,
+    /// The Cast in between, if any.
+    cast: Option<(usize, &'g NodeProto)>,
+}
+
+fn y_use<'g>(g: &GraphIndex<'g>, sn: &ScanNode) -> Option<YUse<'g>> {
+    let (c, n) = single_use(g, &sn.y)?;
+    if n.op_type == "Cast" && attr_i(n, "to") == Some(FLOAT as i64) {
+        let (oi, op) = single_use(g, &n.output[0])?;
+        return Some(YUse {
+            op_idx: oi,
+            op,
+            seen_as: n.output[0].clone(),
+            cast: Some((c, n)),
+        });
+    }
+    Some(YUse {
+        op_idx: c,
+        op: n,
+        seen_as: sn.y.clone(),
+        cast: None,
+    })
+}
+
+/// Replaces the scan node by `sn` computing what `u.op` computed, and drops `u.op` (and the
+/// Cast): the node now produces `u.op`'s output, through a new Cast when there was one.
+fn fold_into(si: usize, mut sn: ScanNode, u: &YUse, ctx: &mut Ctx, g: &GraphIndex) -> Patch {
+    let out = u.op.output[0].clone();
+    let mut p = Patch::default();
+    p.remove.push(si);
+    p.remove.push(u.op_idx);
+    match u.cast {
+        None => sn.y = out,
+        Some((ci, cast)) => {
+            p.remove.push(ci);
+            sn.y = ctx.fresh(g, "y");
+            let mut c = cast.clone();
+            c.input = vec![sn.y.clone()];
+            c.output = vec![out];
+            p.add_nodes.push(c);
+        }
+    }
+    p.add_nodes.insert(0, sn.to_node());
+    p
 }
 
 pub struct DSkip;
@@ -160,13 +222,14 @@ impl Rule for DSkip {
             if sn.d.is_some() || sn.z.is_some() {
                 continue;
             }
-            let Some((ai, add)) = sole_consumer(g, &sn) else {
+            let Some(yu) = y_use(g, &sn) else {
                 continue;
             };
+            let add = yu.op;
             if add.op_type != "Add" {
                 continue;
             }
-            let other = if add.input[0] == sn.y {
+            let other = if add.input[0] == yu.seen_as {
                 &add.input[1]
             } else {
                 &add.input[0]
@@ -178,19 +241,18 @@ impl Rule for DSkip {
                 if g.strip_casts(&mul.input[x]) != sn.u {
                     continue;
                 }
-                let mut patch = Patch::default();
+                let mut inits = Patch::default();
                 if let Some(d) = per_channel(
                     g,
                     ctx,
                     &mul.input[dv],
                     sn.attrs.channels_last,
                     "D",
-                    &mut patch,
+                    &mut inits,
                 ) {
                     sn.d = Some(d);
-                    sn.y = add.output[0].clone();
-                    let mut p = replace(si, &sn, &[ai]);
-                    p.add_initializers = patch.add_initializers;
+                    let mut p = fold_into(si, sn, &yu, ctx, g);
+                    p.add_initializers = inits.add_initializers;
                     return Ok(Some(p));
                 }
             }
@@ -205,18 +267,19 @@ impl Rule for ZGate {
     fn name(&self) -> &'static str {
         "absorb-z-gate"
     }
-    fn apply(&self, g: &GraphIndex, _ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+    fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
         for (si, mut sn) in scans(g) {
             if sn.z.is_some() {
                 continue;
             }
-            let Some((mi, mul)) = sole_consumer(g, &sn) else {
+            let Some(yu) = y_use(g, &sn) else {
                 continue;
             };
+            let mul = yu.op;
             if mul.op_type != "Mul" {
                 continue;
             }
-            let other = if mul.input[0] == sn.y {
+            let other = if mul.input[0] == yu.seen_as {
                 &mul.input[1]
             } else {
                 &mul.input[0]
@@ -234,12 +297,12 @@ impl Rule for ZGate {
                 }
             }
             let Some(z) = z else { continue };
-            if g.constant(&z).is_some() {
+            let (tz, tu) = (g.dtype(&z), g.dtype(&sn.u));
+            if g.constant(&z).is_some() || (tz.is_some() && tu.is_some() && tz != tu) {
                 continue;
             }
             sn.z = Some(z);
-            sn.y = mul.output[0].clone();
-            return Ok(Some(replace(si, &sn, &[mi])));
+            return Ok(Some(fold_into(si, sn, &yu, ctx, g)));
         }
         Ok(None)
     }

@@ -12,6 +12,8 @@ pub const INT32: i32 = 6;
 pub const INT64: i32 = 7;
 pub const DOUBLE: i32 = 11;
 pub const BOOL: i32 = 9;
+pub const FLOAT16: i32 = 10;
+pub const BFLOAT16: i32 = 16;
 
 pub struct GraphIndex<'g> {
     pub graph: &'g GraphProto,
@@ -327,6 +329,27 @@ pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
             .collect(),
         FLOAT => t.float_data.iter().map(|&v| v as f64).collect(),
+        // fp16 and bf16: raw little-endian halves, or one per int32_data entry.
+        FLOAT16 | BFLOAT16 => {
+            let halves: Vec<u16> = if !bytes.is_empty() {
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect()
+            } else {
+                t.int32_data.iter().map(|&v| v as u16).collect()
+            };
+            halves
+                .into_iter()
+                .map(|h| {
+                    if t.data_type == FLOAT16 {
+                        half::f16::from_bits(h).to_f64()
+                    } else {
+                        half::bf16::from_bits(h).to_f64()
+                    }
+                })
+                .collect()
+        }
         DOUBLE if !bytes.is_empty() => bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
