@@ -317,6 +317,21 @@ fn main() {
         "{:>5} {:>2} {:>5} {:>5}  {:>9} {:>9} {:>7} {:>9}  variants (npl: us)",
         "dtype", "B", "D", "L", "us(auto)", "us(best)", "GB/s", "exp-lim"
     );
+    // `--only dtype,B,D,L` times one shape (for profilers).
+    let only: Option<(String, usize, usize, usize)> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            let f: Vec<&str> = v.split(',').collect();
+            assert_eq!(f.len(), 4, "--only dtype,B,D,L");
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        });
     let dtypes = [DType::F16, DType::F32];
     let bs: &[usize] = if quick { &[1] } else { &[1, 8] };
     let ds: &[usize] = if quick {
@@ -330,11 +345,18 @@ fn main() {
         &[1, 128, 1024, 4096]
     };
     let mut seed = 1;
-    for dt in dtypes {
-        for &b in bs {
-            for &d in ds {
-                for &l in ls {
+    // dtype innermost: both dtypes of a shape run back to back, under the same clocks.
+    for &b in bs {
+        for &d in ds {
+            for &l in ls {
+                for dt in dtypes {
                     seed += 1;
+                    if let Some((odt, ob, od, ol)) = &only {
+                        let tag = s6plugin::cuda::params::dtype_tag(dt);
+                        if (tag, b, d, l) != (odt.as_str(), *ob, *od, *ol) {
+                            continue;
+                        }
+                    }
                     let dims = ScanDims {
                         batch: b,
                         dim: d,
@@ -345,7 +367,7 @@ fn main() {
                     let pr = problem(dt, dims, false, seed);
                     let auto = time_graph(&pr.launch, None);
                     let mut variants = Vec::new();
-                    if l > 1 {
+                    if l > 1 && only.is_none() {
                         for npl in [1, 2, 4] {
                             variants.push((npl, time_graph(&pr.launch, Some(npl))));
                         }

@@ -13,13 +13,13 @@
 // CPB channels of one group and walks L in tiles of TT steps:
 //   stage   all threads load the tile of u, delta, z (coalesced), B and C (shared by the block's
 //           channels), apply delta_bias + softplus once per (d, l), convert to fp32 in smem;
-//   scan    each lane runs its NPL recurrences over the tile with ex2.approx, accumulating its
-//           part of y; the LANES partial sums are reduced with a transposing butterfly so each
-//           lane ends with whole y values, applies D and the z gate, and writes y to smem;
-//   store   all threads write y coalesced.
+//   scan    each lane runs its NPL recurrences over the tile with ex2.approx and leaves its
+//           partial y (sum over its states) per step in smem, 4 steps per 16-byte store;
+//   reduce  each thread sums the LANES partials of 4 outputs, applies D and the z gate and
+//           stores y.
 // Steps past L are staged with delta = 0 and delta*u = 0, which leaves the state unchanged, so
-// the scan loop needs no bounds. The next tile's loads are issued before the scan (registers),
-// hiding their latency behind the arithmetic.
+// the scan needs no bounds inside a 4-step group. The next tile's loads are issued before the
+// scan (registers), hiding their latency behind the arithmetic.
 
 typedef unsigned short s6_u16;
 typedef long long s6_i64;
@@ -49,6 +49,29 @@ template <> struct S6Elem<0> {
     typedef float T;
     static __device__ __forceinline__ float load(const float* p) { return __ldg(p); }
     static __device__ __forceinline__ void store(float* p, float v) { *p = v; }
+    // Raw words of 4 elements: loads land here unconverted, so nothing waits on them until the
+    // data is staged (converting right after the load would stall on its latency).
+    static constexpr int W = 4;
+    // 4 consecutive elements; p 16-byte aligned.
+    static __device__ __forceinline__ void load4raw(const float* p, unsigned* w) {
+        uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+        w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+    }
+    // Elements i < n at stride s, zeros after.
+    static __device__ __forceinline__ void load4raw_s(const float* p, int s, int n, unsigned* w) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            w[i] = i < n ? __ldg(reinterpret_cast<const unsigned*>(p + i * s)) : 0u;
+    }
+    static __device__ __forceinline__ void cvt4(const unsigned* w, float* o) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) o[i] = __uint_as_float(w[i]);
+    }
+    static __device__ __forceinline__ void store4(float* p, const float* v) {
+        float4 w;
+        w.x = v[0]; w.y = v[1]; w.z = v[2]; w.w = v[3];
+        *reinterpret_cast<float4*>(p) = w;
+    }
 };
 template <> struct S6Elem<1> {
     typedef s6_u16 T;
@@ -62,6 +85,39 @@ template <> struct S6Elem<1> {
         s6_u16 h;
         asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
         *p = h;
+    }
+    static __device__ __forceinline__ float cvt(unsigned h) {
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"((s6_u16)h));
+        return f;
+    }
+    static __device__ __forceinline__ unsigned pack(float v) {
+        s6_u16 h;
+        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+        return h;
+    }
+    static constexpr int W = 2;
+    // 4 consecutive elements; p 8-byte aligned.
+    static __device__ __forceinline__ void load4raw(const s6_u16* p, unsigned* w) {
+        uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+        w[0] = v.x; w[1] = v.y;
+    }
+    static __device__ __forceinline__ void load4raw_s(const s6_u16* p, int s, int n, unsigned* w) {
+        unsigned h[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) h[i] = i < n ? (unsigned)__ldg(p + i * s) : 0u;
+        w[0] = h[0] | (h[1] << 16);
+        w[1] = h[2] | (h[3] << 16);
+    }
+    static __device__ __forceinline__ void cvt4(const unsigned* w, float* o) {
+        o[0] = cvt(w[0] & 0xffffu); o[1] = cvt(w[0] >> 16);
+        o[2] = cvt(w[1] & 0xffffu); o[3] = cvt(w[1] >> 16);
+    }
+    static __device__ __forceinline__ void store4(s6_u16* p, const float* v) {
+        uint2 w;
+        w.x = pack(v[0]) | (pack(v[1]) << 16);
+        w.y = pack(v[2]) | (pack(v[3]) << 16);
+        *reinterpret_cast<uint2*>(p) = w;
     }
 };
 template <> struct S6Elem<2> {
@@ -80,6 +136,35 @@ template <> struct S6Elem<2> {
             h = (s6_u16)(b >> 16);
         }
         *p = h;
+    }
+    static __device__ __forceinline__ unsigned pack(float v) {
+        unsigned b = __float_as_uint(v);
+        if ((b & 0x7fffffffu) > 0x7f800000u) return (b >> 16) | 0x40u;
+        b += 0x7fffu + ((b >> 16) & 1u);
+        return b >> 16;
+    }
+    static constexpr int W = 2;
+    // 4 consecutive elements; p 8-byte aligned.
+    static __device__ __forceinline__ void load4raw(const s6_u16* p, unsigned* w) {
+        uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+        w[0] = v.x; w[1] = v.y;
+    }
+    static __device__ __forceinline__ void load4raw_s(const s6_u16* p, int s, int n, unsigned* w) {
+        unsigned h[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) h[i] = i < n ? (unsigned)__ldg(p + i * s) : 0u;
+        w[0] = h[0] | (h[1] << 16);
+        w[1] = h[2] | (h[3] << 16);
+    }
+    static __device__ __forceinline__ void cvt4(const unsigned* w, float* o) {
+        o[0] = __uint_as_float(w[0] << 16); o[1] = __uint_as_float(w[0] & 0xffff0000u);
+        o[2] = __uint_as_float(w[1] << 16); o[3] = __uint_as_float(w[1] & 0xffff0000u);
+    }
+    static __device__ __forceinline__ void store4(s6_u16* p, const float* v) {
+        uint2 w;
+        w.x = pack(v[0]) | (pack(v[1]) << 16);
+        w.y = pack(v[2]) | (pack(v[3]) << 16);
+        *reinterpret_cast<uint2*>(p) = w;
     }
 };
 
@@ -123,39 +208,6 @@ __device__ __forceinline__ float s6_delta(float dv, float bias, bool softplus) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Transposing butterfly over the LANES lanes of a channel. v[r * CNT + k] holds, for each of the
-// 16 / LANES groups r, CNT partial sums; each round halves CNT: a lane keeps the half its bit
-// selects and adds its partner's copy of that half. At the end v[r] is the full sum for
-// k = lane (mod LANES). Written as a template so every index is a constant (registers only).
-template <int LANES, int CNT>
-struct S6Bfly {
-    static __device__ __forceinline__ void run(float (&v)[16], int j) {
-        constexpr int R = 16 / LANES;
-        constexpr int H = CNT / 2;
-        const bool upper = (j & H) != 0;
-        float w[R * H];
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-#pragma unroll
-            for (int k = 0; k < H; ++k) {
-                float lo = v[r * CNT + k];
-                float hi = v[r * CNT + k + H];
-                float send = upper ? lo : hi;
-                float keep = upper ? hi : lo;
-                w[r * H + k] = keep + __shfl_xor_sync(0xffffffffu, send, H);
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < R * H; ++i) v[i] = w[i];
-        S6Bfly<LANES, H>::run(v, j);
-    }
-};
-template <int LANES>
-struct S6Bfly<LANES, 1> {
-    static __device__ __forceinline__ void run(float (&)[16], int) {}
-};
-
-// ---------------------------------------------------------------------------------------------
 // Prefill.
 
 template <int DT, int LANES, int NPL, int CPB, int TT>
@@ -165,177 +217,251 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     constexpr int NT = LANES * NPL;          // states a channel's lanes hold (>= N)
     constexpr int THREADS = CPB * LANES;
     constexpr int TTP = TT + 4;              // row pitch: keeps float4 alignment, spreads banks
-    constexpr int EA = (CPB * TT) / THREADS;  // activation elements each thread stages
-    constexpr int EB = (NT * TT) / THREADS;   // B (and C) elements each thread stages
-    static_assert((CPB * TT) % THREADS == 0, "activation tile must split evenly");
-    static_assert((NT * TT) % THREADS == 0, "B/C tile must split evenly");
-    static_assert(TT % 16 == 0, "tiles are scanned 16 steps at a time");
-    static_assert(16 % LANES == 0, "LANES divides 16");
+    constexpr int AG = CPB * TT / 4;         // groups of 4 steps of one channel per tile
+    constexpr int BG = NT * TT / 4;          // groups of 4 steps of one state (B and C)
+    constexpr int EAG = (AG + THREADS - 1) / THREADS;  // activation groups each thread stages
+    constexpr int EBG = (BG + THREADS - 1) / THREADS;  // B/C groups each thread stages
+    static_assert(TT % 4 == 0, "tiles are scanned 4 steps at a time");
+    static_assert(AG <= THREADS, "one output group per thread at most");
 
-    __shared__ __align__(16) float s_dl[CPB][TTP];  // delta after bias/softplus
-    __shared__ __align__(16) float s_du[CPB][TTP];  // delta * u
+    __shared__ __align__(16) float s_dl[CPB][TTP];         // delta after bias/softplus
+    __shared__ __align__(16) float s_du[CPB][TTP];         // delta * u
     __shared__ __align__(16) float s_u[CPB][TTP];
-    __shared__ __align__(16) float s_zy[CPB][TTP];  // z in, y out
+    __shared__ __align__(16) float s_z[CPB][TTP];
     __shared__ __align__(16) float s_b[NT][TTP];
     __shared__ __align__(16) float s_c[NT][TTP];
+    __shared__ __align__(16) float s_yp[CPB][LANES][TTP];  // per-lane partial sums of y
+    __shared__ float s_dskip[CPB];
+    __shared__ float s_bias[CPB];
 
     const int tid = threadIdx.x;
     const s6_i64 D = p.dim, L = p.seqlen, N = p.dstate;
     const s6_i64 dg = D / p.groups;  // channels per group
-    const s6_i64 blocks_per_group = (dg + CPB - 1) / CPB;
+    const unsigned blocks_per_group = (unsigned)((dg + CPB - 1) / CPB);
     const s6_i64 g = blockIdx.x / blocks_per_group;
     const s6_i64 cb = blockIdx.x % blocks_per_group;
     const s6_i64 b = blockIdx.y;
-    const s6_i64 d0 = g * dg + cb * CPB;                     // first channel of this block
+    const s6_i64 d0 = g * dg + cb * CPB;                                 // first channel
     const int nch = (int)((dg - cb * CPB) < CPB ? (dg - cb * CPB) : CPB);  // valid channels
 
-    const T* __restrict__ gu = reinterpret_cast<const T*>(p.u);
-    const T* __restrict__ gdelta = reinterpret_cast<const T*>(p.delta);
-    const T* __restrict__ gz = reinterpret_cast<const T*>(p.z);
-    const T* __restrict__ gB = reinterpret_cast<const T*>(p.B);
-    const T* __restrict__ gC = reinterpret_cast<const T*>(p.C);
-    T* __restrict__ gy = reinterpret_cast<T*>(p.y);
-    const float* __restrict__ gbias = reinterpret_cast<const float*>(p.delta_bias);
-    const float* __restrict__ gD = reinterpret_cast<const float*>(p.D);
     const bool softplus = (p.flags & 1) != 0;
     const bool has_z = p.z != 0;
+    // Within a tile every offset fits 32 bits (c < CPB, t < TT, n < NT); the tile's base
+    // pointer carries the 64-bit part.
+    const int asc = (int)p.act_sc, ast = (int)p.act_st;
+    const int bsn = (int)p.bc_sn, bst = (int)p.bc_st;
+    const T* gu = reinterpret_cast<const T*>(p.u) + (b * p.act_sb + d0 * p.act_sc);
+    const T* gdelta = reinterpret_cast<const T*>(p.delta) + (b * p.act_sb + d0 * p.act_sc);
+    const T* gz = reinterpret_cast<const T*>(p.z) + (b * p.act_sb + d0 * p.act_sc);
+    T* gy = reinterpret_cast<T*>(p.y) + (b * p.act_sb + d0 * p.act_sc);
+    const T* gB = reinterpret_cast<const T*>(p.B) + (b * p.bc_sb + g * p.bc_sg);
+    const T* gC = reinterpret_cast<const T*>(p.C) + (b * p.bc_sb + g * p.bc_sg);
+    // Time-major tensors with L % 4 == 0 and aligned bases move 4 steps per load/store.
+    const unsigned vec_align = sizeof(T) * 4 - 1;
+    const bool act_tm = ast == 1, bc_tm = bst == 1;
+    const bool act_vec = act_tm && (L % 4) == 0 &&
+                         ((p.u | p.delta | p.z | p.y) & vec_align) == 0;
+    const bool bc_vec = bc_tm && (L % 4) == 0 && ((p.B | p.C) & vec_align) == 0;
 
-    const s6_i64 act_base = b * p.act_sb + d0 * p.act_sc;
-    const s6_i64 bc_base = b * p.bc_sb + g * p.bc_sg;
-    const bool act_time_major = p.act_st == 1;  // (B, D, L): time is the fast axis
-    const bool bc_time_major = p.bc_st == 1;
-
-    // Staging map: element k of this thread -> (row, t) of the tile, fast axis along memory.
-    auto act_ct = [&](int k, int& c, int& t) {
-        int idx = k * THREADS + tid;
-        if (act_time_major) { t = idx % TT; c = idx / TT; } else { c = idx % CPB; t = idx / CPB; }
+    // Group k of this thread -> (row, first step); consecutive threads walk memory order.
+    // Loading/staging walks the groups from the last thread down and the reduce phase from the
+    // first thread up, so when there are fewer groups than threads the two phases land on
+    // different warps.
+    const int stid = THREADS - 1 - tid;
+    auto act_group = [&](int k, int who, int& c, int& t) {
+        const int gi = k * THREADS + who;
+        if (act_tm) { c = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
+        else { c = gi % CPB; t = (gi / CPB) * 4; }
     };
-    auto bc_nt = [&](int k, int& n, int& t) {
-        int idx = k * THREADS + tid;
-        if (bc_time_major) { t = idx % TT; n = idx / TT; } else { n = idx % NT; t = idx / NT; }
+    auto bc_group = [&](int k, int& n, int& t) {
+        const int gi = k * THREADS + tid;
+        if (bc_tm) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
+        else { n = gi % NT; t = (gi / NT) * 4; }
     };
 
-    float r_u[EA], r_d[EA], r_z[EA], r_b[EB], r_c[EB];
+    constexpr int W = E::W;
+    unsigned r_u[EAG][W], r_d[EAG][W], r_z[EAG][W], r_b[EBG][W], r_c[EBG][W];
     auto load_tile = [&](s6_i64 t0) {
+        const int left = (int)((L - t0) < TT ? (L - t0) : TT);
+        const T* u_t = gu + t0 * p.act_st;
+        const T* d_t = gdelta + t0 * p.act_st;
+        const T* z_t = gz + t0 * p.act_st;
+        const T* b_t = gB + t0 * p.bc_st;
+        const T* c_t = gC + t0 * p.bc_st;
 #pragma unroll
-        for (int k = 0; k < EA; ++k) {
+        for (int k = 0; k < EAG; ++k) {
             int c, t;
-            act_ct(k, c, t);
-            bool ok = c < nch && t0 + t < L;
-            s6_i64 off = act_base + c * p.act_sc + (t0 + t) * p.act_st;
-            r_u[k] = ok ? E::load(gu + off) : 0.f;
-            r_d[k] = ok ? E::load(gdelta + off) : 0.f;
-            r_z[k] = (ok && has_z) ? E::load(gz + off) : 0.f;
+            act_group(k, stid, c, t);
+            const bool row_ok = k * THREADS + stid < AG && c < nch;
+            const int off = c * asc + t * ast;
+            const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;  // elements in range
+            if (act_vec && n == 4) {
+                E::load4raw(u_t + off, r_u[k]);
+                E::load4raw(d_t + off, r_d[k]);
+                if (has_z) E::load4raw(z_t + off, r_z[k]);
+                else E::load4raw_s(z_t + off, ast, 0, r_z[k]);
+            } else {
+                E::load4raw_s(u_t + off, ast, n, r_u[k]);
+                E::load4raw_s(d_t + off, ast, n, r_d[k]);
+                E::load4raw_s(z_t + off, ast, has_z ? n : 0, r_z[k]);
+            }
         }
 #pragma unroll
-        for (int k = 0; k < EB; ++k) {
-            int n, t;
-            bc_nt(k, n, t);
-            bool ok = n < N && t0 + t < L;
-            s6_i64 off = bc_base + n * p.bc_sn + (t0 + t) * p.bc_st;
-            r_b[k] = ok ? E::load(gB + off) : 0.f;
-            r_c[k] = ok ? E::load(gC + off) : 0.f;
+        for (int k = 0; k < EBG; ++k) {
+            int nn, t;
+            bc_group(k, nn, t);
+            const bool row_ok = k * THREADS + tid < BG && nn < N;
+            const int off = nn * bsn + t * bst;
+            const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;
+            if (bc_vec && n == 4) {
+                E::load4raw(b_t + off, r_b[k]);
+                E::load4raw(c_t + off, r_c[k]);
+            } else {
+                E::load4raw_s(b_t + off, bst, n, r_b[k]);
+                E::load4raw_s(c_t + off, bst, n, r_c[k]);
+            }
         }
     };
 
     // Per-lane state.
-    const int c_l = tid / LANES;   // channel row of this lane
-    const int j = tid % LANES;     // lane within the channel
+    const int c_l = tid / LANES;  // channel row of this lane
+    const int j = tid % LANES;    // lane within the channel
     const bool ch_ok = c_l < nch;
     const s6_i64 d_l = d0 + c_l;
     float a2[NPL], x[NPL];
 #pragma unroll
     for (int k = 0; k < NPL; ++k) {
-        int n = j * NPL + k;
-        bool ok = ch_ok && n < N;
+        const int n = j * NPL + k;
+        const bool ok = ch_ok && n < N;
         a2[k] = ok ? reinterpret_cast<const float*>(p.A)[d_l * N + n] * S6_LOG2E : 0.f;
         x[k] = (ok && p.initial_state)
                    ? reinterpret_cast<const float*>(p.initial_state)[(b * D + d_l) * N + n]
                    : 0.f;
     }
-    const float dskip = (ch_ok && gD) ? gD[d_l] : 0.f;
-
-    // Bias of the channel each staging element belongs to (the element map does not move the
-    // channel between tiles).
-    float r_bias[EA];
-#pragma unroll
-    for (int k = 0; k < EA; ++k) {
-        int c, t;
-        act_ct(k, c, t);
-        r_bias[k] = (gbias && c < nch) ? gbias[d0 + c] : 0.f;
+    if (tid < CPB) {
+        const bool ok = tid < nch;
+        s_dskip[tid] = (p.D && ok) ? reinterpret_cast<const float*>(p.D)[d0 + tid] : 0.f;
+        s_bias[tid] =
+            (p.delta_bias && ok) ? reinterpret_cast<const float*>(p.delta_bias)[d0 + tid] : 0.f;
     }
 
     load_tile(0);
     for (s6_i64 t0 = 0; t0 < L; t0 += TT) {
-        __syncthreads();  // the previous tile's store phase is done with smem
+        const int valid = (int)((L - t0) < TT ? (L - t0) : TT);
+        __syncthreads();  // the previous tile's reduce phase is done with smem (and s_bias set)
 #pragma unroll
-        for (int k = 0; k < EA; ++k) {
+        for (int k = 0; k < EAG; ++k) {
             int c, t;
-            act_ct(k, c, t);
-            float dl = s6_delta(r_d[k], r_bias[k], softplus);
-            if (t0 + t >= L) dl = 0.f;  // padding steps must leave the state unchanged
-            s_dl[c][t] = dl;
-            s_du[c][t] = dl * r_u[k];
-            s_u[c][t] = r_u[k];
-            s_zy[c][t] = r_z[k];
+            act_group(k, stid, c, t);
+            if (k * THREADS + stid < AG) {
+                const float bias = s_bias[c];
+                float uf[4], df[4], zf[4], dl4[4], du4[4];
+                E::cvt4(r_u[k], uf);
+                E::cvt4(r_d[k], df);
+                E::cvt4(r_z[k], zf);
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    float dl = s6_delta(df[i], bias, softplus);
+                    if (t + i >= valid) dl = 0.f;  // padding leaves the state unchanged
+                    dl4[i] = dl;
+                    du4[i] = dl * uf[i];
+                }
+                float4 v;
+                v.x = dl4[0]; v.y = dl4[1]; v.z = dl4[2]; v.w = dl4[3];
+                *reinterpret_cast<float4*>(&s_dl[c][t]) = v;
+                v.x = du4[0]; v.y = du4[1]; v.z = du4[2]; v.w = du4[3];
+                *reinterpret_cast<float4*>(&s_du[c][t]) = v;
+                v.x = uf[0]; v.y = uf[1]; v.z = uf[2]; v.w = uf[3];
+                *reinterpret_cast<float4*>(&s_u[c][t]) = v;
+                v.x = zf[0]; v.y = zf[1]; v.z = zf[2]; v.w = zf[3];
+                *reinterpret_cast<float4*>(&s_z[c][t]) = v;
+            }
         }
 #pragma unroll
-        for (int k = 0; k < EB; ++k) {
+        for (int k = 0; k < EBG; ++k) {
             int n, t;
-            bc_nt(k, n, t);
-            s_b[n][t] = r_b[k];
-            s_c[n][t] = r_c[k];
+            bc_group(k, n, t);
+            if (k * THREADS + tid < BG) {
+                float bf[4], cf[4];
+                E::cvt4(r_b[k], bf);
+                E::cvt4(r_c[k], cf);
+                float4 v;
+                v.x = bf[0]; v.y = bf[1]; v.z = bf[2]; v.w = bf[3];
+                *reinterpret_cast<float4*>(&s_b[n][t]) = v;
+                v.x = cf[0]; v.y = cf[1]; v.z = cf[2]; v.w = cf[3];
+                *reinterpret_cast<float4*>(&s_c[n][t]) = v;
+            }
         }
         __syncthreads();
         if (t0 + TT < L) load_tile(t0 + TT);  // in flight during the scan below
 
-        const int valid = (int)((L - t0) < TT ? (L - t0) : TT);
-        const int nsub = (valid + 15) / 16;
-        for (int s = 0; s < nsub; ++s) {
-            float yp[16];
+        // Scan: 4 steps per group; each lane leaves its partial y (its NPL states) in s_yp.
+        const int ngroups = (valid + 3) / 4;
+#pragma unroll 4
+        for (int q = 0; q < ngroups; ++q) {
+            const int tq = q * 4;
+            const float4 dl4 = *reinterpret_cast<const float4*>(&s_dl[c_l][tq]);
+            const float4 du4 = *reinterpret_cast<const float4*>(&s_du[c_l][tq]);
+            const float dls[4] = {dl4.x, dl4.y, dl4.z, dl4.w};
+            const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+            float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                const int tq = s * 16 + q * 4;
-                float4 dl4 = *reinterpret_cast<const float4*>(&s_dl[c_l][tq]);
-                float4 du4 = *reinterpret_cast<const float4*>(&s_du[c_l][tq]);
-                float dls[4] = {dl4.x, dl4.y, dl4.z, dl4.w};
-                float dus[4] = {du4.x, du4.y, du4.z, du4.w};
-                float acc[4] = {0.f, 0.f, 0.f, 0.f};
+            for (int k = 0; k < NPL; ++k) {
+                const int n = j * NPL + k;
+                const float4 b4 = *reinterpret_cast<const float4*>(&s_b[n][tq]);
+                const float4 c4 = *reinterpret_cast<const float4*>(&s_c[n][tq]);
+                const float bs[4] = {b4.x, b4.y, b4.z, b4.w};
+                const float cs[4] = {c4.x, c4.y, c4.z, c4.w};
 #pragma unroll
-                for (int k = 0; k < NPL; ++k) {
-                    const int n = j * NPL + k;
-                    float4 b4 = *reinterpret_cast<const float4*>(&s_b[n][tq]);
-                    float4 c4 = *reinterpret_cast<const float4*>(&s_c[n][tq]);
-                    float bs[4] = {b4.x, b4.y, b4.z, b4.w};
-                    float cs[4] = {c4.x, c4.y, c4.z, c4.w};
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        float e = s6_ex2(dls[i] * a2[k]);
-                        x[k] = fmaf(e, x[k], dus[i] * bs[i]);
-                        acc[i] = fmaf(x[k], cs[i], acc[i]);
-                    }
+                for (int i = 0; i < 4; ++i) {
+                    const float e = s6_ex2(dls[i] * a2[k]);
+                    x[k] = fmaf(e, x[k], dus[i] * bs[i]);
+                    acc[i] = fmaf(x[k], cs[i], acc[i]);
                 }
-#pragma unroll
-                for (int i = 0; i < 4; ++i) yp[q * 4 + i] = acc[i];
             }
-            // Transposing butterfly: sums the LANES partials of each step; afterwards value r of
-            // lane j is y at step s*16 + r*LANES + j.
-            S6Bfly<LANES, LANES>::run(yp, j);
-#pragma unroll
-            for (int r = 0; r < 16 / LANES; ++r) {
-                const int t = s * 16 + r * LANES + j;
-                float yv = fmaf(dskip, s_u[c_l][t], yp[r]);
-                if (has_z) yv *= s6_silu(s_zy[c_l][t]);
-                s_zy[c_l][t] = yv;
-            }
+            float4 a4;
+            a4.x = acc[0];
+            a4.y = acc[1];
+            a4.z = acc[2];
+            a4.w = acc[3];
+            *reinterpret_cast<float4*>(&s_yp[c_l][j][tq]) = a4;
         }
         __syncthreads();
-#pragma unroll
-        for (int k = 0; k < EA; ++k) {
+
+        // Reduce over the lanes, D skip, z gate, store: one group of 4 outputs per thread.
+        {
             int c, t;
-            act_ct(k, c, t);
-            if (c < nch && t0 + t < L) {
-                E::store(gy + act_base + c * p.act_sc + (t0 + t) * p.act_st, s_zy[c][t]);
+            act_group(0, tid, c, t);
+            if (tid < AG && c < nch && t < valid) {
+                float4 y4 = *reinterpret_cast<const float4*>(&s_yp[c][0][t]);
+#pragma unroll
+                for (int l = 1; l < LANES; ++l) {
+                    const float4 v = *reinterpret_cast<const float4*>(&s_yp[c][l][t]);
+                    y4.x += v.x;
+                    y4.y += v.y;
+                    y4.z += v.z;
+                    y4.w += v.w;
+                }
+                const float4 u4 = *reinterpret_cast<const float4*>(&s_u[c][t]);
+                const float4 z4 = *reinterpret_cast<const float4*>(&s_z[c][t]);
+                const float ds = s_dskip[c];
+                float ys[4] = {fmaf(ds, u4.x, y4.x), fmaf(ds, u4.y, y4.y), fmaf(ds, u4.z, y4.z),
+                               fmaf(ds, u4.w, y4.w)};
+                if (has_z) {
+                    ys[0] *= s6_silu(z4.x);
+                    ys[1] *= s6_silu(z4.y);
+                    ys[2] *= s6_silu(z4.z);
+                    ys[3] *= s6_silu(z4.w);
+                }
+                T* y_t = gy + t0 * p.act_st + (c * asc + t * ast);
+                if (act_vec) {
+                    E::store4(y_t, ys);
+                } else {
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        if (t + i < valid) E::store(y_t + i * ast, ys[i]);
+                    }
+                }
             }
         }
     }
@@ -344,62 +470,92 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
         float* ls = reinterpret_cast<float*>(p.last_state);
 #pragma unroll
         for (int k = 0; k < NPL; ++k) {
-            int n = j * NPL + k;
+            const int n = j * NPL + k;
             if (n < N) ls[(b * D + d_l) * N + n] = x[k];
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decode step (L = 1): LANES lanes per channel, each looping over its states; a shuffle sums y.
+// Decode step (L = 1): LANES lanes per channel, 4 states each (more in a loop); a shuffle sums y.
 
 template <int DT, int LANES>
 __device__ __forceinline__ void s6_decode(const S6Params& p) {
     typedef S6Elem<DT> E;
     typedef typename E::T T;
     const s6_i64 D = p.dim, N = p.dstate;
-    const s6_i64 gid = (s6_i64)blockIdx.x * blockDim.x + threadIdx.x;
-    const s6_i64 ch = gid / LANES;  // b * D + d
+    // 32-bit index math (the host checks B * D < 2^31): 64-bit division is a long subroutine.
+    const unsigned gid = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned ch = gid / LANES;  // b * D + d
     const int j = (int)(gid % LANES);
-    const bool ok = ch < p.batch * D;
-    float yv = 0.f;
-    s6_i64 act_off = 0, b = 0, d = 0;
+    const bool ok = ch < (unsigned)(p.batch * D);
+    // Every load is issued up front (one memory round trip before the arithmetic).
+    const unsigned b = ok ? ch / (unsigned)D : 0;
+    const unsigned d = ok ? ch % (unsigned)D : 0;
+    const unsigned g = d / (unsigned)(D / p.groups);
+    const s6_i64 act_off = (s6_i64)b * p.act_sb + (s6_i64)d * p.act_sc;
+    const s6_i64 bc_off = (s6_i64)b * p.bc_sb + (s6_i64)g * p.bc_sg;
+    float dv = 0.f, uv = 0.f, zv = 0.f, bias = 0.f, dskip = 0.f;
     if (ok) {
-        b = ch / D;
-        d = ch % D;
-        const s6_i64 g = d / (D / p.groups);
-        act_off = b * p.act_sb + d * p.act_sc;
-        const float bias = p.delta_bias ? reinterpret_cast<const float*>(p.delta_bias)[d] : 0.f;
-        const float dl = s6_delta(E::load(reinterpret_cast<const T*>(p.delta) + act_off), bias,
-                                  (p.flags & 1) != 0);
-        const float uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
-        const float du = dl * uv;
-        const s6_i64 bc_off = b * p.bc_sb + g * p.bc_sg;
-        const float* A = reinterpret_cast<const float*>(p.A) + d * N;
-        const float* h0 = reinterpret_cast<const float*>(p.initial_state);
-        float* h1 = reinterpret_cast<float*>(p.last_state);
-        for (s6_i64 n = j; n < N; n += LANES) {
-            const float bv = E::load(reinterpret_cast<const T*>(p.B) + bc_off + n * p.bc_sn);
-            const float cv = E::load(reinterpret_cast<const T*>(p.C) + bc_off + n * p.bc_sn);
-            float xv = h0 ? h0[ch * N + n] : 0.f;
-            xv = fmaf(s6_ex2(dl * A[n] * S6_LOG2E), xv, du * bv);
-            yv = fmaf(xv, cv, yv);
-            if (h1) h1[ch * N + n] = xv;
+        dv = E::load(reinterpret_cast<const T*>(p.delta) + act_off);
+        uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
+        if (p.z) zv = E::load(reinterpret_cast<const T*>(p.z) + act_off);
+        if (p.delta_bias) bias = reinterpret_cast<const float*>(p.delta_bias)[d];
+        if (p.D) dskip = reinterpret_cast<const float*>(p.D)[d];
+    }
+    const float* A = reinterpret_cast<const float*>(p.A) + (s6_i64)d * N;
+    const float* h0 = reinterpret_cast<const float*>(p.initial_state);
+    float* h1 = reinterpret_cast<float*>(p.last_state);
+    const T* Bp = reinterpret_cast<const T*>(p.B) + bc_off;
+    const T* Cp = reinterpret_cast<const T*>(p.C) + bc_off;
+    // States j*NPL .. j*NPL+NPL-1 of the channel, loaded before any arithmetic; N beyond
+    // LANES*NPL is walked by the loop after.
+    constexpr int NPL = 4;
+    float hv[NPL], bv[NPL], cv[NPL], av[NPL];
+#pragma unroll
+    for (int k = 0; k < NPL; ++k) {
+        const s6_i64 n = j * NPL + k;
+        const bool okn = ok && n < N;
+        hv[k] = (okn && h0) ? __ldg(h0 + (s6_i64)ch * N + n) : 0.f;
+        bv[k] = okn ? E::load(Bp + n * p.bc_sn) : 0.f;
+        cv[k] = okn ? E::load(Cp + n * p.bc_sn) : 0.f;
+        av[k] = okn ? __ldg(A + n) : 0.f;
+    }
+    const float dl = s6_delta(dv, bias, (p.flags & 1) != 0);
+    const float du = dl * uv;
+    float yv = 0.f;
+#pragma unroll
+    for (int k = 0; k < NPL; ++k) {
+        hv[k] = fmaf(s6_ex2(dl * av[k] * S6_LOG2E), hv[k], du * bv[k]);
+        yv = fmaf(hv[k], cv[k], yv);
+    }
+    if (ok && h1) {
+#pragma unroll
+        for (int k = 0; k < NPL; ++k) {
+            const s6_i64 n = j * NPL + k;
+            if (n < N) h1[(s6_i64)ch * N + n] = hv[k];
+        }
+    }
+    if (ok) {
+        for (s6_i64 n = LANES * NPL + j; n < N; n += LANES) {
+            float xv = h0 ? __ldg(h0 + (s6_i64)ch * N + n) : 0.f;
+            xv = fmaf(s6_ex2(dl * __ldg(A + n) * S6_LOG2E), xv, du * E::load(Bp + n * p.bc_sn));
+            yv = fmaf(xv, E::load(Cp + n * p.bc_sn), yv);
+            if (h1) h1[(s6_i64)ch * N + n] = xv;
         }
     }
 #pragma unroll
     for (int o = LANES / 2; o >= 1; o /= 2) yv += __shfl_xor_sync(0xffffffffu, yv, o);
     if (ok && j == 0) {
-        const float uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
-        if (p.D) yv = fmaf(reinterpret_cast<const float*>(p.D)[d], uv, yv);
-        if (p.z) yv *= s6_silu(E::load(reinterpret_cast<const T*>(p.z) + act_off));
+        yv = fmaf(dskip, uv, yv);
+        if (p.z) yv *= s6_silu(zv);
         E::store(reinterpret_cast<T*>(p.y) + act_off, yv);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Entry points. Names: s6_prefill_<dtype>_l<LANES>_p<NPL>, s6_decode_<dtype>_l<LANES>.
-// plugin/cuda/kernels.rs lists the same table; block sizes are CPB * LANES and 128.
+// plugin/cuda/params.rs lists the same table; block sizes are CPB * LANES and 128.
 
 #define S6_PREFILL(NAME, DT, LANES, NPL, CPB, TT)                                    \
     extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
@@ -408,14 +564,13 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
     }
 
 #define S6_PREFILL_ALL(NAME, DT)                                                     \
-    S6_PREFILL(NAME, DT, 16, 1, 8, 64)                                               \
-    S6_PREFILL(NAME, DT, 8, 2, 16, 64)                                               \
-    S6_PREFILL(NAME, DT, 4, 4, 32, 32)                                               \
-    S6_PREFILL(NAME, DT, 16, 2, 8, 64)                                               \
-    S6_PREFILL(NAME, DT, 16, 4, 8, 64)                                               \
-    S6_PREFILL(NAME, DT, 16, 8, 8, 32)                                               \
-    S6_PREFILL(NAME, DT, 16, 16, 8, 16)
-
+    S6_PREFILL(NAME, DT, 16, 1, 8, 32)                                               \
+    S6_PREFILL(NAME, DT, 8, 2, 16, 32)                                               \
+    S6_PREFILL(NAME, DT, 4, 4, 32, 16)                                               \
+    S6_PREFILL(NAME, DT, 16, 2, 8, 32)                                               \
+    S6_PREFILL(NAME, DT, 16, 4, 8, 32)                                               \
+    S6_PREFILL(NAME, DT, 16, 8, 8, 16)                                               \
+    S6_PREFILL(NAME, DT, 16, 16, 4, 16)
 
 #define S6_DECODE(NAME, DT, LANES)                                                   \
     extern "C" __global__ void __launch_bounds__(128)                                \

@@ -10,7 +10,7 @@
 set -u -o pipefail
 OUT=${OUT:-/tmp/s6out}
 BIN=${BIN:-.carry/kernels}
-STEPS=${STEPS:-tools tests nvrtc sanitizer bench mamba}
+STEPS=${STEPS:-tools tests nvrtc sanitizer bench mamba profile}
 mkdir -p "$OUT"
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 rc=0
@@ -72,5 +72,15 @@ fi
 if has mamba; then
   PYTHONPATH=/tmp/mamba_ssm-2.3.2.post1 PYTHONUNBUFFERED=1 python3 scripts/bench_mamba.py \
     --csv "$OUT/mamba.csv" 2>&1 | tee "$OUT/bench_mamba.log" || rc=1
+fi
+if has profile; then
+  # Where the time goes in one large shape, and the prefill kernel's SASS.
+  ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    --section LaunchStats --section ComputeWorkloadAnalysis -k regex:s6_prefill -c 1 \
+    "$BIN/kernels" --only ${PROFILE_SHAPE:-f16,1,5120,1024} > "$OUT/ncu.txt" 2>&1 || true
+  grep -E "Duration|Throughput|Stall|Warp Cycles|Issued|Eligible|Achieved|Registers|Block Limit|Pipe" "$OUT/ncu.txt" | head -40
+  if [ -f "$BIN/s6scan.fatbin" ]; then
+    cuobjdump -sass -fun s6_prefill_f16_l16_p1 "$BIN/s6scan.fatbin" > "$OUT/sass_prefill_f16_l16_p1.txt" 2>&1 || true
+  fi
 fi
 exit $rc

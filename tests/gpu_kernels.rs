@@ -257,6 +257,11 @@ fn cases(quick: bool) -> Vec<Case> {
             dims: d(2, 40, 1, 64, 1),
         },
         Case {
+            name: "N=100 decode",
+            attrs: all_on(true, true),
+            dims: d(2, 8, 1, 100, 1),
+        },
+        Case {
             name: "N=128",
             attrs: all_on(true, false),
             dims: d(1, 16, 40, 128, 1),

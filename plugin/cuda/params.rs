@@ -42,7 +42,7 @@ pub const PREFILL_CONFIGS: [(u32, u32, u32); 7] = [
     (16, 2, 8),
     (16, 4, 8),
     (16, 8, 8),
-    (16, 16, 8),
+    (16, 16, 4),
 ];
 /// Decode kernels: lanes per channel. Must match `S6_DECODE_ALL`.
 pub const DECODE_LANES: [u32; 3] = [4, 8, 16];
@@ -96,10 +96,18 @@ pub fn plan(dims: &ScanDims, sm_count: u32, force_npl: Option<u32>) -> Result<Pl
         )));
     }
     let bd = dims.batch as u64 * dims.dim as u64;
+    // The decode kernel indexes channels in 32 bits; a tile's offsets in the prefill too.
+    if bd * 32 >= 1 << 31 || (dims.dim as u64) * (dims.seqlen as u64) >= 1 << 31 {
+        return Err(CudaError::Unsupported(format!(
+            "B·D = {bd} or D·L = {} too large for 32-bit indexing",
+            dims.dim as u64 * dims.seqlen as u64
+        )));
+    }
     if dims.seqlen == 1 {
-        let lanes = if n <= 4 {
+        // 4 states per lane: 4, 8 or 16 lanes per channel (N > 64 loops).
+        let lanes = if n <= 16 {
             0
-        } else if n <= 8 {
+        } else if n <= 32 {
             1
         } else {
             2
@@ -132,8 +140,10 @@ pub fn plan(dims: &ScanDims, sm_count: u32, force_npl: Option<u32>) -> Result<Pl
         match force_npl.and_then(|p| cands.iter().copied().find(|&i| PREFILL_CONFIGS[i].1 == p)) {
             Some(i) => i,
             None => {
-                // Enough lanes for ~32 resident warps per SM; past that, more states per lane.
-                let target = sm_count.max(1) as u64 * 1024;
+                // Enough lanes for ~16 resident warps per SM; past that, more states per
+                // lane (fewer shared-memory accesses per element). Measured on an H200: see
+                // docs/benchmarks.md.
+                let target = sm_count.max(1) as u64 * 512;
                 let mut pick = cands[0];
                 for &i in &cands {
                     if bd * PREFILL_CONFIGS[i].0 as u64 >= target {
@@ -210,8 +220,8 @@ mod tests {
     #[test]
     fn decode_for_one_step() {
         let p = plan(&dims(1, 5120, 1, 16, 1), 132, None).unwrap();
-        assert_eq!(p.choice, Choice::Decode { lanes: 2 });
-        assert_eq!(p.grid.0, 5120 * 16 / 128);
+        assert_eq!(p.choice, Choice::Decode { lanes: 0 });
+        assert_eq!(p.grid.0, 5120 * 4 / 128);
     }
 
     #[test]
@@ -219,7 +229,9 @@ mod tests {
         let p = plan(&dims(1, 1536, 1024, 16, 1), 132, None).unwrap();
         assert_eq!(p.choice, Choice::Prefill { config: 0 });
         assert_eq!(p.grid, (192, 1, 1));
-        let p = plan(&dims(8, 5120, 1024, 16, 1), 132, None).unwrap();
+        let p = plan(&dims(8, 1536, 1024, 16, 1), 132, None).unwrap();
+        assert_eq!(p.choice, Choice::Prefill { config: 1 });
+        let p = plan(&dims(8, 4096, 1024, 16, 1), 132, None).unwrap();
         assert_eq!(p.choice, Choice::Prefill { config: 2 });
         let p = plan(&dims(8, 5120, 1024, 16, 1), 132, Some(2)).unwrap();
         assert_eq!(p.choice, Choice::Prefill { config: 1 });
