@@ -122,42 +122,37 @@ pub fn plan(dims: &ScanDims, sm_count: u32, force_npl: Option<u32>) -> Result<Pl
             block: DECODE_BLOCK,
         });
     }
-    // Candidates covering N, fewest states per lane first.
-    let mut cands: Vec<usize> = (0..PREFILL_CONFIGS.len())
-        .filter(|&i| {
-            let (l, p, _) = PREFILL_CONFIGS[i];
-            (l * p) as usize >= n
-        })
-        .collect();
-    let min_nt = cands
-        .iter()
-        .map(|&i| PREFILL_CONFIGS[i].0 * PREFILL_CONFIGS[i].1)
+    // Candidates: the shapes with the fewest states per channel (LANES·NPL) that cover N, in
+    // table order, which lists fewer states per lane first. No allocation: this runs per launch.
+    let nt_of = |i: usize| (PREFILL_CONFIGS[i].0 * PREFILL_CONFIGS[i].1) as usize;
+    let min_nt = (0..PREFILL_CONFIGS.len())
+        .map(nt_of)
+        .filter(|&nt| nt >= n)
         .min()
-        .unwrap_or(0);
-    cands.retain(|&i| PREFILL_CONFIGS[i].0 * PREFILL_CONFIGS[i].1 == min_nt);
-    cands.sort_by_key(|&i| PREFILL_CONFIGS[i].1);
-    let config =
-        match force_npl.and_then(|p| cands.iter().copied().find(|&i| PREFILL_CONFIGS[i].1 == p)) {
-            Some(i) => i,
-            None => {
-                // Enough lanes for ~16 resident warps per SM; past that, more states per
-                // lane (fewer shared-memory accesses per element). Measured on an H200: see
-                // docs/benchmarks.md.
-                let target = sm_count.max(1) as u64 * 512;
-                let mut pick = cands[0];
-                for &i in &cands {
-                    if bd * PREFILL_CONFIGS[i].0 as u64 >= target {
-                        pick = i;
-                    }
+        .expect("MAX_DSTATE is covered");
+    let cands = (0..PREFILL_CONFIGS.len()).filter(|&i| nt_of(i) == min_nt);
+    let forced = force_npl.and_then(|p| cands.clone().find(|&i| PREFILL_CONFIGS[i].1 == p));
+    let config = match forced {
+        Some(i) => i,
+        None => {
+            // Enough lanes for ~16 resident warps per SM; past that, more states per lane
+            // (fewer shared-memory accesses per element). Measured on an H200: see
+            // docs/benchmarks.md.
+            let target = sm_count.max(1) as u64 * 512;
+            let mut pick = None;
+            for i in cands {
+                if pick.is_none() || bd * PREFILL_CONFIGS[i].0 as u64 >= target {
+                    pick = Some(i);
                 }
-                pick
             }
-        };
+            pick.expect("at least one candidate")
+        }
+    };
     let (lanes, _, cpb) = PREFILL_CONFIGS[config];
     let per_group = dims.dim / dims.groups.max(1);
     let blocks_x = dims.groups as u64 * (per_group as u64).div_ceil(cpb as u64);
-    let grid_x = u32::try_from(blocks_x)
-        .map_err(|_| CudaError::Unsupported(format!("D = {} in one launch", dims.dim)))?;
+    let grid_x =
+        u32::try_from(blocks_x).map_err(|_| CudaError::Unsupported("D too large".into()))?;
     Ok(Plan {
         choice: Choice::Prefill { config },
         grid: (grid_x, dims.batch as u32, 1),
