@@ -245,6 +245,33 @@ fn external_data_in_and_out() {
 }
 
 #[test]
+fn never_writes_over_the_inputs_external_data() {
+    let d = tmpdir("overdata");
+    let src = fixture("hf_dynamo_L7");
+    let m = model::load(&src).unwrap();
+    let input = d.join("ext.onnx");
+    let data = model::save_external_data(&m, &input, src.parent().unwrap()).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    // -o naming the data file itself, and -o whose own data file would be the input's.
+    std::fs::rename(&data, d.join("x.onnx.data")).unwrap();
+    let mut m2 = model::load(&input).unwrap();
+    for t in m2.graph.as_mut().unwrap().initializer.iter_mut() {
+        for e in t.external_data.iter_mut() {
+            if e.key == "location" {
+                e.value = "x.onnx.data".into();
+            }
+        }
+    }
+    model::save(&m2, &input).unwrap();
+    for out in [d.join("x.onnx.data"), d.join("x.onnx")] {
+        let o = patch(&[input.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+        assert_eq!(o.status.code(), Some(2), "{}", out.display());
+        assert!(stderr(&o).contains("external data"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(d.join("x.onnx.data")).unwrap(), before);
+}
+
+#[test]
 fn refuses_external_data_outside_the_model_folder() {
     let d = tmpdir("escape");
     let src = fixture("hf_dynamo_L7");

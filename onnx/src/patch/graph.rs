@@ -232,16 +232,6 @@ impl<'g> GraphIndex<'g> {
         }
         v
     }
-
-    /// Every value name in use (node inputs/outputs, initializers, graph inputs/outputs).
-    pub fn all_names(&self) -> HashSet<String> {
-        let mut s: HashSet<String> = self.producer.keys().map(|k| k.to_string()).collect();
-        s.extend(self.consumers.keys().map(|k| k.to_string()));
-        s.extend(self.inits.keys().map(|k| k.to_string()));
-        s.extend(self.graph.input.iter().map(|i| i.name.clone()));
-        s.extend(self.graph.node.iter().map(|n| n.name.clone()));
-        s
-    }
 }
 
 pub fn is_default_domain(n: &NodeProto) -> bool {

@@ -110,7 +110,7 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
         initializers_before: graph.initializer.len(),
         ..Default::default()
     };
-    scan::refuse_mamba2(graph, base_dir)?;
+    scan::refuse_mamba2(graph)?;
     let mut ctx = Ctx::new(base_dir);
     rewrite::run_to_fixed_point(graph, &default_rules(), &mut ctx, &mut report)?;
     if report.layers_patched == 0 {

@@ -21,7 +21,6 @@ use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::{GraphProto, NodeProto};
 use s6plugin::contract::S6Attrs;
-use std::path::Path;
 
 pub struct UnrolledScan;
 
@@ -704,7 +703,7 @@ fn used_outside_readout(g: &GraphIndex, h: &str, reader: usize) -> bool {
 
 /// Mamba2 (SSD) exports compute the scan in chunks with CumSum over segment sums; refuse them
 /// clearly instead of calling them "not Mamba".
-pub fn refuse_mamba2(graph: &GraphProto, _base_dir: &Path) -> Result<(), PatchError> {
+pub fn refuse_mamba2(graph: &GraphProto) -> Result<(), PatchError> {
     let cumsum = graph.node.iter().find(|n| n.op_type == "CumSum");
     let tril = graph.node.iter().any(|n| n.op_type == "Trilu");
     let exp = graph.node.iter().any(|n| n.op_type == "Exp");

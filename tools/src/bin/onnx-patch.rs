@@ -65,8 +65,29 @@ fn run(args: Args) -> Result<ExitCode> {
     }
     let in_dir = model::base_dir(&args.input);
     let original = model::load(&args.input)?;
-    model::check_external_data(&original, &in_dir)
+    let data_files = model::check_external_data(&original, &in_dir)
         .with_context(|| format!("{}: external data", args.input.display()))?;
+    let out_data = model::base_dir(&args.output).join(format!(
+        "{}.data",
+        args.output
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    ));
+    for f in &data_files {
+        if model::same_file(f, &args.output) || model::same_file(f, &out_data) {
+            bail!(
+                "refusing to write over the input's external data {}",
+                f.display()
+            );
+        }
+    }
+    if model::same_file(&args.input, &out_data) {
+        bail!(
+            "refusing to write over the input: {} is the input",
+            out_data.display()
+        );
+    }
     let mut patched = original.clone();
     let mut report = patch::patch_model(&mut patched, &in_dir)
         .with_context(|| format!("{}", args.input.display()))?;
