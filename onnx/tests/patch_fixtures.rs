@@ -386,3 +386,29 @@ fn final_state_used_elsewhere_becomes_last_state() {
         }
     }
 }
+
+#[test]
+fn unknown_fields_survive_patch_and_round_trip() {
+    use protobuf::Message;
+    // Fields this ONNX version does not know (a newer exporter's) on the model, the graph and a
+    // node that survives the patch.
+    let dir = fixture_dir("minimal_ts_L7");
+    let mut m = model::load(&dir.join("model.onnx")).unwrap();
+    m.special_fields.mut_unknown_fields().add_varint(9001, 7);
+    let g = m.graph.as_mut().unwrap();
+    g.special_fields.mut_unknown_fields().add_varint(9002, 8);
+    let keep = g.node[0].name.clone();
+    g.node[0]
+        .special_fields
+        .mut_unknown_fields()
+        .add_length_delimited(9003, b"kept".to_vec());
+    let bytes = m.write_to_bytes().unwrap();
+    let mut m = model::parse(&bytes, Path::new("mem")).unwrap();
+    patch::patch_model(&mut m, &dir).unwrap();
+    let back = model::parse(&m.write_to_bytes().unwrap(), Path::new("mem")).unwrap();
+    assert!(back.special_fields.unknown_fields().get(9001).is_some());
+    let g = back.graph.as_ref().unwrap();
+    assert!(g.special_fields.unknown_fields().get(9002).is_some());
+    let n = g.node.iter().find(|n| n.name == keep).unwrap();
+    assert!(n.special_fields.unknown_fields().get(9003).is_some());
+}
