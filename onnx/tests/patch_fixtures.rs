@@ -242,7 +242,9 @@ fn fp16_exports_are_patched_and_match_to_fp16_rounding() {
     // state in fp32, so the patched model is at least as close to PyTorch as onnxruntime is
     // (the fixture script accepts 2e-2 between those two).
     for (name, other) in [("hf_ts_fp16_L6", 9), ("hf_dynamo_fp16_L6", 9)] {
-        let dir = fixture_dir(name);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/fp16")
+            .join(name);
         let mut m = model::load(&dir.join("model.onnx")).unwrap();
         let report = patch::patch_model(&mut m, &dir).unwrap();
         assert_eq!(report.layers_patched, 2, "{name}");
