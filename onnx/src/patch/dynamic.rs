@@ -59,8 +59,26 @@ pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchRe
         ));
     }
     // value_info: the exporters write shapes with L baked in (dynamo: every value); an axis of
-    // size L becomes symbolic. A hint only: runtimes infer shapes themselves.
-    for v in graph.value_info.iter_mut() {
+    // size L of a value computed from the graph inputs becomes symbolic (values computed from
+    // weights alone keep their sizes). A hint only: runtimes infer shapes themselves.
+    let mut dynamic: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .filter(|v| !inits.contains(&v.name))
+        .map(|v| v.name.as_str())
+        .collect();
+    for n in &graph.node {
+        if n.input.iter().any(|x| dynamic.contains(x.as_str())) {
+            dynamic.extend(n.output.iter().map(String::as_str));
+        }
+    }
+    let dynamic: std::collections::HashSet<String> =
+        dynamic.into_iter().map(str::to_string).collect();
+    for v in graph
+        .value_info
+        .iter_mut()
+        .filter(|v| dynamic.contains(&v.name))
+    {
         if let Some(dims) = dims_mut(v) {
             for d in dims.iter_mut() {
                 if matches!(d.value, Some(DimValue::DimValue(x)) if x == len as i64) {
