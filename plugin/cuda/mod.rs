@@ -70,7 +70,7 @@ pub fn workspace_size(_attrs: &S6Attrs, _dims: &ScanDims, _dtype: DType) -> usiz
 }
 
 /// Loads the kernel module into the current context (no-op when already loaded) and returns
-/// where its image came from (`"fatbin"` or `"nvrtc sm_XY"`).
+/// where its image came from (`"fatbin sm_80,… +PTX compute_90"` or `"nvrtc sm_XY"`).
 pub fn prepare() -> Result<&'static str, CudaError> {
     Ok(module::kernels()?.origin)
 }

@@ -26,7 +26,7 @@ pub struct Kernels {
     /// [dtype][DECODE_LANES index]
     pub decode: [[sys::CUfunction; DECODE_LANES.len()]; 3],
     pub sm_count: u32,
-    /// Where the image came from ("fatbin" or "nvrtc sm_XY").
+    /// Where the image came from ("fatbin sm_80,…" or "nvrtc sm_XY").
     pub origin: &'static str,
 }
 
@@ -130,7 +130,7 @@ fn load() -> Result<Kernels, CudaError> {
     #[cfg(s6_fatbin)]
     if !force_nvrtc {
         match load_image(FATBIN.as_ptr() as *const c_void) {
-            Ok(m) => return resolve(m, sm_count, "fatbin"),
+            Ok(m) => return resolve(m, sm_count, concat!("fatbin ", env!("S6_FATBIN_ARCHS"))),
             Err(e) => errors.push(format!("fatbin: {e}")),
         }
     }
