@@ -56,7 +56,7 @@ for other in "$model"/expected_L*; do
 done
 
 step "5/5 TensorRT engine"
-shapes=(--min "batch=1,sequence=1" --opt "batch=1,sequence=12" --max "batch=1,sequence=256")
+shapes=(--min sequence=1 --opt sequence=12 --max sequence=256)
 if "$bin/s6-engine" build "$out/model.s6.onnx" -o "$out/model.engine" \
   --plugin "$bin/libs6plugin.so" "${shapes[@]}"; then
   "$bin/s6-engine" run "$out/model.engine" "${inputs[@]}" --out-dir "$out/trt"

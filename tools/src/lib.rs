@@ -1,3 +1,4 @@
 //! Shared pieces of the s6plugin command-line tools.
 
 pub mod engine;
+pub mod logging;

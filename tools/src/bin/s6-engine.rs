@@ -273,13 +273,7 @@ fn real_main() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    s6_tools::logging::init("warn");
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

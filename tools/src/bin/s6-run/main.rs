@@ -113,16 +113,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // wgpu's adapter probing warns about optional Vulkan extensions: not news.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,wgpu_hal=error,wgpu_core=error")
-                }),
-        )
-        .init();
+    // wgpu's adapter probing warns about optional Vulkan extensions: not news.
+    s6_tools::logging::init("warn,wgpu_hal=error,wgpu_core=error");
     let args = Args::parse();
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
