@@ -253,6 +253,22 @@ pub struct StridesBC {
 }
 
 impl ScanDims {
+    pub const fn new(
+        batch: usize,
+        dim: usize,
+        seqlen: usize,
+        dstate: usize,
+        groups: usize,
+    ) -> Self {
+        ScanDims {
+            batch,
+            dim,
+            seqlen,
+            dstate,
+            groups,
+        }
+    }
+
     /// Strides of u, delta, z and y for the layout in `attrs` (contiguous tensors).
     pub fn act_strides(&self, attrs: &S6Attrs) -> Strides3 {
         let (d, l) = (self.dim, self.seqlen);

@@ -322,16 +322,6 @@ pub fn scan<T: Real>(
 mod tests {
     use super::*;
 
-    fn dims(batch: usize, dim: usize, seqlen: usize, dstate: usize, groups: usize) -> ScanDims {
-        ScanDims {
-            batch,
-            dim,
-            seqlen,
-            dstate,
-            groups,
-        }
-    }
-
     /// N = 1, L = 2, D = 1, no options: h1 = dt1·B1·u1, h2 = e^{dt2·A}·h1 + dt2·B2·u2.
     #[test]
     fn closed_form_two_steps() {
@@ -351,14 +341,14 @@ mod tests {
             c: &c,
             ..Default::default()
         };
-        let out = scan_f64(&attrs, &dims(1, 1, 2, 1, 1), &x).unwrap();
+        let out = scan_f64(&attrs, &ScanDims::new(1, 1, 2, 1, 1), &x).unwrap();
         let h1 = 0.5 * 3.0 * 2.0;
         let (u2, b2) = (-1.0f64, 0.5f64);
         let h2 = (0.25f64 * -1.5).exp() * h1 + 0.25 * b2 * u2;
         assert!((out.y[0] - h1 * 0.75).abs() < 1e-15);
         assert!((out.y[1] - h2 * 2.0).abs() < 1e-15);
         assert!((out.last_state[0] - h2).abs() < 1e-15);
-        let out32 = scan_f32(&attrs, &dims(1, 1, 2, 1, 1), &x).unwrap();
+        let out32 = scan_f32(&attrs, &ScanDims::new(1, 1, 2, 1, 1), &x).unwrap();
         assert!((out32.y[1] as f64 - h2 * 2.0).abs() < 1e-6);
     }
 
@@ -393,7 +383,7 @@ mod tests {
             delta_bias: Some(&bias),
             initial_state: Some(&h0),
         };
-        let out = scan_f64(&attrs, &dims(1, 1, 1, 2, 1), &x).unwrap();
+        let out = scan_f64(&attrs, &ScanDims::new(1, 1, 1, 2, 1), &x).unwrap();
         let delta = (1.0f64 + (0.25f64 - 0.125).exp()).ln();
         let hs: Vec<f64> = [(-0.5f64, 1.0f64, 0.5f64), (-2.0, -2.0, -0.625)]
             .iter()
@@ -446,7 +436,7 @@ mod tests {
             c: &c,
             ..Default::default()
         };
-        let out = scan_f64(&attrs, &dims(1, 4, 1, 1, 2), &x).unwrap();
+        let out = scan_f64(&attrs, &ScanDims::new(1, 4, 1, 1, 2), &x).unwrap();
         assert_eq!(out.y, vec![1.0, 1.0, 10.0, 10.0]);
     }
 
@@ -463,7 +453,7 @@ mod tests {
             c: &two,
             ..Default::default()
         };
-        let d1 = dims(1, 1, 1, 1, 1);
+        let d1 = ScanDims::new(1, 1, 1, 1, 1);
         assert_eq!(
             scan_f32(&attrs, &d1, &x).unwrap_err(),
             ContractError::DataLen {

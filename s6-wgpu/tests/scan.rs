@@ -107,16 +107,6 @@ fn all_on() -> S6Attrs {
     }
 }
 
-fn dims(batch: usize, dim: usize, seqlen: usize, dstate: usize, groups: usize) -> ScanDims {
-    ScanDims {
-        batch,
-        dim,
-        seqlen,
-        dstate,
-        groups,
-    }
-}
-
 /// Runs one f32 case on the GPU and checks y and last_state against the fp64 reference.
 fn check_f32(name: &str, attrs: S6Attrs, dims: ScanDims, seed: u64) {
     let Some(gpu) = ctx(name) else { return };
@@ -147,14 +137,19 @@ fn all_options_default_layout() {
     check_f32(
         "all_options_default_layout",
         all_on(),
-        dims(2, 8, 13, 16, 1),
+        ScanDims::new(2, 8, 13, 16, 1),
         1,
     );
 }
 
 #[test]
 fn no_options() {
-    check_f32("no_options", S6Attrs::default(), dims(3, 5, 7, 16, 1), 2);
+    check_f32(
+        "no_options",
+        S6Attrs::default(),
+        ScanDims::new(3, 5, 7, 16, 1),
+        2,
+    );
 }
 
 #[test]
@@ -164,7 +159,12 @@ fn groups_both_layouts() {
         bc_channels_last: true,
         ..all_on()
     };
-    check_f32("groups_both_layouts", attrs, dims(2, 12, 9, 8, 3), 3);
+    check_f32(
+        "groups_both_layouts",
+        attrs,
+        ScanDims::new(2, 12, 9, 8, 3),
+        3,
+    );
 }
 
 #[test]
@@ -174,14 +174,19 @@ fn channels_last_only_and_bc_channels_last_only() {
         has_initial_state: false,
         ..all_on()
     };
-    check_f32("channels_last_only", a, dims(1, 6, 11, 4, 2), 4);
+    check_f32("channels_last_only", a, ScanDims::new(1, 6, 11, 4, 2), 4);
     let b = S6Attrs {
         bc_channels_last: true,
         delta_softplus: false,
         has_z: false,
         ..all_on()
     };
-    check_f32("bc_channels_last_only", b, dims(2, 4, 10, 16, 1), 5);
+    check_f32(
+        "bc_channels_last_only",
+        b,
+        ScanDims::new(2, 4, 10, 16, 1),
+        5,
+    );
 }
 
 #[test]
@@ -189,7 +194,7 @@ fn decode_step_l1_with_state() {
     check_f32(
         "decode_step_l1_with_state",
         all_on(),
-        dims(2, 40, 1, 16, 1),
+        ScanDims::new(2, 40, 1, 16, 1),
         6,
     );
 }
@@ -198,12 +203,12 @@ fn decode_step_l1_with_state() {
 fn state_wider_than_a_warp_and_odd_sizes() {
     // N = 40: 32 invocations per channel, two state slots each; D * B not a multiple of the
     // channels per workgroup.
-    check_f32("state_40", all_on(), dims(3, 7, 5, 40, 1), 7);
+    check_f32("state_40", all_on(), ScanDims::new(3, 7, 5, 40, 1), 7);
     // N = 1 and N = 3: 32 and 8 channels per workgroup.
-    check_f32("state_1", all_on(), dims(1, 33, 6, 1, 1), 8);
-    check_f32("state_3", all_on(), dims(2, 17, 4, 3, 1), 9);
+    check_f32("state_1", all_on(), ScanDims::new(1, 33, 6, 1, 1), 8);
+    check_f32("state_3", all_on(), ScanDims::new(2, 17, 4, 3, 1), 9);
     // N = 256, the largest the shader keeps.
-    check_f32("state_256", all_on(), dims(1, 2, 3, 256, 2), 10);
+    check_f32("state_256", all_on(), ScanDims::new(1, 2, 3, 256, 2), 10);
 }
 
 #[test]
@@ -212,7 +217,12 @@ fn longer_sequence() {
         has_initial_state: false,
         ..all_on()
     };
-    check_f32("longer_sequence", attrs, dims(1, 64, 300, 16, 1), 11);
+    check_f32(
+        "longer_sequence",
+        attrs,
+        ScanDims::new(1, 64, 300, 16, 1),
+        11,
+    );
 }
 
 #[test]
@@ -221,7 +231,7 @@ fn f16_and_bf16_activations() {
         return;
     };
     let attrs = all_on();
-    let dims = dims(2, 8, 13, 16, 2);
+    let dims = ScanDims::new(2, 8, 13, 16, 2);
     // f16: the reference sees the f16-rounded inputs; y is rounded to f16 by the op.
     let mut data = Data::new(&attrs, &dims, 12);
     data.round_acts(|x| f16::from_f32(x).to_f32());
@@ -290,7 +300,7 @@ fn bad_inputs_are_refused() {
         return;
     };
     let attrs = all_on();
-    let d = dims(1, 4, 3, 2, 1);
+    let d = ScanDims::new(1, 4, 3, 2, 1);
     let data = Data::new(&attrs, &d, 14);
     let mut x = data.inputs(&attrs, Act::F32);
     x.z = None;
@@ -303,7 +313,7 @@ fn bad_inputs_are_refused() {
         matches!(err, WgpuError::Input { input: "delta", .. }),
         "{err}"
     );
-    let big = dims(1, 1, 1, 257, 1);
+    let big = ScanDims::new(1, 1, 1, 257, 1);
     let data = Data::new(&attrs, &big, 15);
     let err = gpu
         .s6scan(&attrs, &big, &data.inputs(&attrs, Act::F32))
@@ -350,7 +360,7 @@ fn pytorch_fixtures() {
             channels_last: flag("channels_last"),
             bc_channels_last: flag("bc_channels_last"),
         };
-        let dims = dims(
+        let dims = ScanDims::new(
             num("batch"),
             num("dim"),
             num("seqlen"),
