@@ -19,7 +19,7 @@ use cudarc::driver::sys;
 use half::f16;
 use s6plugin::contract::{DType, S6Attrs, ScanDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
-use s6plugin::cuda::{launch_with, ScanLaunch, ScanPtrs};
+use s6plugin::cuda::{launch_with, workspace_size, ScanLaunch, ScanPtrs, Tune};
 
 const REPS: usize = 20;
 const WARMUP: usize = 3;
@@ -127,6 +127,7 @@ fn problem(dt: DType, dims: ScanDims, keep_host: bool, seed: u64) -> Problem {
         DeviceBuffer::from_slice(&h.h0).unwrap(),
         DeviceBuffer::alloc(act * dt.size_bytes()).unwrap(),
         DeviceBuffer::alloc(st * 4).unwrap(),
+        DeviceBuffer::alloc(workspace_size(&attrs, &dims, dt).max(4)).unwrap(),
     ];
     let p = |i: usize| bufs[i].ptr();
     let launch = ScanLaunch {
@@ -145,7 +146,11 @@ fn problem(dt: DType, dims: ScanDims, keep_host: bool, seed: u64) -> Problem {
             initial_state: if decode { p(8) } else { 0 },
             y: p(9),
             last_state: if decode { p(10) } else { 0 },
-            workspace: 0,
+            workspace: if workspace_size(&attrs, &dims, dt) > 0 {
+                p(11)
+            } else {
+                0
+            },
         },
     };
     Problem {
@@ -156,7 +161,7 @@ fn problem(dt: DType, dims: ScanDims, keep_host: bool, seed: u64) -> Problem {
 }
 
 /// Median µs per launch over graph replays of REPS launches.
-fn time_graph(l: &ScanLaunch, npl: Option<u32>) -> f64 {
+fn time_graph(l: &ScanLaunch, tune: Tune) -> f64 {
     let mut s: sys::CUstream = std::ptr::null_mut();
     let mut graph: sys::CUgraph = std::ptr::null_mut();
     let mut exec: sys::CUgraphExec = std::ptr::null_mut();
@@ -167,7 +172,7 @@ fn time_graph(l: &ScanLaunch, npl: Option<u32>) -> f64 {
     unsafe {
         ck(sys::cuStreamCreate(&mut s, 1), "cuStreamCreate");
         // One eager launch: loads the module outside the capture, checks the launch.
-        launch_with(l, s as *mut c_void, npl).expect("launch");
+        launch_with(l, s as *mut c_void, tune).expect("launch");
         ck(sys::cuStreamSynchronize(s), "sync after eager launch");
         ck(
             sys::cuStreamBeginCapture_v2(
@@ -177,7 +182,7 @@ fn time_graph(l: &ScanLaunch, npl: Option<u32>) -> f64 {
             "begin capture",
         );
         for _ in 0..REPS {
-            launch_with(l, s as *mut c_void, npl).expect("launch in capture");
+            launch_with(l, s as *mut c_void, tune).expect("launch in capture");
         }
         ck(sys::cuStreamEndCapture(s, &mut graph), "end capture");
         ck(
@@ -236,7 +241,7 @@ fn accuracy(dt: DType) {
     let pr = problem(dt, dims, true, 77);
     let h = pr.host.as_ref().unwrap();
     // SAFETY: pointers from `problem`, null stream.
-    unsafe { launch_with(&pr.launch, std::ptr::null_mut(), None) }.expect("launch");
+    unsafe { launch_with(&pr.launch, std::ptr::null_mut(), Tune::default()) }.expect("launch");
     let y: Vec<f32> = match dt {
         DType::F32 => pr._bufs[9].read::<f32>(dims.act_len()).unwrap(),
         DType::F16 => pr._bufs[9]
@@ -314,7 +319,7 @@ fn main() {
 
     let mut out = String::from("impl,dtype,B,D,L,N,variant,us,gbps,exp_limit_us\n");
     println!(
-        "{:>5} {:>2} {:>5} {:>5}  {:>9} {:>9} {:>7} {:>9}  variants (npl: us)",
+        "{:>5} {:>2} {:>5} {:>5}  {:>9} {:>9} {:>7} {:>9}  variants (npl<p>: one pass, k<K>: K chunks; us)",
         "dtype", "B", "D", "L", "us(auto)", "us(best)", "GB/s", "exp-lim"
     );
     // `--only dtype,B,D,L` times one shape (for profilers).
@@ -365,11 +370,52 @@ fn main() {
                         groups: 1,
                     };
                     let pr = problem(dt, dims, false, seed);
-                    let auto = time_graph(&pr.launch, None);
+                    let auto = time_graph(&pr.launch, Tune::default());
+                    // Variants: one pass with 1, 2, 4 states per lane; where the sizes may be
+                    // chunked, K chunks with the automatic and with 4 states per lane.
                     let mut variants = Vec::new();
+                    if l == 1 && only.is_none() {
+                        // Decode with 8 and 16 states per lane (2 and 1 lanes per channel).
+                        for npl in [8, 16] {
+                            let t = Tune {
+                                npl: Some(npl),
+                                ..Default::default()
+                            };
+                            variants.push((format!("npl{npl}"), time_graph(&pr.launch, t)));
+                        }
+                    }
                     if l > 1 && only.is_none() {
                         for npl in [1, 2, 4] {
-                            variants.push((npl, time_graph(&pr.launch, Some(npl))));
+                            let t = Tune {
+                                npl: Some(npl),
+                                chunks: Some(1),
+                                sum_npl: None,
+                            };
+                            variants.push((format!("npl{npl}"), time_graph(&pr.launch, t)));
+                        }
+                        if pr.launch.ptrs.workspace != 0 {
+                            // (states per lane: both passes, summary pass; chunks); the automatic
+                            // shape of a chunked launch has the most states per lane.
+                            for (npl, sum_npl, k) in [
+                                (None, None, 4),
+                                (None, None, 8),
+                                (None, None, 16),
+                                (Some(1), None, 8),
+                                (Some(2), None, 8),
+                                (Some(4), None, 8),
+                            ] {
+                                let t = Tune {
+                                    npl,
+                                    chunks: Some(k),
+                                    sum_npl,
+                                };
+                                let name = match (npl, sum_npl) {
+                                    (Some(p), _) => format!("npl{p}k{k}"),
+                                    (None, Some(p)) => format!("k{k}s{p}"),
+                                    (None, None) => format!("k{k}"),
+                                };
+                                variants.push((name, time_graph(&pr.launch, t)));
+                            }
                         }
                     }
                     let best = variants.iter().map(|v| v.1).fold(auto, f64::min);
@@ -396,8 +442,7 @@ fn main() {
                         "s6plugin,{tag},{b},{d},{l},16,auto,{auto:.3},{gbps:.1},{exp_lim:.3}\n"
                     );
                     for (p, t) in &variants {
-                        out +=
-                            &format!("s6plugin,{tag},{b},{d},{l},16,npl{p},{t:.3},,{exp_lim:.3}\n");
+                        out += &format!("s6plugin,{tag},{b},{d},{l},16,{p},{t:.3},,{exp_lim:.3}\n");
                     }
                 }
             }

@@ -8,7 +8,8 @@
 // with NVRTC at run time (the fallback when no nvcc was found at build time).
 //
 // Prefill design. The roofline is the exponential unit: one exp per (b, d, l, n). A lane owns
-// NPL states (n) of one channel; LANES lanes share a channel, so the kernel is parallel over
+// NPL states of one channel, strided (lane j holds n = j, j + LANES, ...: the lanes of a channel
+// then read consecutive rows of staged B and C, free of bank conflicts); LANES lanes share a channel, so the kernel is parallel over
 // B x D x N without splitting L (splitting L would cost a second exp per element). A block owns
 // CPB channels of one group and walks L in tiles of TT steps:
 //   stage   all threads load the tile of u, delta, z (coalesced), B and C (shared by the block's
@@ -20,6 +21,14 @@
 // Steps past L are staged with delta = 0 and delta*u = 0, which leaves the state unchanged, so
 // the scan needs no bounds inside a 4-step group. The next tile's loads are issued before the
 // scan (registers), hiding their latency behind the arithmetic.
+//
+// Chunked prefill (few channels, long L: B x D x N lanes cannot fill the GPU). L is split into
+// K chunks (blockIdx.z). Pass 1, the summary kernel (SUM = true), scans chunks 0..K-2 without
+// C, z or y: each lane leaves its end state (chunk 0 from initial_state, the others from 0) and
+// the chunk's sum of delta in the workspace. Pass 2, the ordinary kernel over all K chunks,
+// starts chunk c from its true state, carried across chunks 0..c-1 in registers
+// (h <- exp(A * sum delta) * h + h_end: one exp per (state, earlier chunk)), and writes y and,
+// in the last chunk, last_state. Cost: one more exp per element outside the last chunk.
 
 typedef unsigned short s6_u16;
 typedef long long s6_i64;
@@ -36,9 +45,16 @@ struct S6Params {
     s6_i64 bc_sb, bc_sg, bc_sn, bc_st;
     // bit 0: delta_softplus.
     s6_i64 flags;
+    // L split into `nchunks` chunks of `chunk_len` steps (nchunks = 1: chunk_len = L). ws_h:
+    // end state of chunks 0..nchunks-2, chunk 0 from initial_state, the others from 0, fp32
+    // [B][nchunks-1][D][N]; ws_s: the sum of delta over each of those chunks, [B][nchunks-1][D].
+    s6_u64 ws_h, ws_s;
+    s6_i64 chunk_len, nchunks;
 };
 
 #define S6_LOG2E 1.4426950408889634f
+// Most chunks of the chunked prefill; MAX_CHUNKS in plugin/cuda/params.rs.
+#define S6_MAX_CHUNKS 16
 #define S6_LN2 0.6931471805599453f
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +197,11 @@ __device__ __forceinline__ float s6_lg2(float x) {
     asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
+__device__ __forceinline__ float4 s6_f4(float x, float y, float z, float w) {
+    float4 v;
+    v.x = x; v.y = y; v.z = z; v.w = w;
+    return v;
+}
 __device__ __forceinline__ float s6_rcp(float x) {
     float y;
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -210,7 +231,7 @@ __device__ __forceinline__ float s6_delta(float dv, float bias, bool softplus) {
 // ---------------------------------------------------------------------------------------------
 // Prefill.
 
-template <int DT, int LANES, int NPL, int CPB, int TT>
+template <int DT, int LANES, int NPL, int CPB, int TT, bool SUM>
 __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     typedef S6Elem<DT> E;
     typedef typename E::T T;
@@ -245,7 +266,12 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     const int nch = (int)((dg - cb * CPB) < CPB ? (dg - cb * CPB) : CPB);  // valid channels
 
     const bool softplus = (p.flags & 1) != 0;
-    const bool has_z = p.z != 0;
+    const bool has_z = !SUM && p.z != 0;
+    // This block's chunk of L: [t_begin, t_end).
+    const int chunk = (int)blockIdx.z;
+    const int nchunks = (int)p.nchunks;
+    const s6_i64 t_begin = chunk * p.chunk_len;
+    const s6_i64 t_end = (t_begin + p.chunk_len) < L ? (t_begin + p.chunk_len) : L;
     // Within a tile every offset fits 32 bits (c < CPB, t < TT, n < NT); the tile's base
     // pointer carries the 64-bit part.
     const int asc = (int)p.act_sc, ast = (int)p.act_st;
@@ -282,7 +308,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     constexpr int W = E::W;
     unsigned r_u[EAG][W], r_d[EAG][W], r_z[EAG][W], r_b[EBG][W], r_c[EBG][W];
     auto load_tile = [&](s6_i64 t0) {
-        const int left = (int)((L - t0) < TT ? (L - t0) : TT);
+        const int left = (int)((t_end - t0) < TT ? (t_end - t0) : TT);
         const T* u_t = gu + t0 * p.act_st;
         const T* d_t = gdelta + t0 * p.act_st;
         const T* z_t = gz + t0 * p.act_st;
@@ -315,10 +341,10 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;
             if (bc_vec && n == 4) {
                 E::load4raw(b_t + off, r_b[k]);
-                E::load4raw(c_t + off, r_c[k]);
+                if (!SUM) E::load4raw(c_t + off, r_c[k]);
             } else {
                 E::load4raw_s(b_t + off, bst, n, r_b[k]);
-                E::load4raw_s(c_t + off, bst, n, r_c[k]);
+                if (!SUM) E::load4raw_s(c_t + off, bst, n, r_c[k]);
             }
         }
     };
@@ -329,15 +355,41 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     const bool ch_ok = c_l < nch;
     const s6_i64 d_l = d0 + c_l;
     float a2[NPL], x[NPL];
+    const float* ws_h = reinterpret_cast<const float*>(p.ws_h);
+    const float* ws_s = reinterpret_cast<const float*>(p.ws_s);
+    // Workspace rows of chunk c for this lane's channel.
+    const s6_i64 wrow = (b * (nchunks - 1)) * D + d_l;  // + c * D
 #pragma unroll
     for (int k = 0; k < NPL; ++k) {
-        const int n = j * NPL + k;
+        const int n = k * LANES + j;
         const bool ok = ch_ok && n < N;
         a2[k] = ok ? reinterpret_cast<const float*>(p.A)[d_l * N + n] * S6_LOG2E : 0.f;
-        x[k] = (ok && p.initial_state)
-                   ? reinterpret_cast<const float*>(p.initial_state)[(b * D + d_l) * N + n]
-                   : 0.f;
+        if (chunk == 0) {
+            x[k] = (ok && p.initial_state)
+                       ? reinterpret_cast<const float*>(p.initial_state)[(b * D + d_l) * N + n]
+                       : 0.f;
+        } else {
+            x[k] = (!SUM && ok) ? ws_h[wrow * N + n] : 0.f;
+        }
     }
+    if (!SUM && chunk > 1 && ch_ok) {
+        // Carry: the true state entering this chunk from the summaries of chunks 1..chunk-1
+        // (chunk 0's summary already started from initial_state). Unrolled to S6_MAX_CHUNKS so
+        // that every load is issued before the first use.
+#pragma unroll
+        for (int c = 1; c < S6_MAX_CHUNKS - 1; ++c) {
+            if (c < chunk) {
+                const s6_i64 row = wrow + (s6_i64)c * D;
+                const float s = ws_s[row];
+#pragma unroll
+                for (int k = 0; k < NPL; ++k) {
+                    const int n = k * LANES + j;
+                    if (n < N) x[k] = fmaf(s6_ex2(a2[k] * s), x[k], ws_h[row * N + n]);
+                }
+            }
+        }
+    }
+    float sdl = 0.f;  // sum of delta over the chunk (summary pass)
     if (tid < CPB) {
         const bool ok = tid < nch;
         s_dskip[tid] = (p.D && ok) ? reinterpret_cast<const float*>(p.D)[d0 + tid] : 0.f;
@@ -345,9 +397,9 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             (p.delta_bias && ok) ? reinterpret_cast<const float*>(p.delta_bias)[d0 + tid] : 0.f;
     }
 
-    load_tile(0);
-    for (s6_i64 t0 = 0; t0 < L; t0 += TT) {
-        const int valid = (int)((L - t0) < TT ? (L - t0) : TT);
+    load_tile(t_begin);
+    for (s6_i64 t0 = t_begin; t0 < t_end; t0 += TT) {
+        const int valid = (int)((t_end - t0) < TT ? (t_end - t0) : TT);
         __syncthreads();  // the previous tile's reduce phase is done with smem (and s_bias set)
 #pragma unroll
         for (int k = 0; k < EAG; ++k) {
@@ -371,10 +423,12 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
                 *reinterpret_cast<float4*>(&s_dl[c][t]) = v;
                 v.x = du4[0]; v.y = du4[1]; v.z = du4[2]; v.w = du4[3];
                 *reinterpret_cast<float4*>(&s_du[c][t]) = v;
-                v.x = uf[0]; v.y = uf[1]; v.z = uf[2]; v.w = uf[3];
-                *reinterpret_cast<float4*>(&s_u[c][t]) = v;
-                v.x = zf[0]; v.y = zf[1]; v.z = zf[2]; v.w = zf[3];
-                *reinterpret_cast<float4*>(&s_z[c][t]) = v;
+                if (!SUM) {
+                    v.x = uf[0]; v.y = uf[1]; v.z = uf[2]; v.w = uf[3];
+                    *reinterpret_cast<float4*>(&s_u[c][t]) = v;
+                    v.x = zf[0]; v.y = zf[1]; v.z = zf[2]; v.w = zf[3];
+                    *reinterpret_cast<float4*>(&s_z[c][t]) = v;
+                }
             }
         }
 #pragma unroll
@@ -384,16 +438,18 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             if (k * THREADS + tid < BG) {
                 float bf[4], cf[4];
                 E::cvt4(r_b[k], bf);
-                E::cvt4(r_c[k], cf);
                 float4 v;
                 v.x = bf[0]; v.y = bf[1]; v.z = bf[2]; v.w = bf[3];
                 *reinterpret_cast<float4*>(&s_b[n][t]) = v;
-                v.x = cf[0]; v.y = cf[1]; v.z = cf[2]; v.w = cf[3];
-                *reinterpret_cast<float4*>(&s_c[n][t]) = v;
+                if (!SUM) {
+                    E::cvt4(r_c[k], cf);
+                    v.x = cf[0]; v.y = cf[1]; v.z = cf[2]; v.w = cf[3];
+                    *reinterpret_cast<float4*>(&s_c[n][t]) = v;
+                }
             }
         }
         __syncthreads();
-        if (t0 + TT < L) load_tile(t0 + TT);  // in flight during the scan below
+        if (t0 + TT < t_end) load_tile(t0 + TT);  // in flight during the scan below
 
         // Scan: 4 steps per group; each lane leaves its partial y (its NPL states) in s_yp.
         const int ngroups = (valid + 3) / 4;
@@ -405,12 +461,19 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             const float dls[4] = {dl4.x, dl4.y, dl4.z, dl4.w};
             const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
             float acc[4] = {0.f, 0.f, 0.f, 0.f};
+            if (SUM) sdl += (dls[0] + dls[1]) + (dls[2] + dls[3]);
 #pragma unroll
             for (int k = 0; k < NPL; ++k) {
-                const int n = j * NPL + k;
+                const int n = k * LANES + j;
                 const float4 b4 = *reinterpret_cast<const float4*>(&s_b[n][tq]);
-                const float4 c4 = *reinterpret_cast<const float4*>(&s_c[n][tq]);
                 const float bs[4] = {b4.x, b4.y, b4.z, b4.w};
+                if (SUM) {
+#pragma unroll
+                    for (int i = 0; i < 4; ++i)
+                        x[k] = fmaf(s6_ex2(dls[i] * a2[k]), x[k], dus[i] * bs[i]);
+                    continue;
+                }
+                const float4 c4 = *reinterpret_cast<const float4*>(&s_c[n][tq]);
                 const float cs[4] = {c4.x, c4.y, c4.z, c4.w};
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
@@ -419,6 +482,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
                     acc[i] = fmaf(x[k], cs[i], acc[i]);
                 }
             }
+            if (SUM) continue;
             float4 a4;
             a4.x = acc[0];
             a4.y = acc[1];
@@ -426,6 +490,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             a4.w = acc[3];
             *reinterpret_cast<float4*>(&s_yp[c_l][j][tq]) = a4;
         }
+        if (SUM) continue;  // the next iteration's first barrier orders smem reuse
         __syncthreads();
 
         // Reduce over the lanes, D skip, z gate, store: one group of 4 outputs per thread.
@@ -466,11 +531,25 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
         }
     }
 
-    if (p.last_state && ch_ok) {
+    if (SUM) {
+        // End state and sum of delta of this chunk for pass 2.
+        if (ch_ok) {
+            float* wh = reinterpret_cast<float*>(p.ws_h);
+            const s6_i64 row = wrow + (s6_i64)chunk * D;
+#pragma unroll
+            for (int k = 0; k < NPL; ++k) {
+                const int n = k * LANES + j;
+                if (n < N) wh[row * N + n] = x[k];
+            }
+            if (j == 0) reinterpret_cast<float*>(p.ws_s)[row] = sdl;
+        }
+        return;
+    }
+    if (p.last_state && ch_ok && chunk == nchunks - 1) {
         float* ls = reinterpret_cast<float*>(p.last_state);
 #pragma unroll
         for (int k = 0; k < NPL; ++k) {
-            const int n = j * NPL + k;
+            const int n = k * LANES + j;
             if (n < N) ls[(b * D + d_l) * N + n] = x[k];
         }
     }
@@ -478,71 +557,102 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
 
 // ---------------------------------------------------------------------------------------------
 // Decode step (L = 1): LANES lanes per channel, 4 states each (more in a loop); a shuffle sums y.
+// Grid (ceil(D * LANES / 128), B). Lanes past D are clamped to channel D-1 (their loads stay in
+// range, their results are dropped), so every load is unconditional and issued first. When N is
+// a multiple of 4 and the rows are aligned, a lane's 4 states of h, A, B and C are one vector
+// load each (16 bytes for fp32, 8 for 16-bit B/C) and its new state one 16-byte store.
 
-template <int DT, int LANES>
+template <int DT, int LANES, int NPL>
 __device__ __forceinline__ void s6_decode(const S6Params& p) {
     typedef S6Elem<DT> E;
     typedef typename E::T T;
-    const s6_i64 D = p.dim, N = p.dstate;
-    // 32-bit index math (the host checks B * D < 2^31): 64-bit division is a long subroutine.
+    static_assert(NPL % 4 == 0, "states move in groups of 4");
+    // 32-bit index math (the host checks B * D * 32 < 2^31): 64-bit division is a subroutine.
+    const int D = (int)p.dim, N = (int)p.dstate;
+    const int b = (int)blockIdx.y;
     const unsigned gid = blockIdx.x * blockDim.x + threadIdx.x;
-    const unsigned ch = gid / LANES;  // b * D + d
+    const int d_raw = (int)(gid / LANES);
     const int j = (int)(gid % LANES);
-    const bool ok = ch < (unsigned)(p.batch * D);
-    // Every load is issued up front (one memory round trip before the arithmetic).
-    const unsigned b = ok ? ch / (unsigned)D : 0;
-    const unsigned d = ok ? ch % (unsigned)D : 0;
-    const unsigned g = d / (unsigned)(D / p.groups);
+    const bool ok = d_raw < D;
+    const int d = ok ? d_raw : D - 1;
+    const int g = p.groups == 1 ? 0 : d / (D / (int)p.groups);
     const s6_i64 act_off = (s6_i64)b * p.act_sb + (s6_i64)d * p.act_sc;
     const s6_i64 bc_off = (s6_i64)b * p.bc_sb + (s6_i64)g * p.bc_sg;
-    float dv = 0.f, uv = 0.f, zv = 0.f, bias = 0.f, dskip = 0.f;
-    if (ok) {
-        dv = E::load(reinterpret_cast<const T*>(p.delta) + act_off);
-        uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
-        if (p.z) zv = E::load(reinterpret_cast<const T*>(p.z) + act_off);
-        if (p.delta_bias) bias = reinterpret_cast<const float*>(p.delta_bias)[d];
-        if (p.D) dskip = reinterpret_cast<const float*>(p.D)[d];
-    }
+    const s6_i64 st_off = ((s6_i64)b * D + d) * N;
+    const float dv = E::load(reinterpret_cast<const T*>(p.delta) + act_off);
+    const float uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
+    const float zv = p.z ? E::load(reinterpret_cast<const T*>(p.z) + act_off) : 0.f;
+    const float bias = p.delta_bias ? __ldg(reinterpret_cast<const float*>(p.delta_bias) + d) : 0.f;
+    const float dskip = p.D ? __ldg(reinterpret_cast<const float*>(p.D) + d) : 0.f;
     const float* A = reinterpret_cast<const float*>(p.A) + (s6_i64)d * N;
-    const float* h0 = reinterpret_cast<const float*>(p.initial_state);
-    float* h1 = reinterpret_cast<float*>(p.last_state);
+    const float* h0 = p.initial_state ? reinterpret_cast<const float*>(p.initial_state) + st_off
+                                      : nullptr;
+    float* h1 = p.last_state ? reinterpret_cast<float*>(p.last_state) + st_off : nullptr;
     const T* Bp = reinterpret_cast<const T*>(p.B) + bc_off;
     const T* Cp = reinterpret_cast<const T*>(p.C) + bc_off;
-    // States j*NPL .. j*NPL+NPL-1 of the channel, loaded before any arithmetic; N beyond
-    // LANES*NPL is walked by the loop after.
-    constexpr int NPL = 4;
+    const bool vec = (N % 4) == 0 && p.bc_sn == 1 && (p.bc_sb % 4) == 0 && (p.bc_sg % 4) == 0 &&
+                     ((p.A | p.initial_state | p.last_state) & 15) == 0 &&
+                     ((p.B | p.C) & (sizeof(T) * 4 - 1)) == 0;
+    const int n0 = j * NPL;
     float hv[NPL], bv[NPL], cv[NPL], av[NPL];
+    if (vec) {
 #pragma unroll
-    for (int k = 0; k < NPL; ++k) {
-        const s6_i64 n = j * NPL + k;
-        const bool okn = ok && n < N;
-        hv[k] = (okn && h0) ? __ldg(h0 + (s6_i64)ch * N + n) : 0.f;
-        bv[k] = okn ? E::load(Bp + n * p.bc_sn) : 0.f;
-        cv[k] = okn ? E::load(Cp + n * p.bc_sn) : 0.f;
-        av[k] = okn ? __ldg(A + n) : 0.f;
+        for (int q = 0; q < NPL; q += 4) {
+            const int n = n0 + q;
+            if (n < N) {
+                const float4 a4 = __ldg(reinterpret_cast<const float4*>(A + n));
+                float4 h4 = s6_f4(0.f, 0.f, 0.f, 0.f);
+                if (h0) h4 = __ldg(reinterpret_cast<const float4*>(h0 + n));
+                unsigned wb[E::W], wc[E::W];
+                E::load4raw(Bp + n, wb);
+                E::load4raw(Cp + n, wc);
+                E::cvt4(wb, bv + q);
+                E::cvt4(wc, cv + q);
+                av[q] = a4.x; av[q + 1] = a4.y; av[q + 2] = a4.z; av[q + 3] = a4.w;
+                hv[q] = h4.x; hv[q + 1] = h4.y; hv[q + 2] = h4.z; hv[q + 3] = h4.w;
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; ++k) hv[q + k] = bv[q + k] = cv[q + k] = av[q + k] = 0.f;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < NPL; ++k) {
+            const int n = n0 + k;
+            const bool okn = n < N;
+            hv[k] = (okn && h0) ? __ldg(h0 + n) : 0.f;
+            bv[k] = okn ? E::load(Bp + (s6_i64)n * p.bc_sn) : 0.f;
+            cv[k] = okn ? E::load(Cp + (s6_i64)n * p.bc_sn) : 0.f;
+            av[k] = okn ? __ldg(A + n) : 0.f;
+        }
     }
     const float dl = s6_delta(dv, bias, (p.flags & 1) != 0);
     const float du = dl * uv;
+    const float dl2 = dl * S6_LOG2E;
     float yv = 0.f;
 #pragma unroll
     for (int k = 0; k < NPL; ++k) {
-        hv[k] = fmaf(s6_ex2(dl * av[k] * S6_LOG2E), hv[k], du * bv[k]);
+        hv[k] = fmaf(s6_ex2(dl2 * av[k]), hv[k], du * bv[k]);
         yv = fmaf(hv[k], cv[k], yv);
     }
     if (ok && h1) {
+        if (vec) {
 #pragma unroll
-        for (int k = 0; k < NPL; ++k) {
-            const s6_i64 n = j * NPL + k;
-            if (n < N) h1[(s6_i64)ch * N + n] = hv[k];
+            for (int q = 0; q < NPL; q += 4)
+                if (n0 + q < N)
+                    *reinterpret_cast<float4*>(h1 + n0 + q) =
+                        s6_f4(hv[q], hv[q + 1], hv[q + 2], hv[q + 3]);
+        } else {
+#pragma unroll
+            for (int k = 0; k < NPL; ++k)
+                if (n0 + k < N) h1[n0 + k] = hv[k];
         }
     }
-    if (ok) {
-        for (s6_i64 n = LANES * NPL + j; n < N; n += LANES) {
-            float xv = h0 ? __ldg(h0 + (s6_i64)ch * N + n) : 0.f;
-            xv = fmaf(s6_ex2(dl * __ldg(A + n) * S6_LOG2E), xv, du * E::load(Bp + n * p.bc_sn));
-            yv = fmaf(xv, E::load(Cp + n * p.bc_sn), yv);
-            if (h1) h1[(s6_i64)ch * N + n] = xv;
-        }
+    for (int n = LANES * NPL + j; n < N; n += LANES) {
+        float xv = h0 ? __ldg(h0 + n) : 0.f;
+        xv = fmaf(s6_ex2(dl2 * __ldg(A + n)), xv, du * E::load(Bp + (s6_i64)n * p.bc_sn));
+        yv = fmaf(xv, E::load(Cp + (s6_i64)n * p.bc_sn), yv);
+        if (ok && h1) h1[n] = xv;
     }
 #pragma unroll
     for (int o = LANES / 2; o >= 1; o /= 2) yv += __shfl_xor_sync(0xffffffffu, yv, o);
@@ -554,13 +664,18 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Entry points. Names: s6_prefill_<dtype>_l<LANES>_p<NPL>, s6_decode_<dtype>_l<LANES>.
+// Entry points. Names: s6_prefill_<dtype>_l<LANES>_p<NPL> (and s6_chunksum_… for pass 1 of
+// the chunked prefill), s6_decode_<dtype>_l<LANES>_p<NPL>.
 // plugin/cuda/params.rs lists the same table; block sizes are CPB * LANES and 128.
 
 #define S6_PREFILL(NAME, DT, LANES, NPL, CPB, TT)                                    \
     extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
         s6_prefill_##NAME##_l##LANES##_p##NPL(S6Params p) {                          \
-        s6_prefill<DT, LANES, NPL, CPB, TT>(p);                                      \
+        s6_prefill<DT, LANES, NPL, CPB, TT, false>(p);                               \
+    }                                                                                \
+    extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
+        s6_chunksum_##NAME##_l##LANES##_p##NPL(S6Params p) {                         \
+        s6_prefill<DT, LANES, NPL, CPB, TT, true>(p);                                \
     }
 
 #define S6_PREFILL_ALL(NAME, DT)                                                     \
@@ -572,13 +687,15 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
     S6_PREFILL(NAME, DT, 16, 8, 8, 16)                                               \
     S6_PREFILL(NAME, DT, 16, 16, 4, 16)
 
-#define S6_DECODE(NAME, DT, LANES)                                                   \
+#define S6_DECODE(NAME, DT, LANES, NPL)                                              \
     extern "C" __global__ void __launch_bounds__(128)                                \
-        s6_decode_##NAME##_l##LANES(S6Params p) {                                    \
-        s6_decode<DT, LANES>(p);                                                     \
+        s6_decode_##NAME##_l##LANES##_p##NPL(S6Params p) {                           \
+        s6_decode<DT, LANES, NPL>(p);                                                \
     }
 
-#define S6_DECODE_ALL(NAME, DT) S6_DECODE(NAME, DT, 4) S6_DECODE(NAME, DT, 8) S6_DECODE(NAME, DT, 16)
+#define S6_DECODE_ALL(NAME, DT)                                                      \
+    S6_DECODE(NAME, DT, 4, 4) S6_DECODE(NAME, DT, 8, 4) S6_DECODE(NAME, DT, 16, 4)   \
+    S6_DECODE(NAME, DT, 2, 8) S6_DECODE(NAME, DT, 1, 16)
 
 S6_PREFILL_ALL(f32, 0)
 S6_PREFILL_ALL(f16, 1)

@@ -61,7 +61,7 @@ if has sanitizer; then
 fi
 
 if has mamba; then
-  wait $BUILD_PID || { echo "mamba_ssm build FAILED"; tail -30 "$OUT/mamba_build.log"; rc=1; }
+  wait "$BUILD_PID" || { echo "mamba_ssm build FAILED"; tail -30 "$OUT/mamba_build.log"; rc=1; }
   echo "mamba_ssm build finished after $(( $(date +%s) - T0 )) s"
 fi
 
@@ -77,7 +77,7 @@ if has profile; then
   # Where the time goes in one large shape, and the prefill kernel's SASS.
   ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
     --section LaunchStats --section ComputeWorkloadAnalysis -k regex:s6_prefill -c 1 \
-    "$BIN/kernels" --only ${PROFILE_SHAPE:-f16,1,5120,1024} > "$OUT/ncu.txt" 2>&1 || true
+    "$BIN/kernels" --only "${PROFILE_SHAPE:-f16,1,5120,1024}" > "$OUT/ncu.txt" 2>&1 || true
   grep -E "Duration|Throughput|Stall|Warp Cycles|Issued|Eligible|Achieved|Registers|Block Limit|Pipe" "$OUT/ncu.txt" | head -40
   if [ -f "$BIN/s6scan.fatbin" ]; then
     cuobjdump -sass -fun s6_prefill_f16_l16_p1 "$BIN/s6scan.fatbin" > "$OUT/sass_prefill_f16_l16_p1.txt" 2>&1 || true

@@ -1,6 +1,9 @@
 //! The CUDA kernels against the fp64 CPU reference (`s6plugin::reference::scan_f64`) at many
 //! shapes: odd L, L = 1 (decode), L = 8192, D not a multiple of 32, B > 1, groups, every
-//! optional input, both layouts, fp32/fp16/bf16, every kernel shape (states per lane).
+//! optional input, both layouts, fp32/fp16/bf16, every kernel shape (states per lane), and the
+//! chunked prefill (L split into chunks: initial state carried, L not a multiple of the chunk,
+//! B > 1, groups, both layouts, summary and output passes of different kernel shapes) with the
+//! workspace `workspace_size` asks for.
 //!
 //! Needs a GPU (feature `cuda`); without libcuda or a device it prints a skip line and passes.
 //! `S6_GPU_TEST_QUICK=1` runs a subset (for compute-sanitizer, which is slow).
@@ -17,7 +20,7 @@
 use half::{bf16, f16};
 use s6plugin::contract::{DType, S6Attrs, ScanDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
-use s6plugin::cuda::{launch_with, ScanLaunch, ScanPtrs};
+use s6plugin::cuda::{launch_with, workspace_size, ScanLaunch, ScanPtrs, Tune};
 use s6plugin::reference::{scan_f64, ScanInputs};
 
 struct Rng(u64);
@@ -110,6 +113,8 @@ struct Case {
     name: &'static str,
     attrs: S6Attrs,
     dims: ScanDims,
+    /// Chunks of L to force (chunked prefill); 0: the automatic choice and the one-pass shapes.
+    chunks: u32,
 }
 
 fn all_on(cl: bool, bcl: bool) -> S6Attrs {
@@ -144,32 +149,44 @@ fn cases(quick: bool) -> Vec<Case> {
         Case {
             name: "all-opts odd L D=100 B=2",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(2, 100, 37, 16, 1),
         },
         Case {
             name: "all-opts channels_last",
             attrs: all_on(true, true),
+            chunks: 0,
             dims: d(2, 100, 37, 16, 1),
         },
         Case {
             name: "decode L=1",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(3, 70, 1, 16, 1),
         },
         Case {
             name: "decode L=1 channels_last",
             attrs: all_on(true, true),
+            chunks: 0,
             dims: d(3, 70, 1, 16, 1),
         },
         Case {
             name: "groups G=4 bc_cl",
             attrs: all_on(false, true),
+            chunks: 0,
             dims: d(2, 96, 100, 16, 4),
         },
         Case {
             name: "plain L=129",
             attrs: plain,
+            chunks: 0,
             dims: d(1, 40, 129, 16, 1),
+        },
+        Case {
+            name: "chunked K=4 odd L init",
+            attrs: all_on(false, false),
+            chunks: 4,
+            dims: d(1, 64, 1001, 16, 1),
         },
     ];
     if quick {
@@ -187,93 +204,147 @@ fn cases(quick: bool) -> Vec<Case> {
     };
     v.extend([
         Case {
+            name: "chunked K=7 B=3 G=4 bc_cl",
+            attrs: all_on(false, true),
+            chunks: 7,
+            dims: d(3, 96, 777, 16, 4),
+        },
+        Case {
+            name: "chunked K=3 cl G=2",
+            attrs: all_on(true, true),
+            chunks: 3,
+            dims: d(2, 40, 515, 16, 2),
+        },
+        Case {
+            name: "chunked K=16 L=4099",
+            attrs: all_on(false, false),
+            chunks: 16,
+            dims: d(1, 36, 4099, 16, 1),
+        },
+        Case {
+            name: "chunked K=4 N=40",
+            attrs: all_on(false, false),
+            chunks: 4,
+            dims: d(1, 32, 300, 40, 1),
+        },
+        Case {
+            name: "chunked K=5 no states",
+            attrs: no_init,
+            chunks: 5,
+            dims: d(2, 64, 400, 16, 1),
+        },
+        Case {
+            name: "chunked K=2 no softplus",
+            attrs: no_sp,
+            chunks: 2,
+            dims: d(1, 50, 260, 16, 1),
+        },
+        Case {
             name: "L=8192",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(1, 48, 8192, 16, 1),
         },
         Case {
             name: "groups G=3 cl",
             attrs: all_on(true, false),
+            chunks: 0,
             dims: d(2, 48, 70, 16, 3),
         },
         Case {
             name: "groups G=6 D/G=5",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(1, 30, 33, 16, 6),
         },
         Case {
             name: "tile edge L=64",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(1, 33, 64, 16, 1),
         },
         Case {
             name: "tile edge L=65",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(1, 33, 65, 16, 1),
         },
         Case {
             name: "L=2",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(2, 20, 2, 16, 1),
         },
         Case {
             name: "no softplus/bias",
             attrs: no_sp,
+            chunks: 0,
             dims: d(2, 64, 50, 16, 1),
         },
         Case {
             name: "no states",
             attrs: no_init,
+            chunks: 0,
             dims: d(2, 64, 50, 16, 1),
         },
         Case {
             name: "N=4",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(2, 24, 45, 4, 1),
         },
         Case {
             name: "N=5 decode",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(2, 24, 1, 5, 1),
         },
         Case {
             name: "N=8 cl",
             attrs: all_on(true, true),
+            chunks: 0,
             dims: d(2, 24, 45, 8, 2),
         },
         Case {
             name: "N=32",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(1, 40, 90, 32, 1),
         },
         Case {
             name: "N=40 groups",
             attrs: all_on(false, true),
+            chunks: 0,
             dims: d(2, 64, 31, 40, 4),
         },
         Case {
             name: "N=64 decode",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(2, 40, 1, 64, 1),
         },
         Case {
             name: "N=100 decode",
             attrs: all_on(true, true),
+            chunks: 0,
             dims: d(2, 8, 1, 100, 1),
         },
         Case {
             name: "N=128",
             attrs: all_on(true, false),
+            chunks: 0,
             dims: d(1, 16, 40, 128, 1),
         },
         Case {
             name: "N=256",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(1, 9, 33, 256, 1),
         },
         Case {
             name: "B=8 D=256",
             attrs: all_on(false, false),
+            chunks: 0,
             dims: d(8, 256, 300, 16, 1),
         },
     ]);
@@ -282,7 +353,7 @@ fn cases(quick: bool) -> Vec<Case> {
 
 /// Runs one case at one dtype and kernel shape; returns (y rel L2, y max, state rel L2, state
 /// max, non-finite count).
-fn run_case(c: &Case, dt: DType, npl: Option<u32>, seed: u64) -> (f64, f64, f64, f64, usize) {
+fn run_case(c: &Case, dt: DType, tune: Tune, seed: u64) -> (f64, f64, f64, f64, usize) {
     let (a, dm) = (&c.attrs, &c.dims);
     let mut rng = Rng(seed);
     let act = dm.act_len();
@@ -337,6 +408,9 @@ fn run_case(c: &Case, dt: DType, npl: Option<u32>, seed: u64) -> (f64, f64, f64,
     // Poison outputs (NaN in every dtype) so an unwritten element fails.
     g_y.fill_bytes(0xFF).unwrap();
     g_h1.fill_bytes(0xFF).unwrap();
+    let ws_bytes = workspace_size(a, dm, dt);
+    let g_ws = DeviceBuffer::alloc(ws_bytes.max(4)).unwrap();
+    g_ws.fill_bytes(0xFF).unwrap();
     let l = ScanLaunch {
         attrs: *a,
         dims: *dm,
@@ -353,12 +427,12 @@ fn run_case(c: &Case, dt: DType, npl: Option<u32>, seed: u64) -> (f64, f64, f64,
             initial_state: if a.has_initial_state { g_h0.ptr() } else { 0 },
             y: g_y.ptr(),
             last_state: if a.has_last_state { g_h1.ptr() } else { 0 },
-            workspace: 0,
+            workspace: if ws_bytes > 0 { g_ws.ptr() } else { 0 },
         },
     };
     // SAFETY: every pointer is a live allocation of the contract's size for these dims in the
     // current context; the null stream is valid.
-    unsafe { launch_with(&l, std::ptr::null_mut(), npl) }.expect("launch");
+    unsafe { launch_with(&l, std::ptr::null_mut(), tune) }.expect("launch");
     let y = download(dt, &g_y, act);
     let (ye, ym, ybad) = errors(&y, &want.y);
     let (se, sm, sbad) = if a.has_last_state {
@@ -394,26 +468,52 @@ fn kernels_match_fp64_reference() {
     let mut failures = Vec::new();
     let mut worst = [(0.0f64, 0.0f64); 3];
     println!(
-        "{:<28} {:>4} {:>3}  {:>9} {:>9} {:>9} {:>9}",
-        "case", "dt", "npl", "y relL2", "y max", "st relL2", "st max"
+        "{:<28} {:>4} {:>3} {:>3}  {:>9} {:>9} {:>9} {:>9}",
+        "case", "dt", "npl", "K", "y relL2", "y max", "st relL2", "st max"
     );
     for (ci, c) in cases(quick).iter().enumerate() {
-        let npls: Vec<Option<u32>> = if c.dims.dstate <= 16 && c.dims.seqlen != 1 && !quick {
-            vec![Some(1), Some(2), Some(4)]
-        } else {
-            vec![None]
+        // (states per lane, chunks): the automatic choice (chunked where the sizes allow), each
+        // one-pass shape, and for chunked cases the forced chunk count with 1 and 4 states per lane.
+        let one = |npl| Tune {
+            npl,
+            chunks: Some(1),
+            sum_npl: None,
         };
+        let mut tunes = vec![Tune::default()];
+        if c.chunks > 0 {
+            // Forced chunks: the automatic shape, and (N <= 16) 4 states per lane in the
+            // summary pass, or in both passes.
+            let k = Some(c.chunks);
+            let t = |npl, sum_npl| Tune {
+                npl,
+                chunks: k,
+                sum_npl,
+            };
+            tunes = vec![t(None, None)];
+            if c.dims.dstate <= 16 {
+                tunes.push(t(None, Some(4)));
+                if !quick {
+                    tunes.push(t(Some(4), None));
+                }
+            }
+        } else if c.dims.dstate <= 16 && c.dims.seqlen != 1 && !quick {
+            tunes.extend([one(Some(1)), one(Some(2)), one(Some(4))]);
+        } else if c.dims.dstate <= 16 && c.dims.seqlen == 1 && !quick {
+            // Decode with 8 and 16 states per lane (2 and 1 lanes per channel).
+            tunes.extend([one(Some(8)), one(Some(16))]);
+        }
         for (di, dt) in [DType::F32, DType::F16, DType::BF16]
             .into_iter()
             .enumerate()
         {
-            for &npl in &npls {
-                let (ye, ym, se, sm, bad) = run_case(c, dt, npl, 1000 + ci as u64);
+            for &tune in &tunes {
+                let (ye, ym, se, sm, bad) = run_case(c, dt, tune, 1000 + ci as u64);
                 println!(
-                    "{:<28} {:>4} {:>3}  {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}{}",
+                    "{:<28} {:>4} {:>3} {:>3}  {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}{}",
                     c.name,
                     s6plugin::cuda::params::dtype_tag(dt),
-                    npl.map(|p| p.to_string()).unwrap_or("-".into()),
+                    tune.npl.map(|p| p.to_string()).unwrap_or("-".into()),
+                    tune.chunks.map(|p| p.to_string()).unwrap_or("-".into()),
                     ye,
                     ym,
                     se,
@@ -429,7 +529,7 @@ fn kernels_match_fp64_reference() {
                 let yb = y_bound(dt);
                 if bad > 0 || ye > yb || ym > 4.0 * yb || se > STATE_BOUND || sm > 4.0 * STATE_BOUND
                 {
-                    failures.push(format!("{} {dt} npl={npl:?}", c.name));
+                    failures.push(format!("{} {dt} {tune:?}", c.name));
                 }
             }
         }
@@ -475,12 +575,12 @@ fn refuses_null_pointers_and_bad_sizes() {
         },
     };
     // SAFETY: refused before any pointer is used.
-    let e = unsafe { launch_with(&l, std::ptr::null_mut(), None) }.unwrap_err();
+    let e = unsafe { launch_with(&l, std::ptr::null_mut(), Tune::default()) }.unwrap_err();
     assert!(e.to_string().contains("`z`"), "{e}");
     let mut big = l;
     big.attrs.has_z = false;
     big.dims.dstate = 300;
     // SAFETY: refused before any pointer is used.
-    let e = unsafe { launch_with(&big, std::ptr::null_mut(), None) }.unwrap_err();
+    let e = unsafe { launch_with(&big, std::ptr::null_mut(), Tune::default()) }.unwrap_err();
     assert!(e.to_string().contains("N = 300"), "{e}");
 }

@@ -19,6 +19,7 @@ use std::ffi::c_void;
 use cudarc::driver::sys;
 
 use crate::contract::{DType, S6Attrs, ScanDims};
+pub use params::Tune;
 use params::{dtype_index, Choice};
 
 /// Raw device pointers of one launch (0 for absent optional tensors), exactly as TensorRT's
@@ -63,10 +64,12 @@ pub enum CudaError {
     NullPointer(&'static str),
 }
 
-/// Bytes of scratch memory a launch with these sizes needs: none (the scan carries its state
-/// across the sequence inside each block).
-pub fn workspace_size(_attrs: &S6Attrs, _dims: &ScanDims, _dtype: DType) -> usize {
-    0
+/// Bytes of scratch memory a launch with these sizes needs: the chunk summaries of the chunked
+/// prefill (few channels, long L: see `kernels/s6scan.cu`), 0 for sizes that never take it.
+/// A pure function of the sizes (not of the device); [`launch`] with `ptrs.workspace == 0`
+/// runs the one-pass prefill instead.
+pub fn workspace_size(_attrs: &S6Attrs, dims: &ScanDims, _dtype: DType) -> usize {
+    params::workspace_bytes(dims)
 }
 
 /// Loads the kernel module into the current context (no-op when already loaded) and returns
@@ -87,17 +90,18 @@ pub fn driver_present() -> bool {
 /// gives for `l.dims` in the current context, and `stream` a valid stream of that context.
 pub unsafe fn launch(l: &ScanLaunch, stream: *mut c_void) -> Result<(), CudaError> {
     // SAFETY: forwarded; same contract.
-    unsafe { launch_with(l, stream, None) }
+    unsafe { launch_with(l, stream, Tune::default()) }
 }
 
-/// As [`launch`], with the states-per-lane choice pinned (benchmarks compare kernel shapes).
+/// As [`launch`], with the kernel choice overridden (benchmarks compare kernel shapes, tests
+/// cover each path).
 ///
 /// # Safety
-/// As [`launch`].
+/// As [`launch`]; a non-zero `ptrs.workspace` must hold [`workspace_size`] bytes.
 pub unsafe fn launch_with(
     l: &ScanLaunch,
     stream: *mut c_void,
-    force_npl: Option<u32>,
+    tune: Tune,
 ) -> Result<(), CudaError> {
     let (a, p) = (&l.attrs, &l.ptrs);
     for (ok, name) in [
@@ -131,32 +135,57 @@ pub unsafe fn launch_with(
         return Ok(()); // nothing to compute, nothing to write
     }
     let k = module::kernels()?;
-    let plan = params::plan(d, k.sm_count, force_npl)?;
-    let f = match plan.choice {
-        Choice::Prefill { config } => k.prefill[dtype_index(l.dtype)][config],
-        Choice::Decode { lanes } => k.decode[dtype_index(l.dtype)][lanes],
+    let plan = params::plan(d, l.dtype, k.sm_count, p.workspace != 0, tune)?;
+    let dt = dtype_index(l.dtype);
+    let mut kp = params::kernel_params(a, d, p, &plan);
+    let run = |f: sys::CUfunction, grid: (u32, u32), block: u32, kp: &mut params::KernelParams| {
+        let mut args = [kp as *mut params::KernelParams as *mut c_void];
+        // SAFETY: f belongs to the module loaded in the current context; args holds one
+        // pointer to a KernelParams that matches the kernel's by-value S6Params and lives
+        // across the call (the driver copies parameters at launch); the caller guarantees
+        // pointers, workspace and stream.
+        module::check(
+            unsafe {
+                sys::cuLaunchKernel(
+                    f,
+                    grid.0,
+                    plan.grid.1,
+                    grid.1,
+                    block,
+                    1,
+                    1,
+                    0,
+                    stream as sys::CUstream,
+                    args.as_mut_ptr(),
+                    std::ptr::null_mut(),
+                )
+            },
+            "cuLaunchKernel(s6scan)",
+        )
     };
-    let mut kp = params::kernel_params(a, d, p);
-    let mut args = [&mut kp as *mut params::KernelParams as *mut c_void];
-    // SAFETY: f belongs to the module loaded in the current context; args holds one pointer
-    // to a KernelParams that matches the kernel's by-value S6Params and lives across the call
-    // (the driver copies parameters at launch); the caller guarantees pointers and stream.
-    module::check(
-        unsafe {
-            sys::cuLaunchKernel(
-                f,
-                plan.grid.0,
-                plan.grid.1,
-                plan.grid.2,
+    match plan.choice {
+        Choice::Prefill { config } => {
+            if plan.chunks > 1 {
+                // Pass 1: summaries of chunks 0..K-2; pass 2 (same stream, so ordered after).
+                run(
+                    k.chunksum[dt][plan.sum_config],
+                    (plan.sum_grid_x, plan.chunks - 1),
+                    plan.sum_block,
+                    &mut kp,
+                )?;
+            }
+            run(
+                k.prefill[dt][config],
+                (plan.grid.0, plan.grid.2),
                 plan.block,
-                1,
-                1,
-                0,
-                stream as sys::CUstream,
-                args.as_mut_ptr(),
-                std::ptr::null_mut(),
+                &mut kp,
             )
-        },
-        "cuLaunchKernel(s6scan)",
-    )
+        }
+        Choice::Decode { lanes } => run(
+            k.decode[dt][lanes],
+            (plan.grid.0, plan.grid.2),
+            plan.block,
+            &mut kp,
+        ),
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use cudarc::driver::sys;
 
-use super::params::{dtype_tag, DECODE_LANES, PREFILL_CONFIGS};
+use super::params::{dtype_tag, DECODE_CONFIGS, PREFILL_CONFIGS};
 use super::CudaError;
 
 /// The kernel source, for NVRTC.
@@ -23,8 +23,10 @@ static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/s6scan.fatbin")
 pub struct Kernels {
     /// [dtype][PREFILL_CONFIGS index]
     pub prefill: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
-    /// [dtype][DECODE_LANES index]
-    pub decode: [[sys::CUfunction; DECODE_LANES.len()]; 3],
+    /// Pass 1 of the chunked prefill, [dtype][PREFILL_CONFIGS index]
+    pub chunksum: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
+    /// [dtype][DECODE_CONFIGS index]
+    pub decode: [[sys::CUfunction; DECODE_CONFIGS.len()]; 3],
     pub sm_count: u32,
     /// Where the image came from ("fatbin sm_80,…" or "nvrtc sm_XY").
     pub origin: &'static str,
@@ -176,16 +178,18 @@ fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kern
     let null = std::ptr::null_mut();
     let mut k = Kernels {
         prefill: [[null; PREFILL_CONFIGS.len()]; 3],
-        decode: [[null; DECODE_LANES.len()]; 3],
+        chunksum: [[null; PREFILL_CONFIGS.len()]; 3],
+        decode: [[null; DECODE_CONFIGS.len()]; 3],
         sm_count,
         origin,
     };
     for (di, dt) in ["f32", "f16", "bf16"].into_iter().enumerate() {
         for (ci, (lanes, npl, _)) in PREFILL_CONFIGS.iter().enumerate() {
             k.prefill[di][ci] = get(format!("s6_prefill_{dt}_l{lanes}_p{npl}"))?;
+            k.chunksum[di][ci] = get(format!("s6_chunksum_{dt}_l{lanes}_p{npl}"))?;
         }
-        for (li, lanes) in DECODE_LANES.iter().enumerate() {
-            k.decode[di][li] = get(format!("s6_decode_{dt}_l{lanes}"))?;
+        for (li, (lanes, npl)) in DECODE_CONFIGS.iter().enumerate() {
+            k.decode[di][li] = get(format!("s6_decode_{dt}_l{lanes}_p{npl}"))?;
         }
     }
     debug_assert_eq!(dtype_tag(crate::contract::DType::BF16), "bf16");

@@ -31,6 +31,10 @@ pub struct KernelParams {
     pub bc_sn: i64,
     pub bc_st: i64,
     pub flags: i64,
+    pub ws_h: u64,
+    pub ws_s: u64,
+    pub chunk_len: i64,
+    pub nchunks: i64,
 }
 
 /// Prefill kernel shapes compiled into the module: (lanes per channel, states per lane,
@@ -44,12 +48,50 @@ pub const PREFILL_CONFIGS: [(u32, u32, u32); 7] = [
     (16, 8, 8),
     (16, 16, 4),
 ];
-/// Decode kernels: lanes per channel. Must match `S6_DECODE_ALL`.
-pub const DECODE_LANES: [u32; 3] = [4, 8, 16];
+/// Decode kernels: (lanes per channel, states per lane). Must match `S6_DECODE_ALL`.
+pub const DECODE_CONFIGS: [(u32, u32); 5] = [(4, 4), (8, 4), (16, 4), (2, 8), (1, 16)];
 /// Threads per block of the decode kernels.
 pub const DECODE_BLOCK: u32 = 128;
 /// Largest state size N the kernels handle (as mamba_ssm).
 pub const MAX_DSTATE: usize = 256;
+/// Most chunks L is split into (chunked prefill).
+pub const MAX_CHUNKS: usize = 16;
+/// Chunk lengths are multiples of this (the longest tile), so chunks start 4-step aligned.
+pub const CHUNK_ALIGN: usize = 32;
+/// Shortest chunk the automatic choice takes (shorter ones lost on an H200).
+pub const MIN_CHUNK: usize = 128;
+/// B·D·N above which the scan is never chunked: that many lanes fill any GPU without it.
+pub const CHUNK_MAX_STATES: usize = 1 << 17;
+
+/// True when these sizes may take the chunked prefill (independent of the device, so that the
+/// workspace size is a pure function of the sizes).
+pub fn chunk_eligible(dims: &ScanDims) -> bool {
+    dims.seqlen >= 2 * MIN_CHUNK
+        && dims
+            .batch
+            .saturating_mul(dims.dim)
+            .saturating_mul(dims.dstate)
+            <= CHUNK_MAX_STATES
+}
+
+/// Workspace bytes: the chunk summaries of the most chunks any device may use — end states
+/// [B][K-1][D][N] then sums of delta [B][K-1][D], fp32 — or 0 when never chunked.
+pub fn workspace_bytes(dims: &ScanDims) -> usize {
+    if !chunk_eligible(dims) {
+        return 0;
+    }
+    dims.batch * (MAX_CHUNKS - 1) * dims.dim * (dims.dstate + 1) * 4
+}
+
+/// Chunk length and count for `want` chunks of at least `min_len` steps (1: the whole of L).
+fn chunking(seqlen: usize, want: usize, min_len: usize) -> (usize, usize) {
+    let want = want.clamp(1, MAX_CHUNKS).min(seqlen / min_len).max(1);
+    if want == 1 {
+        return (seqlen, 1);
+    }
+    let len = seqlen.div_ceil(want).div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
+    (len, seqlen.div_ceil(len))
+}
 
 pub fn dtype_index(dt: DType) -> usize {
     match dt {
@@ -68,21 +110,55 @@ pub fn dtype_tag(dt: DType) -> &'static str {
 pub enum Choice {
     /// Index into [`PREFILL_CONFIGS`].
     Prefill { config: usize },
-    /// Index into [`DECODE_LANES`].
+    /// Index into [`DECODE_CONFIGS`].
     Decode { lanes: usize },
+}
+
+/// Benchmark/test overrides of the automatic choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tune {
+    /// States per lane (ignored when no compiled shape has it for this N).
+    pub npl: Option<u32>,
+    /// Chunks of L (ignored when the sizes are not chunk-eligible or there is no workspace).
+    pub chunks: Option<u32>,
+    /// States per lane of the chunked prefill's summary pass (default: as the output pass).
+    pub sum_npl: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub choice: Choice,
+    /// Grid of the (last) kernel; the chunked prefill's summary pass runs `chunks - 1` in z.
     pub grid: (u32, u32, u32),
     pub block: u32,
+    /// Chunks of L (1: one pass) and steps per chunk.
+    pub chunks: u32,
+    pub chunk_len: u32,
+    /// Kernel shape of the summary pass (index into [`PREFILL_CONFIGS`]) and its grid x / block.
+    pub sum_config: usize,
+    pub sum_grid_x: u32,
+    pub sum_block: u32,
 }
 
-/// Picks the kernel. `sm_count` steers the trade between parallelism (fewer states per lane)
-/// and per-lane efficiency (more states per lane, fewer shuffles); `force_npl` pins states per
-/// lane for benchmarking (ignored when no compiled shape has it for this N).
-pub fn plan(dims: &ScanDims, sm_count: u32, force_npl: Option<u32>) -> Result<Plan, CudaError> {
+/// Blocks along x of a prefill launch with kernel shape `config`: groups × ⌈(D/G) / CPB⌉.
+fn prefill_grid_x(dims: &ScanDims, config: usize) -> Result<u32, CudaError> {
+    let cpb = PREFILL_CONFIGS[config].2 as u64;
+    let per_group = (dims.dim / dims.groups.max(1)) as u64;
+    u32::try_from(dims.groups as u64 * per_group.div_ceil(cpb))
+        .map_err(|_| CudaError::Unsupported("D too large".into()))
+}
+
+/// Picks the kernel. `sm_count` steers the trade between parallelism (fewer states per lane,
+/// chunks of L) and per-lane efficiency (more states per lane, one pass); `has_workspace` says
+/// whether the caller passed the workspace that [`workspace_bytes`] sized (no chunks without).
+pub fn plan(
+    dims: &ScanDims,
+    dtype: DType,
+    sm_count: u32,
+    has_workspace: bool,
+    tune: Tune,
+) -> Result<Plan, CudaError> {
+    let force_npl = tune.npl;
     let n = dims.dstate;
     if n == 0 || n > MAX_DSTATE {
         return Err(CudaError::Unsupported(format!(
@@ -112,14 +188,25 @@ pub fn plan(dims: &ScanDims, sm_count: u32, force_npl: Option<u32>) -> Result<Pl
         } else {
             2
         };
-        let threads = bd * DECODE_LANES[lanes] as u64;
+        // Benchmarks may pin 8 or 16 states per lane (2 or 1 lanes per channel) for N <= 16.
+        let lanes = match (tune.npl, n <= 16) {
+            (Some(8), true) => 3,
+            (Some(16), true) => 4,
+            _ => lanes,
+        };
+        let threads = dims.dim as u64 * DECODE_CONFIGS[lanes].0 as u64;
         let blocks = threads.div_ceil(DECODE_BLOCK as u64);
         let grid_x = u32::try_from(blocks)
             .map_err(|_| CudaError::Unsupported(format!("{bd} channels in one launch")))?;
         return Ok(Plan {
             choice: Choice::Decode { lanes },
-            grid: (grid_x, 1, 1),
+            grid: (grid_x, dims.batch as u32, 1),
             block: DECODE_BLOCK,
+            chunks: 1,
+            chunk_len: 1,
+            sum_config: 0,
+            sum_grid_x: 0,
+            sum_block: 0,
         });
     }
     // Candidates: the shapes with the fewest states per channel (LANES·NPL) that cover N, in
@@ -132,36 +219,92 @@ pub fn plan(dims: &ScanDims, sm_count: u32, force_npl: Option<u32>) -> Result<Pl
         .expect("MAX_DSTATE is covered");
     let cands = (0..PREFILL_CONFIGS.len()).filter(|&i| nt_of(i) == min_nt);
     let forced = force_npl.and_then(|p| cands.clone().find(|&i| PREFILL_CONFIGS[i].1 == p));
+    // Chunked when one lane per state (B·D·N lanes) cannot fill the device and the sizes allow
+    // it: the preferred states per lane (fp32: 4, 16-bit: 2, the fastest there), chunks of at
+    // least MIN_CHUNK steps, about CHUNK_TARGET_STATES_PER_SM (b, d, n, chunk) per SM; fewer
+    // than 3 chunks never paid, so then one pass. Measured on an H200: docs/benchmarks.md.
+    let sm = sm_count.max(1) as u64;
+    let chunkable = has_workspace && chunk_eligible(dims);
+    let forced_chunks = tune.chunks.filter(|&k| k > 1 && chunkable);
+    let auto_chunks =
+        tune.chunks.is_none() && chunkable && bd * (n as u64) < sm * CHUNK_BELOW_STATES_PER_SM;
+    let preferred = if dtype == DType::F32 { 4 } else { 2 };
     let config = match forced {
         Some(i) => i,
+        None if forced_chunks.is_some() || auto_chunks => cands
+            .clone()
+            .find(|&i| PREFILL_CONFIGS[i].1 == preferred)
+            .unwrap_or_else(|| cands.clone().last().expect("a candidate")),
         None => {
-            // Enough lanes for ~16 resident warps per SM; past that, more states per lane
-            // (fewer shared-memory accesses per element). Measured on an H200: see
-            // docs/benchmarks.md.
-            let target = sm_count.max(1) as u64 * 512;
-            let mut pick = None;
-            for i in cands {
-                if pick.is_none() || bd * PREFILL_CONFIGS[i].0 as u64 >= target {
-                    pick = Some(i);
+            // One pass: the preferred states per lane when that still gives
+            // ONE_PASS_LANES_PER_SM lanes per SM, else the most lanes.
+            let target = sm * ONE_PASS_LANES_PER_SM;
+            let mut pick = cands.clone().next().expect("a candidate");
+            for i in cands.clone() {
+                let (lanes, npl, _) = PREFILL_CONFIGS[i];
+                if npl == preferred && bd * lanes as u64 >= target {
+                    pick = i;
                 }
             }
-            pick.expect("at least one candidate")
+            pick
         }
     };
+    let sum_config = tune
+        .sum_npl
+        .and_then(|p| cands.clone().find(|&i| PREFILL_CONFIGS[i].1 == p))
+        .unwrap_or(config);
     let (lanes, _, cpb) = PREFILL_CONFIGS[config];
-    let per_group = dims.dim / dims.groups.max(1);
-    let blocks_x = dims.groups as u64 * (per_group as u64).div_ceil(cpb as u64);
-    let grid_x =
-        u32::try_from(blocks_x).map_err(|_| CudaError::Unsupported("D too large".into()))?;
+    let (chunk_len, chunks) = match forced_chunks {
+        Some(k) => chunking(dims.seqlen, k as usize, CHUNK_ALIGN),
+        None if auto_chunks => {
+            let (len, k) = chunking(
+                dims.seqlen,
+                (sm * CHUNK_TARGET_STATES_PER_SM).div_ceil(bd * n as u64) as usize,
+                MIN_CHUNK,
+            );
+            if k >= 3 {
+                (len, k)
+            } else {
+                (dims.seqlen, 1)
+            }
+        }
+        None => (dims.seqlen, 1),
+    };
+    let grid_x = prefill_grid_x(dims, config)?;
     Ok(Plan {
         choice: Choice::Prefill { config },
-        grid: (grid_x, dims.batch as u32, 1),
+        grid: (grid_x, dims.batch as u32, chunks as u32),
         block: lanes * cpb,
+        chunks: chunks as u32,
+        chunk_len: chunk_len as u32,
+        sum_config,
+        sum_grid_x: prefill_grid_x(dims, sum_config)?,
+        sum_block: PREFILL_CONFIGS[sum_config].0 * PREFILL_CONFIGS[sum_config].2,
     })
 }
 
+/// (b, d, n, chunk) per SM the chunked prefill aims at: chunks = this × SMs / (B·D·N).
+pub const CHUNK_TARGET_STATES_PER_SM: u64 = 1440;
+/// The chunked prefill is chosen when B·D·N is below this × SMs.
+pub const CHUNK_BELOW_STATES_PER_SM: u64 = 256;
+/// One pass: lanes per SM needed before more states per lane are taken.
+pub const ONE_PASS_LANES_PER_SM: u64 = 240;
+
 /// Kernel parameters for one launch (contiguous tensors in the layouts `attrs` selects).
-pub fn kernel_params(attrs: &S6Attrs, dims: &ScanDims, p: &super::ScanPtrs) -> KernelParams {
+pub fn kernel_params(
+    attrs: &S6Attrs,
+    dims: &ScanDims,
+    p: &super::ScanPtrs,
+    plan: &Plan,
+) -> KernelParams {
+    // Workspace: end states of chunks 0..K-2, then their sums of delta.
+    let k1 = plan.chunks.saturating_sub(1) as u64;
+    let (ws_h, ws_s) = if k1 > 0 {
+        let h_bytes = dims.batch as u64 * k1 * dims.dim as u64 * dims.dstate as u64 * 4;
+        (p.workspace, p.workspace + h_bytes)
+    } else {
+        (0, 0)
+    };
     let act = dims.act_strides(attrs);
     let bc = dims.bc_strides(attrs);
     let opt = |flag: bool, ptr: u64| if flag { ptr } else { 0 };
@@ -190,6 +333,10 @@ pub fn kernel_params(attrs: &S6Attrs, dims: &ScanDims, p: &super::ScanPtrs) -> K
         bc_sn: bc.state as i64,
         bc_st: bc.time as i64,
         flags: attrs.delta_softplus as i64,
+        ws_h,
+        ws_s,
+        chunk_len: plan.chunk_len as i64,
+        nchunks: plan.chunks as i64,
     }
 }
 
@@ -209,31 +356,108 @@ mod tests {
 
     #[test]
     fn params_struct_has_no_padding() {
-        assert_eq!(std::mem::size_of::<KernelParams>(), 24 * 8);
+        assert_eq!(std::mem::size_of::<KernelParams>(), 28 * 8);
+    }
+
+    const H: DType = DType::F16;
+    const F: DType = DType::F32;
+
+    fn auto(d: ScanDims, dt: DType, ws: bool) -> Plan {
+        plan(&d, dt, 132, ws, Tune::default()).unwrap()
     }
 
     #[test]
     fn decode_for_one_step() {
-        let p = plan(&dims(1, 5120, 1, 16, 1), 132, None).unwrap();
+        let p = auto(dims(1, 5120, 1, 16, 1), H, false);
         assert_eq!(p.choice, Choice::Decode { lanes: 0 });
-        assert_eq!(p.grid.0, 5120 * 4 / 128);
+        assert_eq!(p.grid, (5120 * 4 / 128, 1, 1));
+        let p = auto(dims(3, 100, 1, 16, 1), H, true);
+        assert_eq!(p.grid, (4, 3, 1));
+        let t = Tune {
+            npl: Some(16),
+            ..Default::default()
+        };
+        let p = plan(&dims(1, 5120, 1, 16, 1), H, 132, false, t).unwrap();
+        assert_eq!(p.choice, Choice::Decode { lanes: 4 });
+        assert_eq!(p.grid.0, 5120 / 128);
     }
 
     #[test]
-    fn prefill_picks_by_parallelism_and_n() {
-        let p = plan(&dims(1, 1536, 1024, 16, 1), 132, None).unwrap();
-        assert_eq!(p.choice, Choice::Prefill { config: 0 });
-        assert_eq!(p.grid, (192, 1, 1));
-        let p = plan(&dims(8, 1536, 1024, 16, 1), 132, None).unwrap();
+    fn one_pass_picks_by_parallelism_dtype_and_n() {
+        // Few lanes: 1 state per lane (16 lanes per channel).
+        let p = auto(dims(1, 1536, 128, 16, 1), H, true);
+        assert_eq!(
+            (p.choice, p.grid, p.chunks),
+            (Choice::Prefill { config: 0 }, (192, 1, 1), 1)
+        );
+        // Enough lanes: 2 states per lane in 16-bit, 4 in fp32.
+        assert_eq!(
+            auto(dims(1, 4096, 1024, 16, 1), H, true).choice,
+            Choice::Prefill { config: 1 }
+        );
+        assert_eq!(
+            auto(dims(1, 4096, 1024, 16, 1), F, true).choice,
+            Choice::Prefill { config: 0 }
+        );
+        assert_eq!(
+            auto(dims(8, 1536, 1024, 16, 1), H, false).choice,
+            Choice::Prefill { config: 1 }
+        );
+        assert_eq!(
+            auto(dims(8, 1536, 1024, 16, 1), F, false).choice,
+            Choice::Prefill { config: 2 }
+        );
+        let t = Tune {
+            npl: Some(2),
+            ..Default::default()
+        };
+        let p = plan(&dims(8, 5120, 1024, 16, 1), F, 132, false, t).unwrap();
         assert_eq!(p.choice, Choice::Prefill { config: 1 });
-        let p = plan(&dims(8, 4096, 1024, 16, 1), 132, None).unwrap();
-        assert_eq!(p.choice, Choice::Prefill { config: 2 });
-        let p = plan(&dims(8, 5120, 1024, 16, 1), 132, Some(2)).unwrap();
-        assert_eq!(p.choice, Choice::Prefill { config: 1 });
-        let p = plan(&dims(2, 64, 7, 40, 4), 132, None).unwrap();
+        let p = auto(dims(2, 64, 7, 40, 4), H, false);
         assert_eq!(p.choice, Choice::Prefill { config: 4 });
         // 4 groups of 16 channels, 8 channels per block.
         assert_eq!(p.grid, (8, 2, 1));
-        assert!(plan(&dims(1, 8, 4, 257, 1), 132, None).is_err());
+        assert!(plan(&dims(1, 8, 4, 257, 1), H, 132, false, Tune::default()).is_err());
+    }
+
+    #[test]
+    fn chunks_only_with_workspace_and_few_lanes() {
+        let small = dims(1, 1536, 1024, 16, 1);
+        assert!(workspace_bytes(&small) > 0);
+        assert_eq!(auto(small, H, false).chunks, 1);
+        // B·D·N = 24 576 < 256 × 132: 132 × 1440 / 24 576 → 8 chunks of 128 steps, 2 states
+        // per lane in 16-bit (4 in fp32); the summary pass takes the same shape.
+        let p = auto(small, H, true);
+        assert_eq!(p.choice, Choice::Prefill { config: 1 });
+        assert_eq!((p.chunks, p.chunk_len, p.grid), (8, 128, (96, 1, 8)));
+        assert_eq!((p.sum_config, p.sum_grid_x, p.sum_block), (1, 96, 128));
+        // L = 4096: still 8 chunks; L = 300: 2 wanted, one pass.
+        let p = auto(dims(1, 1536, 4096, 16, 1), F, true);
+        assert_eq!((p.choice, p.chunks), (Choice::Prefill { config: 2 }, 8));
+        assert_eq!(auto(dims(1, 1536, 300, 16, 1), H, true).chunks, 1);
+        // 65 536 states: one pass.
+        assert_eq!(auto(dims(1, 4096, 1024, 16, 1), H, true).chunks, 1);
+        // Forced: 7 chunks of 1001 steps → 160-step chunks, the last one short; another
+        // summary shape.
+        let odd = dims(1, 64, 1001, 16, 1);
+        let t = Tune {
+            chunks: Some(7),
+            sum_npl: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&odd, H, 132, true, t).unwrap();
+        assert_eq!((p.chunks, p.chunk_len), (7, 160));
+        assert_eq!((p.sum_config, p.sum_grid_x, p.sum_block), (0, 8, 128));
+        // Never more than MAX_CHUNKS.
+        assert_eq!(
+            auto(dims(1, 64, 1 << 14, 16, 1), H, true).chunks as usize,
+            MAX_CHUNKS
+        );
+        // Many lanes, short L or decode: no workspace, one pass.
+        assert_eq!(workspace_bytes(&dims(8, 5120, 1024, 16, 1)), 0);
+        assert_eq!(workspace_bytes(&dims(1, 64, 200, 16, 1)), 0);
+        assert_eq!(workspace_bytes(&dims(1, 64, 1, 16, 1)), 0);
+        // The chunk summaries of any chunking fit the workspace.
+        assert_eq!(workspace_bytes(&odd), (MAX_CHUNKS - 1) * 64 * 17 * 4);
     }
 }
