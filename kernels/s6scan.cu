@@ -556,7 +556,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decode step (L = 1): LANES lanes per channel, 4 states each (more in a loop); a shuffle sums y.
+// Decode step (L = 1): LANES lanes per channel, NPL states each (more in a loop); a shuffle sums y.
 // Grid (ceil(D * LANES / 128), B). Lanes past D are clamped to channel D-1 (their loads stay in
 // range, their results are dropped), so every load is unconditional and issued first. When N is
 // a multiple of 4 and the rows are aligned, a lane's 4 states of h, A, B and C are one vector

@@ -65,9 +65,10 @@ pub enum CudaError {
 }
 
 /// Bytes of scratch memory a launch with these sizes needs: the chunk summaries of the chunked
-/// prefill (few channels, long L: see `kernels/s6scan.cu`), 0 for sizes that never take it.
-/// A pure function of the sizes (not of the device); [`launch`] with `ptrs.workspace == 0`
-/// runs the one-pass prefill instead.
+/// prefill (few channels, long L: see `kernels/s6scan.cu`), 0 when L is too short to chunk.
+/// A pure function of the sizes (not of the device), monotone in each, so the size asked at a
+/// profile's largest shapes also covers every smaller launch; [`launch`] with
+/// `ptrs.workspace == 0` runs the one-pass prefill instead.
 pub fn workspace_size(_attrs: &S6Attrs, dims: &ScanDims, _dtype: DType) -> usize {
     params::workspace_bytes(dims)
 }

@@ -75,12 +75,23 @@ pub fn chunk_eligible(dims: &ScanDims) -> bool {
 }
 
 /// Workspace bytes: the chunk summaries of the most chunks any device may use — end states
-/// [B][K-1][D][N] then sums of delta [B][K-1][D], fp32 — or 0 when never chunked.
+/// [B][K-1][D][N] then sums of delta [B][K-1][D], fp32 — or 0 when L is too short to chunk.
+///
+/// TensorRT asks with the profile's largest sizes and hands that workspace to every smaller
+/// launch, so the size is monotone in every dimension and covers any smaller sizes that may
+/// chunk: B·D·(N+1) floats per chunk, capped at 2 × CHUNK_MAX_STATES (chunking needs
+/// B·D·N ≤ CHUNK_MAX_STATES, so B·D·(N+1) ≤ twice that). Sizes that never chunk themselves
+/// may still get a workspace (at most 15.7 MB) for the smaller launches of their profile.
 pub fn workspace_bytes(dims: &ScanDims) -> usize {
-    if !chunk_eligible(dims) {
+    if dims.seqlen < 2 * MIN_CHUNK {
         return 0;
     }
-    dims.batch * (MAX_CHUNKS - 1) * dims.dim * (dims.dstate + 1) * 4
+    let per_chunk = dims
+        .batch
+        .saturating_mul(dims.dim)
+        .saturating_mul(dims.dstate + 1)
+        .min(2 * CHUNK_MAX_STATES);
+    (MAX_CHUNKS - 1) * per_chunk * 4
 }
 
 /// Chunk length and count for `want` chunks of at least `min_len` steps (1: the whole of L).
@@ -234,7 +245,7 @@ pub fn plan(
         None if forced_chunks.is_some() || auto_chunks => cands
             .clone()
             .find(|&i| PREFILL_CONFIGS[i].1 == preferred)
-            .unwrap_or_else(|| cands.clone().last().expect("a candidate")),
+            .unwrap_or_else(|| cands.clone().next_back().expect("a candidate")),
         None => {
             // One pass: the preferred states per lane when that still gives
             // ONE_PASS_LANES_PER_SM lanes per SM, else the most lanes.
@@ -454,10 +465,49 @@ mod tests {
             MAX_CHUNKS
         );
         // Many lanes, short L or decode: no workspace, one pass.
-        assert_eq!(workspace_bytes(&dims(8, 5120, 1024, 16, 1)), 0);
+        let big = dims(8, 5120, 1024, 16, 1);
+        assert_eq!(auto(big, H, true).chunks, 1);
+        assert_eq!(
+            workspace_bytes(&big),
+            (MAX_CHUNKS - 1) * 2 * CHUNK_MAX_STATES * 4
+        );
         assert_eq!(workspace_bytes(&dims(1, 64, 200, 16, 1)), 0);
         assert_eq!(workspace_bytes(&dims(1, 64, 1, 16, 1)), 0);
         // The chunk summaries of any chunking fit the workspace.
         assert_eq!(workspace_bytes(&odd), (MAX_CHUNKS - 1) * 64 * 17 * 4);
+    }
+
+    #[test]
+    fn workspace_of_the_largest_sizes_covers_every_smaller_chunked_launch() {
+        // What a chunked launch writes: (K-1)·B·D·(N+1) floats.
+        let need = |d: &ScanDims, k: u32| (k as usize - 1) * d.batch * d.dim * (d.dstate + 1) * 4;
+        for max in [
+            dims(16, 1536, 4096, 16, 1),
+            dims(8, 5120, 2048, 16, 1),
+            dims(4, 1536, 300, 16, 1),
+            dims(2, 64, 1000, 40, 4),
+        ] {
+            let ws = workspace_bytes(&max);
+            for b in 1..=max.batch {
+                for l in [1, 200, 256, 700, max.seqlen] {
+                    if l > max.seqlen {
+                        continue;
+                    }
+                    let d = dims(b, max.dim, l, max.dstate, max.groups);
+                    for tune in [
+                        Tune::default(),
+                        Tune {
+                            chunks: Some(16),
+                            ..Default::default()
+                        },
+                    ] {
+                        let p = plan(&d, H, 132, ws > 0, tune).unwrap();
+                        if p.chunks > 1 {
+                            assert!(need(&d, p.chunks) <= ws, "{d:?} in {max:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
