@@ -375,8 +375,8 @@ fn main() {
                     // chunked, K chunks with the automatic and with 4 states per lane.
                     let mut variants = Vec::new();
                     if l == 1 && only.is_none() {
-                        // Decode with 8 and 16 states per lane (2 and 1 lanes per channel).
-                        for npl in [8, 16] {
+                        // Decode with 64-bit offsets (npl4), 8 and 16 states per lane (2 and 1 lanes per channel).
+                        for npl in [4, 8, 16] {
                             let t = Tune {
                                 npl: Some(npl),
                                 ..Default::default()
@@ -390,8 +390,27 @@ fn main() {
                                 npl: Some(npl),
                                 chunks: Some(1),
                                 sum_npl: None,
+                                chan: Some(0),
                             };
                             variants.push((format!("npl{npl}"), time_graph(&pr.launch, t)));
+                        }
+                        // Channel per lane (chan, chanr: 1, 2), automatic chunks and forced.
+                        let mut chans = vec![(1, Some(1)), (2, Some(1)), (3, Some(1))];
+                        if pr.launch.ptrs.workspace != 0 {
+                            chans.extend([(1, Some(8)), (3, Some(4)), (3, Some(8)), (3, Some(16))]);
+                        }
+                        for (v, k) in chans {
+                            let t = Tune {
+                                chunks: k,
+                                chan: Some(v),
+                                ..Default::default()
+                            };
+                            let tag = ["", "chan", "chanr", "chan2"][v as usize];
+                            let name = match k {
+                                Some(k) => format!("{tag}k{k}"),
+                                None => tag.to_string(),
+                            };
+                            variants.push((name, time_graph(&pr.launch, t)));
                         }
                         if pr.launch.ptrs.workspace != 0 {
                             // (states per lane: both passes, summary pass; chunks); the automatic
@@ -408,6 +427,7 @@ fn main() {
                                     npl,
                                     chunks: Some(k),
                                     sum_npl,
+                                    chan: Some(0),
                                 };
                                 let name = match (npl, sum_npl) {
                                     (Some(p), _) => format!("npl{p}k{k}"),

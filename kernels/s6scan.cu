@@ -556,13 +556,274 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Channel-per-lane prefill (N <= 16). A thread owns all N states of one channel over its chunk
+// of L: the per-(d, l) work (loads of u/delta/z, softplus, D skip, z gate, the y store) is done
+// once per lane and amortised over N states, and y is summed in registers (no cross-lane
+// reduction). u/delta/z are read by each thread along its own row (time-major: 32-byte pieces,
+// whole sectors); B and C of a tile are staged in shared memory as [step][state] and read as
+// 16-byte broadcasts (every thread of the block reads the same address). Double-buffered
+// staging: one barrier per tile. A is pre-scaled by log2 e, so dA = ex2(delta * A').
+// Few channels (B x D lanes cannot fill the GPU) take the chunked scheme of the prefill above
+// (same workspace layout, SUM = true is the summary pass).
+
+#define S6_CH_CPB 64  // threads (channels) per block
+
+template <typename T> __device__ __forceinline__ unsigned s6_raw(const T* p);
+template <> __device__ __forceinline__ unsigned s6_raw<float>(const float* p) {
+    return __float_as_uint(__ldg(p));
+}
+template <> __device__ __forceinline__ unsigned s6_raw<s6_u16>(const s6_u16* p) {
+    return (unsigned)__ldg(p);
+}
+
+template <int DT, int TT, bool SUM, int LPC>
+__device__ __forceinline__ void s6_chan(const S6Params& p) {
+    typedef S6Elem<DT> E;
+    typedef typename E::T T;
+    constexpr int NS = 16;
+    constexpr int CPB = S6_CH_CPB;          // threads per block
+    constexpr int NSL = NS / LPC;           // states per lane (LPC lanes share a channel)
+    constexpr int CPBC = CPB / LPC;         // channels per block
+    constexpr int W = E::W;                 // raw 32-bit words per 4 elements
+    constexpr int RW = TT / 4 * W;          // raw words per tile of one row
+    constexpr int EPW = 4 / W;              // elements per word
+    constexpr int BGRP = NS * TT / 4;       // 4-step groups of B (and C) per tile
+    constexpr int EB = (BGRP + CPB - 1) / CPB;
+    static_assert(RW % 4 == 0, "a tile's row is whole 16-byte vectors");
+    __shared__ __align__(16) float s_b[2][TT][NS];
+    __shared__ __align__(16) float s_c[2][TT][NS];
+
+    const int tid = threadIdx.x;
+    const int D = (int)p.dim, L = (int)p.seqlen, N = (int)p.dstate;
+    const int dg = D / (int)p.groups;
+    const int bpg = (dg + CPBC - 1) / CPBC;
+    const int g = (int)blockIdx.x / bpg;
+    const int c_in = ((int)blockIdx.x % bpg) * CPBC + tid / LPC;
+    const int j = tid % LPC;  // lane within the channel: states j * NSL ...
+    const bool ch_ok = c_in < dg;
+    const int d = g * dg + (ch_ok ? c_in : dg - 1);  // clamped: every load stays in range
+    const int b = (int)blockIdx.y;
+    const bool softplus = (p.flags & 1) != 0;
+    const bool has_z = !SUM && p.z != 0;
+    const int chunk = (int)blockIdx.z;
+    const int nchunks = (int)p.nchunks;
+    const int t_begin = chunk * (int)p.chunk_len;
+    const int t_end = (t_begin + (int)p.chunk_len) < L ? (t_begin + (int)p.chunk_len) : L;
+    const int ast = (int)p.act_st, bst = (int)p.bc_st, bsn = (int)p.bc_sn;
+    const s6_i64 aoff = (s6_i64)b * p.act_sb + (s6_i64)d * p.act_sc;
+    const T* gu = reinterpret_cast<const T*>(p.u) + aoff;
+    const T* gd = reinterpret_cast<const T*>(p.delta) + aoff;
+    const T* gz = reinterpret_cast<const T*>(p.z) + aoff;
+    T* gy = reinterpret_cast<T*>(p.y) + aoff;
+    const s6_i64 boff = (s6_i64)b * p.bc_sb + (s6_i64)g * p.bc_sg;
+    const T* gB = reinterpret_cast<const T*>(p.B) + boff;
+    const T* gC = reinterpret_cast<const T*>(p.C) + boff;
+    // A row of a tile is RW/4 16-byte loads when time-major and aligned.
+    const bool act_vec = ast == 1 && ((s6_i64)L * (s6_i64)sizeof(T)) % 16 == 0 &&
+                         (p.act_sb * (s6_i64)sizeof(T)) % 16 == 0 &&
+                         ((p.u | p.delta | p.z | p.y) & 15) == 0;
+    const bool bc_vec = bst == 1 && (L % 4) == 0 && (p.bc_sb % 4) == 0 && (p.bc_sg % 4) == 0 &&
+                        (bsn % 4) == 0 && ((p.B | p.C) & (sizeof(T) * 4 - 1)) == 0;
+
+    unsigned ru[RW], rd[RW], rz[RW], rb[EB][W], rc[EB][W];
+    auto load_row = [&](const T* base, int t0, bool on, unsigned* w) {
+        if (!on) {
+#pragma unroll
+            for (int i = 0; i < RW; ++i) w[i] = 0u;
+        } else if (act_vec && t0 + TT <= t_end) {
+            const uint4* q = reinterpret_cast<const uint4*>(base + t0);
+#pragma unroll
+            for (int i = 0; i < RW / 4; ++i) {
+                const uint4 v = __ldg(q + i);
+                w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < RW; ++i) w[i] = 0u;
+#pragma unroll
+            for (int i = 0; i < TT; ++i) {
+                if (t0 + i < t_end) {
+                    const unsigned r = s6_raw<T>(base + (s6_i64)(t0 + i) * ast);
+                    w[i / EPW] |= EPW == 1 ? r : (r << (16 * (i % EPW)));
+                }
+            }
+        }
+    };
+    auto bc_group = [&](int gi, int& n, int& t) {
+        if (bst == 1) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
+        else { n = gi % NS; t = (gi / NS) * 4; }
+    };
+    auto load_tile = [&](int t0) {
+        load_row(gu, t0, true, ru);
+        load_row(gd, t0, true, rd);
+        load_row(gz, t0, has_z, rz);
+#pragma unroll
+        for (int k = 0; k < EB; ++k) {
+            const int gi = k * CPB + tid;
+            int n, t;
+            bc_group(gi, n, t);
+            const int left = t_end - (t0 + t);
+            const int cnt = (gi < BGRP && n < N) ? (left < 4 ? (left > 0 ? left : 0) : 4) : 0;
+            const s6_i64 off = (s6_i64)n * bsn + (s6_i64)(t0 + t) * bst;
+            if (bc_vec && cnt == 4) {
+                E::load4raw(gB + off, rb[k]);
+                if (!SUM) E::load4raw(gC + off, rc[k]);
+            } else {
+                E::load4raw_s(gB + off, bst, cnt, rb[k]);
+                if (!SUM) E::load4raw_s(gC + off, bst, cnt, rc[k]);
+            }
+        }
+    };
+
+    // Per-thread state: A' and h of all N states.
+    float a2[NSL], h[NSL];
+    const float* Ap = reinterpret_cast<const float*>(p.A) + (s6_i64)d * N;
+    const s6_i64 srow = ((s6_i64)b * D + d) * N;  // state row (initial/last state)
+    const float* ws_h = reinterpret_cast<const float*>(p.ws_h);
+    const float* ws_s = reinterpret_cast<const float*>(p.ws_s);
+    const s6_i64 wrow = (s6_i64)b * (nchunks - 1) * D + d;  // + c * D: chunk c of this channel
+#pragma unroll
+    for (int k = 0; k < NSL; ++k) {
+        const int n = j * NSL + k;
+        a2[k] = n < N ? __ldg(Ap + n) * S6_LOG2E : 0.f;
+        float x = 0.f;
+        if (chunk == 0) {
+            if (p.initial_state && n < N)
+                x = __ldg(reinterpret_cast<const float*>(p.initial_state) + srow + n);
+        } else if (!SUM && n < N) {
+            x = ws_h[wrow * N + n];
+        }
+        h[k] = x;
+    }
+    if (!SUM) {
+        // The true state entering this chunk: carried over the summaries of chunks 1..chunk-1.
+#pragma unroll 1
+        for (int c = 1; c < chunk; ++c) {
+            const s6_i64 row = wrow + (s6_i64)c * D;
+            const float s = ws_s[row];
+            float e[NSL];
+#pragma unroll
+            for (int k = 0; k < NSL; ++k)
+                e[k] = j * NSL + k < N ? ws_h[row * N + j * NSL + k] : 0.f;
+#pragma unroll
+            for (int k = 0; k < NSL; ++k) h[k] = fmaf(s6_ex2(a2[k] * s), h[k], e[k]);
+        }
+    }
+    const float bias =
+        p.delta_bias ? __ldg(reinterpret_cast<const float*>(p.delta_bias) + d) : 0.f;
+    const float dskip = (!SUM && p.D) ? __ldg(reinterpret_cast<const float*>(p.D) + d) : 0.f;
+
+    float sdl = 0.f;
+    int buf = 0;
+    load_tile(t_begin);
+    for (int t0 = t_begin; t0 < t_end; t0 += TT, buf ^= 1) {
+        // Stage this tile's B and C (the other buffer may still be read by a slower warp's
+        // previous tile; this one was last read two tiles ago, before the last barrier).
+#pragma unroll
+        for (int k = 0; k < EB; ++k) {
+            const int gi = k * CPB + tid;
+            if (gi < BGRP) {
+                int n, t;
+                bc_group(gi, n, t);
+                float f[4];
+                E::cvt4(rb[k], f);
+#pragma unroll
+                for (int i = 0; i < 4; ++i) s_b[buf][t + i][n] = f[i];
+                if (!SUM) {
+                    E::cvt4(rc[k], f);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) s_c[buf][t + i][n] = f[i];
+                }
+            }
+        }
+        unsigned cu[RW], cd[RW], cz[RW];
+#pragma unroll
+        for (int i = 0; i < RW; ++i) { cu[i] = ru[i]; cd[i] = rd[i]; cz[i] = rz[i]; }
+        __syncthreads();
+        if (t0 + TT < t_end) load_tile(t0 + TT);  // in flight during the scan below
+        const bool full = act_vec && t0 + TT <= t_end;
+
+#pragma unroll
+        for (int q = 0; q < TT / 4; ++q) {
+            float uf[4], df[4], zf[4], yo[4];
+            E::cvt4(cu + q * W, uf);
+            E::cvt4(cd + q * W, df);
+            E::cvt4(cz + q * W, zf);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int tt = q * 4 + i;
+                float dl = s6_delta(df[i], bias, softplus);
+                if (t0 + tt >= t_end) dl = 0.f;  // padding leaves the state unchanged
+                const float du = dl * uf[i];
+                if (SUM) sdl += dl;
+                float y = 0.f;
+#pragma unroll
+                for (int k4 = 0; k4 < NSL; k4 += 4) {
+                    const int n4 = j * NSL + k4;
+                    const float4 b4 = *reinterpret_cast<const float4*>(&s_b[buf][tt][n4]);
+                    const float bs[4] = {b4.x, b4.y, b4.z, b4.w};
+                    if (SUM) {
+#pragma unroll
+                        for (int k = 0; k < 4; ++k)
+                            h[k4 + k] = fmaf(s6_ex2(dl * a2[k4 + k]), h[k4 + k], du * bs[k]);
+                    } else {
+                        const float4 c4 = *reinterpret_cast<const float4*>(&s_c[buf][tt][n4]);
+                        const float cs[4] = {c4.x, c4.y, c4.z, c4.w};
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) {
+                            h[k4 + k] = fmaf(s6_ex2(dl * a2[k4 + k]), h[k4 + k], du * bs[k]);
+                            y = fmaf(h[k4 + k], cs[k], y);
+                        }
+                    }
+                }
+                if (!SUM) {
+#pragma unroll
+                    for (int o = LPC / 2; o >= 1; o /= 2) y += __shfl_xor_sync(0xffffffffu, y, o);
+                    y = fmaf(dskip, uf[i], y);
+                    if (has_z) y *= s6_silu(zf[i]);
+                    yo[i] = y;
+                }
+            }
+            if (!SUM && ch_ok && j == 0) {
+                if (full) {
+                    E::store4(gy + t0 + q * 4, yo);
+                } else {
+#pragma unroll
+                    for (int i = 0; i < 4; ++i)
+                        if (t0 + q * 4 + i < t_end)
+                            E::store(gy + (s6_i64)(t0 + q * 4 + i) * ast, yo[i]);
+                }
+            }
+        }
+    }
+
+    if (SUM) {
+        if (ch_ok) {
+            float* wh = reinterpret_cast<float*>(p.ws_h);
+            const s6_i64 row = wrow + (s6_i64)chunk * D;
+#pragma unroll
+            for (int k = 0; k < NSL; ++k)
+                if (j * NSL + k < N) wh[row * N + j * NSL + k] = h[k];
+            if (j == 0) reinterpret_cast<float*>(p.ws_s)[row] = sdl;
+        }
+        return;
+    }
+    if (p.last_state && ch_ok && chunk == nchunks - 1) {
+        float* ls = reinterpret_cast<float*>(p.last_state) + srow;
+#pragma unroll
+        for (int k = 0; k < NSL; ++k)
+            if (j * NSL + k < N) ls[j * NSL + k] = h[k];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decode step (L = 1): LANES lanes per channel, NPL states each (more in a loop); a shuffle sums y.
 // Grid (ceil(D * LANES / 128), B). Lanes past D are clamped to channel D-1 (their loads stay in
 // range, their results are dropped), so every load is unconditional and issued first. When N is
 // a multiple of 4 and the rows are aligned, a lane's 4 states of h, A, B and C are one vector
 // load each (16 bytes for fp32, 8 for 16-bit B/C) and its new state one 16-byte store.
 
-template <int DT, int LANES, int NPL>
+template <int DT, int LANES, int NPL, typename IT>
 __device__ __forceinline__ void s6_decode(const S6Params& p) {
     typedef S6Elem<DT> E;
     typedef typename E::T T;
@@ -576,15 +837,15 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
     const bool ok = d_raw < D;
     const int d = ok ? d_raw : D - 1;
     const int g = p.groups == 1 ? 0 : d / (D / (int)p.groups);
-    const s6_i64 act_off = (s6_i64)b * p.act_sb + (s6_i64)d * p.act_sc;
-    const s6_i64 bc_off = (s6_i64)b * p.bc_sb + (s6_i64)g * p.bc_sg;
-    const s6_i64 st_off = ((s6_i64)b * D + d) * N;
+    const IT act_off = (IT)b * (IT)p.act_sb + (IT)d * (IT)p.act_sc;
+    const IT bc_off = (IT)b * (IT)p.bc_sb + (IT)g * (IT)p.bc_sg;
+    const IT st_off = ((IT)b * D + d) * N;
     const float dv = E::load(reinterpret_cast<const T*>(p.delta) + act_off);
     const float uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
     const float zv = p.z ? E::load(reinterpret_cast<const T*>(p.z) + act_off) : 0.f;
     const float bias = p.delta_bias ? __ldg(reinterpret_cast<const float*>(p.delta_bias) + d) : 0.f;
     const float dskip = p.D ? __ldg(reinterpret_cast<const float*>(p.D) + d) : 0.f;
-    const float* A = reinterpret_cast<const float*>(p.A) + (s6_i64)d * N;
+    const float* A = reinterpret_cast<const float*>(p.A) + (IT)d * N;
     const float* h0 = p.initial_state ? reinterpret_cast<const float*>(p.initial_state) + st_off
                                       : nullptr;
     float* h1 = p.last_state ? reinterpret_cast<float*>(p.last_state) + st_off : nullptr;
@@ -621,8 +882,8 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
             const int n = n0 + k;
             const bool okn = n < N;
             hv[k] = (okn && h0) ? __ldg(h0 + n) : 0.f;
-            bv[k] = okn ? E::load(Bp + (s6_i64)n * p.bc_sn) : 0.f;
-            cv[k] = okn ? E::load(Cp + (s6_i64)n * p.bc_sn) : 0.f;
+            bv[k] = okn ? E::load(Bp + (IT)n * (IT)p.bc_sn) : 0.f;
+            cv[k] = okn ? E::load(Cp + (IT)n * (IT)p.bc_sn) : 0.f;
             av[k] = okn ? __ldg(A + n) : 0.f;
         }
     }
@@ -650,8 +911,8 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
     }
     for (int n = LANES * NPL + j; n < N; n += LANES) {
         float xv = h0 ? __ldg(h0 + n) : 0.f;
-        xv = fmaf(s6_ex2(dl2 * __ldg(A + n)), xv, du * E::load(Bp + (s6_i64)n * p.bc_sn));
-        yv = fmaf(xv, E::load(Cp + (s6_i64)n * p.bc_sn), yv);
+        xv = fmaf(s6_ex2(dl2 * __ldg(A + n)), xv, du * E::load(Bp + (IT)n * (IT)p.bc_sn));
+        yv = fmaf(xv, E::load(Cp + (IT)n * (IT)p.bc_sn), yv);
         if (ok && h1) h1[n] = xv;
     }
 #pragma unroll
@@ -690,16 +951,43 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
 #define S6_DECODE(NAME, DT, LANES, NPL)                                              \
     extern "C" __global__ void __launch_bounds__(128)                                \
         s6_decode_##NAME##_l##LANES##_p##NPL(S6Params p) {                           \
-        s6_decode<DT, LANES, NPL>(p);                                                \
+        s6_decode<DT, LANES, NPL, s6_i64>(p);                                        \
+    }
+// 32-bit offsets (the host checks B * D * N < 2^31): fewer instructions before the first load.
+#define S6_DECODE32(NAME, DT)                                                        \
+    extern "C" __global__ void __launch_bounds__(128) s6_decode32_##NAME(S6Params p) { \
+        s6_decode<DT, 4, 4, int>(p);                                                 \
     }
 
 #define S6_DECODE_ALL(NAME, DT)                                                      \
     S6_DECODE(NAME, DT, 4, 4) S6_DECODE(NAME, DT, 8, 4) S6_DECODE(NAME, DT, 16, 4)   \
     S6_DECODE(NAME, DT, 2, 8) S6_DECODE(NAME, DT, 1, 16)
 
+// s6_chan_<dtype> (and s6_chansum_…): up to 170 registers, 6 blocks per SM;
+// s6_chanr_<dtype>: capped at 128 registers for 8 blocks (a few spills); s6_chan2_<dtype>:
+// 2 lanes per channel, 8 states each (y summed with one shuffle per step), twice the warps.
+#define S6_CHAN1(NAME, TAG, DT, TT, MINB, LPC)                                            \
+    extern "C" __global__ void __launch_bounds__(S6_CH_CPB, MINB)                    \
+        s6_##TAG##_##NAME(S6Params p) {                                              \
+        s6_chan<DT, TT, false, LPC>(p);                                                   \
+    }                                                                                \
+    extern "C" __global__ void __launch_bounds__(S6_CH_CPB, MINB)                    \
+        s6_##TAG##sum_##NAME(S6Params p) {                                           \
+        s6_chan<DT, TT, true, LPC>(p);                                                    \
+    }
+#define S6_CHAN(NAME, DT, TT)                                                        \
+    S6_CHAN1(NAME, chan, DT, TT, 6, 1) S6_CHAN1(NAME, chanr, DT, TT, 8, 1)           \
+    S6_CHAN1(NAME, chan2, DT, TT, 8, 2)
+
+S6_CHAN(f32, 0, 8)
+S6_CHAN(f16, 1, 16)
+S6_CHAN(bf16, 2, 16)
 S6_PREFILL_ALL(f32, 0)
 S6_PREFILL_ALL(f16, 1)
 S6_PREFILL_ALL(bf16, 2)
+S6_DECODE32(f32, 0)
+S6_DECODE32(f16, 1)
+S6_DECODE32(bf16, 2)
 S6_DECODE_ALL(f32, 0)
 S6_DECODE_ALL(f16, 1)
 S6_DECODE_ALL(bf16, 2)

@@ -469,15 +469,23 @@ fn kernels_match_fp64_reference() {
     let mut worst = [(0.0f64, 0.0f64); 3];
     println!(
         "{:<28} {:>4} {:>3} {:>3}  {:>9} {:>9} {:>9} {:>9}",
-        "case", "dt", "npl", "K", "y relL2", "y max", "st relL2", "st max"
+        "case", "dt", "npl", "K/c", "y relL2", "y max", "st relL2", "st max"
     );
     for (ci, c) in cases(quick).iter().enumerate() {
         // (states per lane, chunks): the automatic choice (chunked where the sizes allow), each
         // one-pass shape, and for chunked cases the forced chunk count with 1 and 4 states per lane.
+        // `chan`: Some(0) the lanes-share-a-channel kernels, Some(1..=3) the channel-per-lane
+        // kernels (N <= 16; the automatic choice where there are enough channels).
         let one = |npl| Tune {
             npl,
             chunks: Some(1),
             sum_npl: None,
+            chan: Some(0),
+        };
+        let chan = |v, chunks| Tune {
+            chunks,
+            chan: Some(v),
+            ..Default::default()
         };
         let mut tunes = vec![Tune::default()];
         if c.chunks > 0 {
@@ -488,19 +496,29 @@ fn kernels_match_fp64_reference() {
                 npl,
                 chunks: k,
                 sum_npl,
+                chan: Some(0),
             };
             tunes = vec![t(None, None)];
             if c.dims.dstate <= 16 {
                 tunes.push(t(None, Some(4)));
+                tunes.push(chan(1, k));
+                tunes.push(chan(3, k));
                 if !quick {
+                    tunes.push(chan(1, None));
                     tunes.push(t(Some(4), None));
+                    tunes.push(chan(2, k));
                 }
             }
-        } else if c.dims.dstate <= 16 && c.dims.seqlen != 1 && !quick {
-            tunes.extend([one(Some(1)), one(Some(2)), one(Some(4))]);
+        } else if c.dims.dstate <= 16 && c.dims.seqlen != 1 {
+            tunes.push(chan(1, Some(1)));
+            tunes.push(chan(3, Some(1)));
+            if !quick {
+                tunes.extend([one(Some(1)), one(Some(2)), one(Some(4))]);
+                tunes.extend([chan(2, Some(1)), chan(3, Some(1)), chan(1, None)]);
+            }
         } else if c.dims.dstate <= 16 && c.dims.seqlen == 1 && !quick {
-            // Decode with 8 and 16 states per lane (2 and 1 lanes per channel).
-            tunes.extend([one(Some(8)), one(Some(16))]);
+            // Decode with 64-bit offsets (npl4), 8 and 16 states per lane (2 and 1 lanes per channel).
+            tunes.extend([one(Some(4)), one(Some(8)), one(Some(16))]);
         }
         for (di, dt) in [DType::F32, DType::F16, DType::BF16]
             .into_iter()
@@ -513,7 +531,11 @@ fn kernels_match_fp64_reference() {
                     c.name,
                     s6plugin::cuda::params::dtype_tag(dt),
                     tune.npl.map(|p| p.to_string()).unwrap_or("-".into()),
-                    tune.chunks.map(|p| p.to_string()).unwrap_or("-".into()),
+                    format!(
+                        "{}{}",
+                        tune.chunks.map(|p| p.to_string()).unwrap_or("-".into()),
+                        tune.chan.map(|v| format!("c{v}")).unwrap_or_default()
+                    ),
                     ye,
                     ym,
                     se,

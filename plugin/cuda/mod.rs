@@ -182,6 +182,28 @@ pub unsafe fn launch_with(
                 &mut kp,
             )
         }
+        Choice::Chan { variant } => {
+            if plan.chunks > 1 {
+                run(
+                    k.chansum[dt][variant],
+                    (plan.grid.0, plan.chunks - 1),
+                    plan.block,
+                    &mut kp,
+                )?;
+            }
+            run(
+                k.chan[dt][variant],
+                (plan.grid.0, plan.grid.2),
+                plan.block,
+                &mut kp,
+            )
+        }
+        Choice::Decode32 => run(
+            k.decode32[dt],
+            (plan.grid.0, plan.grid.2),
+            plan.block,
+            &mut kp,
+        ),
         Choice::Decode { lanes } => run(
             k.decode[dt][lanes],
             (plan.grid.0, plan.grid.2),

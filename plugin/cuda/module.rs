@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use cudarc::driver::sys;
 
-use super::params::{dtype_tag, DECODE_CONFIGS, PREFILL_CONFIGS};
+use super::params::{dtype_tag, CHAN_VARIANTS, DECODE_CONFIGS, PREFILL_CONFIGS};
 use super::CudaError;
 
 /// The kernel source, for NVRTC.
@@ -25,6 +25,11 @@ pub struct Kernels {
     pub prefill: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
     /// Pass 1 of the chunked prefill, [dtype][PREFILL_CONFIGS index]
     pub chunksum: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
+    /// Channel-per-lane prefill, [dtype][CHAN_VARIANTS index]: output pass and summary pass.
+    pub chan: [[sys::CUfunction; CHAN_VARIANTS.len()]; 3],
+    pub chansum: [[sys::CUfunction; CHAN_VARIANTS.len()]; 3],
+    /// Decode, 4 lanes × 4 states with 32-bit offsets, [dtype].
+    pub decode32: [sys::CUfunction; 3],
     /// [dtype][DECODE_CONFIGS index]
     pub decode: [[sys::CUfunction; DECODE_CONFIGS.len()]; 3],
     pub sm_count: u32,
@@ -179,6 +184,9 @@ fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kern
     let mut k = Kernels {
         prefill: [[null; PREFILL_CONFIGS.len()]; 3],
         chunksum: [[null; PREFILL_CONFIGS.len()]; 3],
+        chan: [[null; CHAN_VARIANTS.len()]; 3],
+        chansum: [[null; CHAN_VARIANTS.len()]; 3],
+        decode32: [null; 3],
         decode: [[null; DECODE_CONFIGS.len()]; 3],
         sm_count,
         origin,
@@ -187,6 +195,11 @@ fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kern
         for (ci, (lanes, npl, _)) in PREFILL_CONFIGS.iter().enumerate() {
             k.prefill[di][ci] = get(format!("s6_prefill_{dt}_l{lanes}_p{npl}"))?;
             k.chunksum[di][ci] = get(format!("s6_chunksum_{dt}_l{lanes}_p{npl}"))?;
+        }
+        k.decode32[di] = get(format!("s6_decode32_{dt}"))?;
+        for (vi, (tag, _)) in CHAN_VARIANTS.iter().enumerate() {
+            k.chan[di][vi] = get(format!("s6_{tag}_{dt}"))?;
+            k.chansum[di][vi] = get(format!("s6_{tag}sum_{dt}"))?;
         }
         for (li, (lanes, npl)) in DECODE_CONFIGS.iter().enumerate() {
             k.decode[di][li] = get(format!("s6_decode_{dt}_l{lanes}_p{npl}"))?;

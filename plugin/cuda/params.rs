@@ -50,6 +50,23 @@ pub const PREFILL_CONFIGS: [(u32, u32, u32); 7] = [
 ];
 /// Decode kernels: (lanes per channel, states per lane). Must match `S6_DECODE_ALL`.
 pub const DECODE_CONFIGS: [(u32, u32); 5] = [(4, 4), (8, 4), (16, 4), (2, 8), (1, 16)];
+/// Channel-per-lane prefill kernels (a lane owns all N ≤ 16 states of one channel, or half of
+/// them): (name tag of `S6_CHAN` in `kernels/s6scan.cu`, lanes per channel) — `chan` (6 blocks
+/// per SM, no spills), `chanr` (128 registers, 8 blocks per SM), `chan2` (2 lanes per channel,
+/// 8 states each, 8 blocks per SM).
+pub const CHAN_VARIANTS: [(&str, u32); 3] = [("chan", 1), ("chanr", 1), ("chan2", 2)];
+/// Threads (channels) per block of the channel-per-lane kernels (`S6_CH_CPB`).
+pub const CHAN_BLOCK: u32 = 64;
+/// Largest N of the channel-per-lane kernels.
+pub const CHAN_MAX_DSTATE: usize = 16;
+/// Channel-per-lane with forced kernel and no forced chunk count: chunks of L are added until
+/// B·D·K reaches this many lanes per SM (the automatic choice never chunks it: the chunked
+/// shared-channel path was faster wherever it applies, H200 run 14).
+pub const CHAN_TARGET_LANES_PER_SM: u64 = 512;
+/// Channel-per-lane (one pass) is chosen when B·D reaches this many lanes per SM.
+pub const CHAN_MIN_LANES_PER_SM: u64 = 240;
+/// 16-bit, L ≥ 512: the register-capped variant from this many lanes per SM.
+pub const CHAN_R_LANES_PER_SM: u64 = 300;
 /// Threads per block of the decode kernels.
 pub const DECODE_BLOCK: u32 = 128;
 /// Largest state size N the kernels handle (as mamba_ssm).
@@ -123,6 +140,10 @@ pub enum Choice {
     Prefill { config: usize },
     /// Index into [`DECODE_CONFIGS`].
     Decode { lanes: usize },
+    /// Decode as `Decode { lanes: 0 }` with 32-bit offsets (B·D·N < 2^31).
+    Decode32,
+    /// Channel-per-lane prefill, index into [`CHAN_VARIANTS`].
+    Chan { variant: usize },
 }
 
 /// Benchmark/test overrides of the automatic choice.
@@ -134,6 +155,9 @@ pub struct Tune {
     pub chunks: Option<u32>,
     /// States per lane of the chunked prefill's summary pass (default: as the output pass).
     pub sum_npl: Option<u32>,
+    /// Prefill kernel family: 0 = lanes share a channel's states (`npl` applies), 1 + i =
+    /// channel per lane, [`CHAN_VARIANTS`]`[i]` (N ≤ 16 only; ignored otherwise).
+    pub chan: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,11 +230,17 @@ pub fn plan(
             _ => lanes,
         };
         let threads = dims.dim as u64 * DECODE_CONFIGS[lanes].0 as u64;
+        // The common shape (N <= 16, not pinned) with 32-bit offsets when they fit.
+        let choice = if lanes == 0 && tune.npl.is_none() && bd * (n as u64) < 1 << 31 {
+            Choice::Decode32
+        } else {
+            Choice::Decode { lanes }
+        };
         let blocks = threads.div_ceil(DECODE_BLOCK as u64);
         let grid_x = u32::try_from(blocks)
             .map_err(|_| CudaError::Unsupported(format!("{bd} channels in one launch")))?;
         return Ok(Plan {
-            choice: Choice::Decode { lanes },
+            choice,
             grid: (grid_x, dims.batch as u32, 1),
             block: DECODE_BLOCK,
             chunks: 1,
@@ -219,6 +249,50 @@ pub fn plan(
             sum_grid_x: 0,
             sum_block: 0,
         });
+    }
+    let sm = sm_count.max(1) as u64;
+    let chunkable = has_workspace && chunk_eligible(dims);
+    if n <= CHAN_MAX_DSTATE {
+        // Channel per lane: one pass when chosen automatically; forced, chunks of L until
+        // B·D·K lanes fill the device (when allowed).
+        let (len, k) = match tune.chunks {
+            Some(k) if chunkable => chunking(dims.seqlen, k as usize, CHUNK_ALIGN),
+            Some(_) => (dims.seqlen, 1),
+            None if chunkable && tune.chan.is_some() => chunking(
+                dims.seqlen,
+                (sm * CHAN_TARGET_LANES_PER_SM).div_ceil(bd) as usize,
+                MIN_CHUNK,
+            ),
+            None => (dims.seqlen, 1),
+        };
+        let variant = match tune.chan {
+            Some(0) => None,
+            Some(v) => Some((v as usize - 1).min(CHAN_VARIANTS.len() - 1)),
+            None if bd >= sm * CHAN_MIN_LANES_PER_SM => Some(
+                if dtype != DType::F32 && bd >= sm * CHAN_R_LANES_PER_SM && dims.seqlen >= 512 {
+                    1
+                } else {
+                    0
+                },
+            ),
+            None => None,
+        };
+        if let Some(variant) = variant {
+            let per_group = (dims.dim / dims.groups.max(1)) as u64;
+            let cpb = (CHAN_BLOCK / CHAN_VARIANTS[variant].1) as u64;
+            let grid_x = u32::try_from(dims.groups as u64 * per_group.div_ceil(cpb))
+                .map_err(|_| CudaError::Unsupported("D too large".into()))?;
+            return Ok(Plan {
+                choice: Choice::Chan { variant },
+                grid: (grid_x, dims.batch as u32, k as u32),
+                block: CHAN_BLOCK,
+                chunks: k as u32,
+                chunk_len: len as u32,
+                sum_config: 0,
+                sum_grid_x: grid_x,
+                sum_block: CHAN_BLOCK,
+            });
+        }
     }
     // Candidates: the shapes with the fewest states per channel (LANES·NPL) that cover N, in
     // table order, which lists fewer states per lane first. No allocation: this runs per launch.
@@ -234,8 +308,6 @@ pub fn plan(
     // it: the preferred states per lane (fp32: 4, 16-bit: 2, the fastest there), chunks of at
     // least MIN_CHUNK steps, about CHUNK_TARGET_STATES_PER_SM (b, d, n, chunk) per SM; fewer
     // than 3 chunks never paid, so then one pass. Measured on an H200: docs/benchmarks.md.
-    let sm = sm_count.max(1) as u64;
-    let chunkable = has_workspace && chunk_eligible(dims);
     let forced_chunks = tune.chunks.filter(|&k| k > 1 && chunkable);
     let auto_chunks =
         tune.chunks.is_none() && chunkable && bd * (n as u64) < sm * CHUNK_BELOW_STATES_PER_SM;
@@ -373,14 +445,77 @@ mod tests {
     const H: DType = DType::F16;
     const F: DType = DType::F32;
 
+    /// The automatic choice among the lanes-share-a-channel kernels.
     fn auto(d: ScanDims, dt: DType, ws: bool) -> Plan {
-        plan(&d, dt, 132, ws, Tune::default()).unwrap()
+        plan(&d, dt, 132, ws, OLD).unwrap()
+    }
+    const OLD: Tune = Tune {
+        npl: None,
+        chunks: None,
+        sum_npl: None,
+        chan: Some(0),
+    };
+
+    #[test]
+    fn channel_per_lane_for_n_up_to_16_with_enough_lanes() {
+        // Forced, B1 D5120 L4096 (chunkable): 132 × 512 / 5120 → 14 chunks wanted → 320 steps.
+        let t = Tune {
+            chan: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&dims(1, 5120, 4096, 16, 1), H, 132, true, t).unwrap();
+        assert_eq!(p.choice, Choice::Chan { variant: 0 });
+        assert_eq!(
+            (p.chunks, p.chunk_len, p.grid, p.block),
+            (13, 320, (80, 1, 13), 64)
+        );
+        // Automatic: 5120 lanes < 240 per SM → the shared-channel kernels.
+        let p = plan(&dims(1, 5120, 4096, 16, 1), H, 132, true, Tune::default()).unwrap();
+        assert!(matches!(p.choice, Choice::Prefill { .. }));
+        // B8 D5120: one pass, 40 960 lanes; fp32 `chan`, 16-bit `chanr` from L = 512.
+        let p = plan(&dims(8, 5120, 1024, 16, 1), F, 132, true, Tune::default()).unwrap();
+        assert_eq!(
+            (p.choice, p.chunks, p.grid),
+            (Choice::Chan { variant: 0 }, 1, (80, 8, 1))
+        );
+        let p = plan(&dims(8, 5120, 1024, 16, 1), H, 132, true, Tune::default()).unwrap();
+        assert_eq!(p.choice, Choice::Chan { variant: 1 });
+        let p = plan(&dims(8, 5120, 128, 16, 1), H, 132, true, Tune::default()).unwrap();
+        assert_eq!(p.choice, Choice::Chan { variant: 0 });
+        let p = plan(&dims(8, 4096, 1024, 16, 1), H, 132, true, Tune::default()).unwrap();
+        assert_eq!(p.choice, Choice::Chan { variant: 0 });
+        // 2 lanes per channel: 32 channels per block.
+        let t = Tune {
+            chan: Some(3),
+            chunks: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&dims(8, 1536, 1024, 16, 1), H, 132, true, t).unwrap();
+        assert_eq!(
+            (p.choice, p.grid),
+            (Choice::Chan { variant: 2 }, (48, 8, 1))
+        );
+        // Groups: blocks never straddle a group (4 groups of 100 channels → 2 blocks each).
+        let t = Tune {
+            chan: Some(2),
+            chunks: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&dims(2, 400, 50, 16, 4), H, 132, true, t).unwrap();
+        assert_eq!((p.choice, p.grid), (Choice::Chan { variant: 1 }, (8, 2, 1)));
+        // N > 16: never.
+        let t = Tune {
+            chan: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&dims(8, 5120, 1024, 17, 1), H, 132, true, t).unwrap();
+        assert!(matches!(p.choice, Choice::Prefill { .. }));
     }
 
     #[test]
     fn decode_for_one_step() {
         let p = auto(dims(1, 5120, 1, 16, 1), H, false);
-        assert_eq!(p.choice, Choice::Decode { lanes: 0 });
+        assert_eq!(p.choice, Choice::Decode32);
         assert_eq!(p.grid, (5120 * 4 / 128, 1, 1));
         let p = auto(dims(3, 100, 1, 16, 1), H, true);
         assert_eq!(p.grid, (4, 3, 1));
@@ -391,6 +526,15 @@ mod tests {
         let p = plan(&dims(1, 5120, 1, 16, 1), H, 132, false, t).unwrap();
         assert_eq!(p.choice, Choice::Decode { lanes: 4 });
         assert_eq!(p.grid.0, 5120 / 128);
+        let t = Tune {
+            npl: Some(4),
+            ..Default::default()
+        };
+        let p = plan(&dims(1, 5120, 1, 16, 1), H, 132, false, t).unwrap();
+        assert_eq!(p.choice, Choice::Decode { lanes: 0 });
+        // N = 32: 8 lanes, 64-bit offsets.
+        let p = auto(dims(1, 64, 1, 32, 1), H, false);
+        assert_eq!(p.choice, Choice::Decode { lanes: 1 });
     }
 
     #[test]
@@ -420,7 +564,7 @@ mod tests {
         );
         let t = Tune {
             npl: Some(2),
-            ..Default::default()
+            ..OLD
         };
         let p = plan(&dims(8, 5120, 1024, 16, 1), F, 132, false, t).unwrap();
         assert_eq!(p.choice, Choice::Prefill { config: 1 });
@@ -428,7 +572,7 @@ mod tests {
         assert_eq!(p.choice, Choice::Prefill { config: 4 });
         // 4 groups of 16 channels, 8 channels per block.
         assert_eq!(p.grid, (8, 2, 1));
-        assert!(plan(&dims(1, 8, 4, 257, 1), H, 132, false, Tune::default()).is_err());
+        assert!(plan(&dims(1, 8, 4, 257, 1), H, 132, false, OLD).is_err());
     }
 
     #[test]
@@ -454,7 +598,7 @@ mod tests {
         let t = Tune {
             chunks: Some(7),
             sum_npl: Some(1),
-            ..Default::default()
+            ..OLD
         };
         let p = plan(&odd, H, 132, true, t).unwrap();
         assert_eq!((p.chunks, p.chunk_len), (7, 160));
