@@ -17,6 +17,8 @@
 //! - last_state (always fp32): 2e-5
 #![cfg(feature = "cuda")]
 
+mod error_metrics;
+use error_metrics::errors;
 use half::{bf16, f16};
 use s6plugin::contract::{DType, S6Attrs, ScanDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
@@ -80,23 +82,6 @@ fn download(dt: DType, b: &DeviceBuffer, n: usize) -> Vec<f32> {
             .map(|x| bf16::from_bits(x).to_f32())
             .collect(),
     }
-}
-
-/// (relative L2 error, max abs error / max |ref|, count of non-finite values)
-fn errors(got: &[f32], want: &[f64]) -> (f64, f64, usize) {
-    let (mut num, mut den, mut maxd, mut maxr, mut bad) = (0.0, 0.0, 0.0f64, 0.0f64, 0);
-    for (&g, &w) in got.iter().zip(want) {
-        if !g.is_finite() {
-            bad += 1;
-            continue;
-        }
-        let d = g as f64 - w;
-        num += d * d;
-        den += w * w;
-        maxd = maxd.max(d.abs());
-        maxr = maxr.max(w.abs());
-    }
-    ((num / den.max(1e-300)).sqrt(), maxd / maxr.max(1e-300), bad)
 }
 
 fn y_bound(dt: DType) -> f64 {

@@ -12,7 +12,9 @@
 //! 2e-5, fp16 1e-3, bf16 8e-3 (the rounding of y to the dtype is inside them); last_state 2e-5.
 #![cfg(feature = "trt")]
 
+mod error_metrics;
 mod trt_common;
+use error_metrics::errors;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,24 +28,6 @@ fn read_f32(path: &Path) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
-}
-
-/// (relative L2 error, max abs error / max |ref|, non-finite count)
-fn errors(got: &[f32], want: &[f64]) -> (f64, f64, usize) {
-    assert_eq!(got.len(), want.len());
-    let (mut num, mut den, mut maxd, mut maxr, mut bad) = (0f64, 0f64, 0f64, 0f64, 0usize);
-    for (&g, &w) in got.iter().zip(want) {
-        if !g.is_finite() {
-            bad += 1;
-            continue;
-        }
-        let d = g as f64 - w;
-        num += d * d;
-        den += w * w;
-        maxd = maxd.max(d.abs());
-        maxr = maxr.max(w.abs());
-    }
-    ((num / den.max(1e-300)).sqrt(), maxd / maxr.max(1e-300), bad)
 }
 
 struct Run {
