@@ -1,9 +1,12 @@
 // The TensorRT calls of s6-engine behind a C interface (trt_glue.h).
 //
-// TensorRT's API is C++ virtual classes whose layout changes between majors, so this file is
-// compiled against the headers of the TensorRT the user runs (tools/build.rs finds them) and the
-// Rust side refuses a library whose major differs. No TensorRT symbol is linked: the factory
-// functions arrive as pointers resolved at run time.
+// TensorRT's API is C++ virtual classes whose layout changes between majors and products, so this
+// file is compiled once per backend against that backend's headers (tools/build.rs: TensorRT and,
+// with S6_GLUE_BACKEND_RTX, TensorRT-RTX) and the Rust side refuses a library whose major
+// differs. No TensorRT symbol is linked: the factory functions arrive as pointers resolved at run
+// time. Both compilations live in one binary, so tools/build.rs also renames the `nvinfer1` and
+// `nvonnxparser` namespaces per backend: the headers' inline functions would otherwise be merged
+// by the linker across backends whose vtables differ.
 
 #include "trt_glue.h"
 
@@ -13,6 +16,18 @@
 #define S6_HAVE_ONNX_PARSER 1
 #else
 #define S6_HAVE_ONNX_PARSER 0
+#endif
+
+#if defined(TRT_MAJOR_RTX)
+#define S6_RTX 1
+#else
+#define S6_RTX 0
+#endif
+#if defined(S6_GLUE_BACKEND_RTX) != S6_RTX
+#error "S6_GLUE_BACKEND_RTX must be defined exactly when compiling against TensorRT-RTX headers"
+#endif
+#if defined(S6_GLUE_REQUIRE_PARSER) && !S6_HAVE_ONNX_PARSER
+#error "NvOnnxParser.h not found in the include path"
 #endif
 
 #include <cstdio>
@@ -25,8 +40,12 @@ namespace {
 
 using namespace nvinfer1;
 
+// TensorRT-RTX 1.x numbers its versions from 1 but has TensorRT 10's API (IPluginV3,
+// IProgressMonitor, getCreator) and, like 11, builds strongly typed networks only.
 #define S6_TRT_AT_LEAST(maj, min) \
-    (NV_TENSORRT_MAJOR > (maj) || (NV_TENSORRT_MAJOR == (maj) && NV_TENSORRT_MINOR >= (min)))
+    (S6_RTX || NV_TENSORRT_MAJOR > (maj) || (NV_TENSORRT_MAJOR == (maj) && NV_TENSORRT_MINOR >= (min)))
+#define S6_API10 S6_TRT_AT_LEAST(10, 0)
+#define S6_STRONGLY_TYPED_ONLY (S6_RTX || NV_TENSORRT_MAJOR >= 11)
 
 using CreateFn = void* (*) (void*, int32_t);
 using CreateParserFn = void* (*) (void*, void*, int);
@@ -110,7 +129,7 @@ std::string with_log(std::string what, Logger const& logger)
     return what;
 }
 
-#if NV_TENSORRT_MAJOR >= 10
+#if S6_API10
 // Builder progress (IProgressMonitor exists from TensorRT 10 on); never cancels.
 class Progress : public IProgressMonitor
 {
@@ -172,19 +191,61 @@ void from_dims(Dims const& in, int32_t* rank, int64_t* d) noexcept
     }
 }
 
+#if S6_HAVE_ONNX_PARSER
+// Tells the caller every layer of the parsed network, with the plugin type of plugin layers: how
+// s6-engine shows (and its tests check) that each S6Scan node became a plugin layer.
+void report_layers(INetworkDefinition& network, s6_layer_fn fn, void* user)
+{
+    for (int32_t i = 0; i < network.getNbLayers(); ++i)
+    {
+        ILayer* layer = network.getLayer(i);
+        if (layer == nullptr)
+        {
+            continue;
+        }
+        int32_t kind = 0;
+        char const* plugin = nullptr;
+        if (layer->getType() == LayerType::kPLUGIN_V2)
+        {
+            kind = 1;
+            // A V2 plugin's layer is deprecated from TensorRT 10 on, but still what it becomes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+            plugin = static_cast<IPluginV2Layer*>(layer)->getPlugin().getPluginType();
+#pragma GCC diagnostic pop
+        }
+#if S6_API10
+        else if (layer->getType() == LayerType::kPLUGIN_V3)
+        {
+            kind = 2;
+            IPluginCapability* core
+                = static_cast<IPluginV3Layer*>(layer)->getPlugin().getCapabilityInterface(PluginCapabilityType::kCORE);
+            plugin = core != nullptr ? static_cast<IPluginV3OneCore*>(core)->getPluginName() : nullptr;
+        }
+#endif
+        fn(user, i, kind, layer->getName(), plugin);
+    }
+}
+#endif
+
 } // namespace
 
-extern "C" int32_t s6_glue_header_version(void)
+extern "C" int32_t S6_GLUE(header_version)(void)
 {
     return static_cast<int32_t>(NV_TENSORRT_VERSION);
 }
 
-extern "C" int32_t s6_glue_has_onnx_parser(void)
+extern "C" int32_t S6_GLUE(is_rtx)(void)
+{
+    return S6_RTX;
+}
+
+extern "C" int32_t S6_GLUE(has_onnx_parser)(void)
 {
     return S6_HAVE_ONNX_PARSER;
 }
 
-extern "C" int32_t s6_glue_has_creator(void* get_plugin_registry, char const* name, char const* version, char const* ns)
+extern "C" int32_t S6_GLUE(has_creator)(void* get_plugin_registry, char const* name, char const* version, char const* ns)
 {
     if (get_plugin_registry == nullptr)
     {
@@ -195,14 +256,14 @@ extern "C" int32_t s6_glue_has_creator(void* get_plugin_registry, char const* na
     {
         return -1;
     }
-#if NV_TENSORRT_MAJOR >= 10
+#if S6_API10
     return reg->getCreator(name, version, ns) != nullptr ? 1 : 0;
 #else
     return reg->getPluginCreator(name, version, ns) != nullptr ? 1 : 0;
 #endif
 }
 
-extern "C" int32_t s6_glue_load_plugin_library(void* get_plugin_registry, char const* path, char* err, size_t err_len)
+extern "C" int32_t S6_GLUE(load_plugin_library)(void* get_plugin_registry, char const* path, char* err, size_t err_len)
 {
 #if S6_TRT_AT_LEAST(8, 6)
     IPluginRegistry* reg = get_plugin_registry ? reinterpret_cast<RegistryFn>(get_plugin_registry)() : nullptr;
@@ -225,7 +286,7 @@ extern "C" int32_t s6_glue_load_plugin_library(void* get_plugin_registry, char c
 #endif
 }
 
-extern "C" void s6_glue_blob_free(S6Blob* blob)
+extern "C" void S6_GLUE(blob_free)(S6Blob* blob)
 {
     if (blob != nullptr && blob->handle != nullptr)
     {
@@ -236,7 +297,7 @@ extern "C" void s6_glue_blob_free(S6Blob* blob)
     }
 }
 
-extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob* timing_cache, char* err, size_t err_len)
+extern "C" int32_t S6_GLUE(build)(S6BuildParams const* p, S6Blob* engine, S6Blob* timing_cache, char* err, size_t err_len)
 {
 #if S6_HAVE_ONNX_PARSER
     try
@@ -251,16 +312,16 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
         }
         Owned<IBuilder> builder(static_cast<IBuilder*>(raw));
         uint32_t flags = 0;
-#if NV_TENSORRT_MAJOR < 10
+#if !S6_API10
         // Explicit batch is required for ONNX before 10 (and the only mode from 10 on).
         flags |= 1U << static_cast<uint32_t>(NetworkDefinitionCreationFlag::kEXPLICIT_BATCH);
-#elif NV_TENSORRT_MAJOR == 10
+#elif !S6_STRONGLY_TYPED_ONLY
         if (p->precision == S6_PRECISION_STRONG)
         {
             flags |= 1U << static_cast<uint32_t>(NetworkDefinitionCreationFlag::kSTRONGLY_TYPED);
         }
 #endif
-        // From 11 on every network is strongly typed; no flag.
+        // TensorRT 11 and TensorRT-RTX: every network is strongly typed; no flag.
         Owned<INetworkDefinition> network(builder->createNetworkV2(flags));
         if (!network)
         {
@@ -287,6 +348,10 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
             set_err(err, err_len, msg);
             return 1;
         }
+        if (p->layer != nullptr)
+        {
+            report_layers(*network, p->layer, p->user);
+        }
         Owned<IBuilderConfig> config(builder->createBuilderConfig());
         if (!config)
         {
@@ -311,13 +376,13 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
             set_err(err, err_len, with_log("addOptimizationProfile failed", logger));
             return 1;
         }
-#if NV_TENSORRT_MAJOR <= 10
+#if !S6_STRONGLY_TYPED_ONLY
         if (p->precision == S6_PRECISION_FP16)
         {
             config->setFlag(BuilderFlag::kFP16);
         }
 #endif
-#if NV_TENSORRT_MAJOR >= 9 && NV_TENSORRT_MAJOR <= 10
+#if NV_TENSORRT_MAJOR >= 9 && !S6_STRONGLY_TYPED_ONLY
         if (p->precision == S6_PRECISION_BF16)
         {
             config->setFlag(BuilderFlag::kBF16);
@@ -327,13 +392,41 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
         {
             config->setMemoryPoolLimit(MemoryPoolType::kWORKSPACE, static_cast<size_t>(p->workspace_bytes));
         }
+#if S6_RTX
+        // TensorRT-RTX has no timing cache (it deprecates the API; kernels are chosen without
+        // timing), but a list of GPU architectures to compile for.
+        if (p->timing_cache != nullptr)
+        {
+            set_err(err, err_len, "TensorRT-RTX has no timing cache");
+            return 1;
+        }
+        if (p->n_compute_capabilities > 0)
+        {
+            bool ok = config->setNbComputeCapabilities(p->n_compute_capabilities);
+            for (int32_t i = 0; ok && i < p->n_compute_capabilities; ++i)
+            {
+                ok = config->setComputeCapability(static_cast<ComputeCapability>(p->compute_capabilities[i]), i);
+            }
+            if (!ok)
+            {
+                set_err(err, err_len, with_log("compute capability refused", logger));
+                return 1;
+            }
+        }
+#else
+        if (p->n_compute_capabilities > 0)
+        {
+            set_err(err, err_len, "compute capabilities are a TensorRT-RTX setting");
+            return 1;
+        }
         Owned<ITimingCache> cache(config->createTimingCache(p->timing_cache, p->timing_cache ? p->timing_cache_size : 0));
         if (cache && !config->setTimingCache(*cache, false))
         {
             set_err(err, err_len, with_log("the timing cache does not fit this TensorRT/GPU", logger));
             return 1;
         }
-#if NV_TENSORRT_MAJOR >= 10
+#endif
+#if S6_API10
         std::unique_ptr<Progress> progress;
         if (p->progress != nullptr)
         {
@@ -354,6 +447,7 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
         timing_cache->handle = nullptr;
         timing_cache->data = nullptr;
         timing_cache->size = 0;
+#if !S6_RTX
         if (ITimingCache const* used = config->getTimingCache())
         {
             if (IHostMemory* blob = used->serialize())
@@ -363,6 +457,7 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
                 timing_cache->size = blob->size();
             }
         }
+#endif
         return 0;
     }
     catch (std::exception const& e)
@@ -384,9 +479,13 @@ extern "C" int32_t s6_glue_build(S6BuildParams const* p, S6Blob* engine, S6Blob*
 #endif
 }
 
-struct S6Runner
+namespace {
+
+// Behind the opaque S6Runner of the C interface: a type of internal linkage, so that the two
+// backends' runners (of different layouts) never share a symbol.
+struct Runner
 {
-    explicit S6Runner(s6_log_fn fn, void* user)
+    explicit Runner(s6_log_fn fn, void* user)
         : logger(fn, user)
     {
     }
@@ -397,12 +496,23 @@ struct S6Runner
     Owned<IExecutionContext> context;
 };
 
-extern "C" S6Runner* s6_glue_runner_new(
+Runner* runner(S6Runner* r) noexcept
+{
+    return reinterpret_cast<Runner*>(r);
+}
+Runner const* runner(S6Runner const* r) noexcept
+{
+    return reinterpret_cast<Runner const*>(r);
+}
+
+} // namespace
+
+extern "C" S6Runner* S6_GLUE(runner_new)(
     void* create_runtime, void const* data, size_t size, s6_log_fn log, void* user, char* err, size_t err_len)
 {
     try
     {
-        std::unique_ptr<S6Runner> r(new S6Runner(log, user));
+        std::unique_ptr<Runner> r(new Runner(log, user));
         void* raw = reinterpret_cast<CreateFn>(create_runtime)(&r->logger, static_cast<int32_t>(NV_TENSORRT_VERSION));
         if (!created(raw, r->logger, 0))
         {
@@ -423,7 +533,7 @@ extern "C" S6Runner* s6_glue_runner_new(
             set_err(err, err_len, with_log("createExecutionContext failed", r->logger));
             return nullptr;
         }
-        return r.release();
+        return reinterpret_cast<S6Runner*>(r.release());
     }
     catch (...)
     {
@@ -432,48 +542,48 @@ extern "C" S6Runner* s6_glue_runner_new(
     }
 }
 
-extern "C" void s6_glue_runner_free(S6Runner* r)
+extern "C" void S6_GLUE(runner_free)(S6Runner* r)
 {
-    delete r;
+    delete runner(r);
 }
 
-extern "C" int32_t s6_glue_runner_num_io(S6Runner const* r)
+extern "C" int32_t S6_GLUE(runner_num_io)(S6Runner const* r)
 {
-    return r->engine->getNbIOTensors();
+    return runner(r)->engine->getNbIOTensors();
 }
 
-extern "C" int32_t s6_glue_runner_io(
+extern "C" int32_t S6_GLUE(runner_io)(
     S6Runner const* r, int32_t i, char const** name, int32_t* is_input, int32_t* dtype, int32_t* rank, int64_t* dims)
 {
-    char const* n = r->engine->getIOTensorName(i);
+    char const* n = runner(r)->engine->getIOTensorName(i);
     if (n == nullptr)
     {
         return 1;
     }
     *name = n;
-    *is_input = r->engine->getTensorIOMode(n) == TensorIOMode::kINPUT ? 1 : 0;
-    *dtype = static_cast<int32_t>(r->engine->getTensorDataType(n));
-    from_dims(r->engine->getTensorShape(n), rank, dims);
+    *is_input = runner(r)->engine->getTensorIOMode(n) == TensorIOMode::kINPUT ? 1 : 0;
+    *dtype = static_cast<int32_t>(runner(r)->engine->getTensorDataType(n));
+    from_dims(runner(r)->engine->getTensorShape(n), rank, dims);
     return 0;
 }
 
-extern "C" int32_t s6_glue_runner_set_input_shape(S6Runner* r, char const* name, int32_t rank, int64_t const* dims)
+extern "C" int32_t S6_GLUE(runner_set_input_shape)(S6Runner* r, char const* name, int32_t rank, int64_t const* dims)
 {
-    return r->context->setInputShape(name, to_dims(rank, dims)) ? 0 : 1;
+    return runner(r)->context->setInputShape(name, to_dims(rank, dims)) ? 0 : 1;
 }
 
-extern "C" int32_t s6_glue_runner_shape(S6Runner const* r, char const* name, int32_t* rank, int64_t* dims)
+extern "C" int32_t S6_GLUE(runner_shape)(S6Runner const* r, char const* name, int32_t* rank, int64_t* dims)
 {
-    from_dims(r->context->getTensorShape(name), rank, dims);
+    from_dims(runner(r)->context->getTensorShape(name), rank, dims);
     return *rank < 0 ? 1 : 0;
 }
 
-extern "C" int32_t s6_glue_runner_set_address(S6Runner* r, char const* name, void* ptr)
+extern "C" int32_t S6_GLUE(runner_set_address)(S6Runner* r, char const* name, void* ptr)
 {
-    return r->context->setTensorAddress(name, ptr) ? 0 : 1;
+    return runner(r)->context->setTensorAddress(name, ptr) ? 0 : 1;
 }
 
-extern "C" int32_t s6_glue_runner_enqueue(S6Runner* r, void* stream)
+extern "C" int32_t S6_GLUE(runner_enqueue)(S6Runner* r, void* stream)
 {
-    return r->context->enqueueV3(static_cast<cudaStream_t>(stream)) ? 0 : 1;
+    return runner(r)->context->enqueueV3(static_cast<cudaStream_t>(stream)) ? 0 : 1;
 }

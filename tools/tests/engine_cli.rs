@@ -69,7 +69,7 @@ fn without_tensorrt_build_and_run_fail_in_one_line() {
         .arg("-o")
         .arg(&engine)
         .args(SHAPES)
-        .arg("--trt-lib-dir")
+        .args(["--backend", "trt", "--trt-lib-dir"])
         .arg(&empty)
         .output()
         .unwrap();
@@ -82,6 +82,11 @@ fn without_tensorrt_build_and_run_fail_in_one_line() {
     assert_eq!(o.status.code(), Some(3));
     assert!(!engine.exists());
 
+    // The default (auto) looks for TensorRT, then TensorRT-RTX, and names both searches.
+    let d = empty.display();
+    let want_auto = format!(
+        "s6-engine: TensorRT or TensorRT-RTX not found: looked for libnvinfer.so.11, libnvinfer.so.10, libnvinfer.so.8 in {d} (--trt-lib-dir), and libtensorrt_rtx.so.1 in {d} (--trt-lib-dir); install one, or pass --trt-lib-dir DIR (the folder holding libnvinfer.so.N or libtensorrt_rtx.so.1) or set S6_TRT_RTX_LIB_DIR\n"
+    );
     let o = bin()
         .arg("run")
         .arg(&engine)
@@ -91,9 +96,27 @@ fn without_tensorrt_build_and_run_fail_in_one_line() {
         .arg(&empty)
         .output()
         .unwrap();
-    assert_eq!(stderr(&o), want);
+    assert_eq!(stderr(&o), want_auto);
     assert_eq!(o.status.code(), Some(3));
     assert!(!dir.join("out").exists());
+
+    // TensorRT-RTX alone says where it looked and how to point at it.
+    let o = bin()
+        .arg("build")
+        .arg(&model)
+        .arg("-o")
+        .arg(&engine)
+        .args(SHAPES)
+        .args(["--backend", "rtx", "--trt-lib-dir"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(
+        stderr(&o),
+        format!("s6-engine: TensorRT-RTX not found: looked for libtensorrt_rtx.so.1 in {d} (--trt-lib-dir); install TensorRT-RTX (e.g. the tensorrt-rtx-cu12-libs wheel) and set S6_TRT_RTX_LIB_DIR or pass --trt-lib-dir DIR (the folder holding libtensorrt_rtx.so.1)\n")
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!engine.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,12 +1,16 @@
 //! s6-engine: build TensorRT engines from (patched) ONNX models and run them — TensorRT is
-//! loaded at run time, so one binary serves TensorRT 8.5 to 11 of the major it was built for.
+//! loaded at run time, so one binary serves the TensorRT major it was built for (8.5 to 11) and
+//! TensorRT-RTX 1.x, which builds engines on machines without a GPU.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use s6_tools::engine::build::{self, BuildOptions, PrecisionArg};
+use s6_tools::engine::glue::Glue;
+use s6_tools::engine::libs::BackendChoice;
 use s6_tools::engine::profile::{ProfileArgs, SizeSpec};
 use s6_tools::engine::run::{self, RunOptions};
-use s6_tools::engine::{glue, libs, EngineError, TrtVersion};
+use s6_tools::engine::version::{Backend, Target};
+use s6_tools::engine::{libs, plugin, EngineError, TrtVersion};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,9 +23,12 @@ const EXIT_NO_TENSORRT: u8 = 3;
     version,
     about = "Build and run TensorRT engines for s6plugin models",
     long_about = "Build and run TensorRT engines for s6plugin models.\n\n\
-TensorRT (libnvinfer, libnvonnxparser) is found at run time: --trt-lib-dir, else \
-$TENSORRT_ROOT/lib, else the system library path. libs6plugin.so is taken from --plugin or \
-from beside this executable.\n\n\
+Two backends (--backend): TensorRT (libnvinfer.so.N, libnvonnxparser.so.N: --trt-lib-dir, \
+else $TENSORRT_ROOT/lib, else the system library path) and TensorRT-RTX (libtensorrt_rtx.so.1, \
+libtensorrt_onnxparser_rtx.so.1: --trt-lib-dir, else $S6_TRT_RTX_LIB_DIR, \
+$TENSORRT_RTX_ROOT/lib, the system library path), which builds engines without a GPU. auto \
+(the default): TensorRT when found, else TensorRT-RTX. libs6plugin.so is taken from --plugin \
+or from beside this executable; it must be the variant built for the backend's headers.\n\n\
 Typical use (Jetson Orin Nano, TensorRT 8.6/10.x):\n  \
 onnx-patch mamba.onnx -o mamba.s6.onnx\n  \
 s6-engine build mamba.s6.onnx -o mamba.engine --min batch=1,sequence=1 \\\n    \
@@ -48,9 +55,33 @@ enum PrecisionCli {
     Strong,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendCli {
+    /// TensorRT when found, else TensorRT-RTX.
+    Auto,
+    /// TensorRT (libnvinfer.so.N).
+    Trt,
+    /// TensorRT-RTX (libtensorrt_rtx.so.1).
+    Rtx,
+}
+
+impl From<BackendCli> for BackendChoice {
+    fn from(b: BackendCli) -> Self {
+        match b {
+            BackendCli::Auto => BackendChoice::Auto,
+            BackendCli::Trt => BackendChoice::Only(Backend::Trt),
+            BackendCli::Rtx => BackendChoice::Only(Backend::Rtx),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct TrtArgs {
-    /// Folder holding libnvinfer.so.N and libnvonnxparser.so.N (only this folder is searched).
+    /// Which TensorRT to use.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendCli,
+    /// Folder holding libnvinfer.so.N and libnvonnxparser.so.N, or libtensorrt_rtx.so.1 and
+    /// libtensorrt_onnxparser_rtx.so.1 (only this folder is searched).
     #[arg(long)]
     trt_lib_dir: Option<PathBuf>,
     /// libs6plugin.so to register (default: beside s6-engine).
@@ -85,9 +116,13 @@ enum Cmd {
         /// Builder workspace limit in MiB (TensorRT's default: the device's memory).
         #[arg(long)]
         workspace_mib: Option<u64>,
-        /// Timing cache: read if present, written back after the build.
+        /// Timing cache: read if present, written back after the build (TensorRT only).
         #[arg(long)]
         timing_cache: Option<PathBuf>,
+        /// TensorRT-RTX: GPU architectures to compile for, as SM numbers (75, 80, 86, 89, 120,
+        /// 121), comma-separated; default: TensorRT-RTX's own choice.
+        #[arg(long, value_delimiter = ',')]
+        compute_capability: Vec<i32>,
         /// Only print the trtexec command line for this TensorRT version (e.g. 10.3); no
         /// TensorRT needed.
         #[arg(long, value_name = "VERSION")]
@@ -112,7 +147,8 @@ enum Cmd {
         #[command(flatten)]
         trt: TrtArgs,
     },
-    /// Show the TensorRT found, its version, and what this build of s6-engine can do with it.
+    /// Show the TensorRT found, its version, what this build of s6-engine can do with it, and
+    /// (with --plugin) which TensorRT the plugin library was built for.
     Info {
         /// A specific library file instead of the search (e.g. libnvinfer_lean.so.10).
         #[arg(long)]
@@ -139,23 +175,47 @@ fn parse_version(s: &str) -> anyhow::Result<TrtVersion> {
 }
 
 fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
-    let headers = glue::header_version();
-    match headers {
-        Some(h) => println!(
-            "bridge: built against TensorRT {h} headers{}",
-            if glue::has_onnx_parser() { "" } else { " (no NvOnnxParser.h: cannot build engines)" }
-        ),
-        None => println!("bridge: built without TensorRT headers (can only print trtexec lines and convert to fp16)"),
+    // The plugin first, before any TensorRT is in the process.
+    if let Some(p) = &trt.plugin {
+        match plugin::build_info(p)? {
+            Some(s) => println!("plugin: {}: {s}", p.display()),
+            None => println!(
+                "plugin: {}: no s6pluginBuildInfo() (the library predates it: rebuild it to see which TensorRT it is for)",
+                p.display()
+            ),
+        }
     }
-    let places = libs::search_places(trt.trt_lib_dir.as_deref());
-    let lib = libs::load_nvinfer(nvinfer.as_deref(), &places)?;
-    let v = lib.version;
-    println!("{}: TensorRT {v}", lib.loaded.path);
+    for b in [Backend::Trt, Backend::Rtx] {
+        match Glue::get(b, "") {
+            Ok(g) => println!(
+                "bridge {}: built against {b} {} headers{}",
+                b.tag(),
+                g.header_version(),
+                if g.has_onnx_parser() {
+                    ""
+                } else {
+                    " (no NvOnnxParser.h: cannot build engines)"
+                }
+            ),
+            Err(_) => println!(
+                "bridge {}: not built (no {b} headers at build time)",
+                b.tag()
+            ),
+        }
+    }
+    let (lib, _) = libs::open(
+        trt.backend.into(),
+        nvinfer.as_deref(),
+        trt.trt_lib_dir.as_deref(),
+    )?;
+    let t: Target = lib.target();
+    println!("backend: {} ({})", t.backend.tag(), t.backend);
+    println!("{}: {t}", lib.loaded.path);
     println!(
         "precision: {}",
-        if v.strongly_typed_only() {
-            "strongly typed only (use --to-fp16 for an fp16 engine)"
-        } else if v.has_bf16_flag() {
+        if t.strongly_typed_only() {
+            "strongly typed only (fp16 exports stay fp16; --to-fp16 converts an fp32 model)"
+        } else if t.has_bf16_flag() {
             "fp16/bf16 builder flags, or strongly typed"
         } else {
             "fp16 builder flag"
@@ -163,18 +223,28 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
     );
     println!(
         "plugin loading: {}",
-        if v.has_load_library() {
-            "static registration or IPluginRegistry::loadLibrary"
+        if t.has_load_library() {
+            "IPluginRegistry::loadLibrary"
         } else {
             "static registration (dlopen)"
         }
     );
-    if let Some(h) = headers {
-        if h.major != v.major {
-            println!("compatible with this build: no (headers are TensorRT {h})");
-        } else {
-            println!("compatible with this build: yes");
-        }
+    if t.backend == Backend::Rtx {
+        println!(
+            "engines run on: compute capability 7.5, 8.0, 8.6, 8.9, 12.x (not 9.0: no H100/H200)"
+        );
+    }
+    match Glue::get(t.backend, "") {
+        Ok(g) if g.header_version().major != t.version.major => println!(
+            "compatible with this build: no (headers are {} {})",
+            t.backend,
+            g.header_version()
+        ),
+        Ok(_) => println!("compatible with this build: yes"),
+        Err(_) => println!(
+            "compatible with this build: no ({} bridge not built)",
+            t.backend
+        ),
     }
     Ok(())
 }
@@ -192,6 +262,7 @@ fn real_main() -> anyhow::Result<()> {
             to_fp16,
             workspace_mib,
             timing_cache,
+            compute_capability,
             print_trtexec,
             trt,
         } => {
@@ -214,16 +285,23 @@ fn real_main() -> anyhow::Result<()> {
                 to_fp16,
                 workspace_mib,
                 timing_cache,
+                compute_capabilities: compute_capability,
                 trt_lib_dir: trt.trt_lib_dir,
+                backend: trt.backend.into(),
                 print_only: print_trtexec.as_deref().map(parse_version).transpose()?,
             };
             let s = build::build(&opts)?;
             if opts.print_only.is_none() {
+                let scans = s.plugin_layers(s6plugin::contract::OP_TYPE).count();
                 eprintln!(
-                    "wrote {} ({:.1} MiB, TensorRT {}, {:.1} s)",
+                    "network: {} layers, {scans} of them S6Scan plugin layers",
+                    s.layers.len()
+                );
+                eprintln!(
+                    "wrote {} ({:.1} MiB, {}, {:.1} s)",
                     opts.engine.display(),
                     s.engine_bytes as f64 / (1024.0 * 1024.0),
-                    s.version,
+                    s.target,
                     s.seconds
                 );
             }
@@ -243,6 +321,7 @@ fn real_main() -> anyhow::Result<()> {
                 plugin: trt.plugin,
                 trt_lib_dir: trt.trt_lib_dir,
                 nvinfer,
+                backend: trt.backend.into(),
                 device,
             })?;
             for p in written {
@@ -283,7 +362,7 @@ fn main() -> ExitCode {
                 Some(
                     EngineError::LibNotFound { .. }
                         | EngineError::NoGlue { .. }
-                        | EngineError::NoParserHeader
+                        | EngineError::NoParserHeader { .. }
                         | EngineError::NoCuda
                         | EngineError::MajorMismatch { .. }
                 )

@@ -1,12 +1,12 @@
 //! The engine build: ONNX → (optional fp16 conversion) → profile → TensorRT → engine file.
 
 use super::error::EngineError;
-use super::glue::{self, Observer, ProfileDims, Progress, TracingObserver};
-use super::libs::{self, NvInfer, Place};
+use super::glue::{self, Glue, NetworkLayer, Observer, ProfileDims, Progress, TracingObserver};
+use super::libs::{self, BackendChoice, NvInfer, Place};
 use super::plugin;
 use super::profile::{self, Profile, ProfileArgs};
 use super::trtexec::{trtexec_command, Precision, TrtexecPlan};
-use super::version::TrtVersion;
+use super::version::{Backend, Target, TrtVersion};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,12 +24,12 @@ pub enum PrecisionArg {
 /// How the loaded version is told the precision. Pure; errors say what to do instead.
 pub fn choose_precision(
     arg: PrecisionArg,
-    v: TrtVersion,
+    v: Target,
     to_fp16: bool,
 ) -> Result<Precision, EngineError> {
     let no_flags = || {
         EngineError::Precision(format!(
-            "TensorRT {v} builds strongly typed networks only (no fp16/bf16 builder flags): add --to-fp16 to convert the model, and drop --precision"
+            "{v} builds strongly typed networks only (no fp16/bf16 builder flags): add --to-fp16 to convert the model (an fp16 export stays fp16 as it is), and drop --precision"
         ))
     };
     Ok(match arg {
@@ -43,16 +43,14 @@ pub fn choose_precision(
         PrecisionArg::Bf16 if v.has_bf16_flag() => Precision::Bf16,
         PrecisionArg::Bf16 if v.has_precision_flags() => {
             return Err(EngineError::Precision(format!(
-                "TensorRT {v} has no bf16 builder flag (TensorRT 9 or newer has); use --precision fp16"
+                "{v} has no bf16 builder flag (TensorRT 9 or newer has); use --precision fp16"
             )))
         }
         PrecisionArg::Fp16 | PrecisionArg::Bf16 => return Err(no_flags()),
         PrecisionArg::Strong if v.has_strongly_typed() => Precision::StronglyTyped,
-        PrecisionArg::Strong => {
-            return Err(EngineError::Precision(format!(
-                "TensorRT {v} has no strongly typed networks (TensorRT 10 or newer has); use --precision fp16"
-            )))
-        }
+        PrecisionArg::Strong => return Err(EngineError::Precision(format!(
+            "{v} has no strongly typed networks (TensorRT 10 or newer has); use --precision fp16"
+        ))),
     })
 }
 
@@ -67,7 +65,11 @@ pub struct BuildOptions {
     pub to_fp16: bool,
     pub workspace_mib: Option<u64>,
     pub timing_cache: Option<PathBuf>,
+    /// TensorRT-RTX: GPU architectures (SM numbers: 75, 80, 86, 89, 120, 121) to compile for;
+    /// empty: TensorRT-RTX's default.
+    pub compute_capabilities: Vec<i32>,
     pub trt_lib_dir: Option<PathBuf>,
+    pub backend: BackendChoice,
     /// Print the trtexec line for this TensorRT version and stop (no TensorRT needed).
     pub print_only: Option<TrtVersion>,
 }
@@ -75,11 +77,23 @@ pub struct BuildOptions {
 /// What a finished build reports.
 #[derive(Debug)]
 pub struct BuildSummary {
-    pub version: TrtVersion,
+    pub target: Target,
     pub engine_bytes: usize,
     pub seconds: f64,
+    /// The equivalent trtexec line (TensorRT only; empty for TensorRT-RTX).
     pub trtexec: String,
     pub onnx_built: PathBuf,
+    /// The parsed network's layers (empty with `print_only`).
+    pub layers: Vec<NetworkLayer>,
+}
+
+impl BuildSummary {
+    /// Layers that are an instance of `plugin` (e.g. "S6Scan").
+    pub fn plugin_layers<'a>(&'a self, plugin: &'a str) -> impl Iterator<Item = &'a NetworkLayer> {
+        self.layers
+            .iter()
+            .filter(move |l| l.plugin() == Some(plugin))
+    }
 }
 
 /// Prints builder phases on stderr with the elapsed time (TensorRT 10 on reports them).
@@ -124,12 +138,13 @@ pub fn fp16_path(engine: &Path) -> PathBuf {
     engine.with_file_name(format!("{stem}.fp16.onnx"))
 }
 
-fn has_s6scan(model: &s6_onnx::proto::ModelProto) -> bool {
+fn count_s6scan(model: &s6_onnx::proto::ModelProto) -> usize {
     model
         .graph
         .node
         .iter()
-        .any(|n| n.op_type == s6plugin::contract::OP_TYPE)
+        .filter(|n| n.op_type == s6plugin::contract::OP_TYPE)
+        .count()
 }
 
 /// Runs the whole build; returns its summary.
@@ -150,7 +165,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
             opts.onnx.display()
         );
     }
-    let needs_plugin = has_s6scan(&model);
+    let n_scans = count_s6scan(&model);
+    let needs_plugin = n_scans > 0;
     let plugin_path = opts.plugin.clone().or_else(plugin::default_plugin_path);
     if needs_plugin && plugin_path.is_none() {
         return Err(EngineError::BadArg {
@@ -161,16 +177,27 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
     }
     let plugin_path = plugin_path.filter(|_| needs_plugin);
 
-    let places: Vec<Place> = libs::search_places(opts.trt_lib_dir.as_deref());
-    let nvinfer: Option<NvInfer> = match opts.print_only {
+    let loaded: Option<(NvInfer, Vec<Place>)> = match opts.print_only {
         Some(_) => None,
-        None => Some(libs::load_nvinfer(None, &places)?),
+        None => Some(libs::open(opts.backend, None, opts.trt_lib_dir.as_deref())?),
     };
-    let version = opts
-        .print_only
-        .or(nvinfer.as_ref().map(|n| n.version))
-        .expect("either printed or loaded");
-    let precision = choose_precision(opts.precision, version, opts.to_fp16)?;
+    let target = match (&loaded, opts.print_only) {
+        (Some((n, _)), _) => n.target(),
+        (None, Some(v)) => Target::trt(v),
+        (None, None) => unreachable!("either printed or loaded"),
+    };
+    let precision = choose_precision(opts.precision, target, opts.to_fp16)?;
+    if opts.timing_cache.is_some() && !target.has_timing_cache() {
+        return Err(EngineError::BadArg {
+            path: opts.timing_cache.clone().unwrap_or_default(),
+            reason: format!("--timing-cache: {target} has no timing cache"),
+        });
+    }
+    if !opts.compute_capabilities.is_empty() && target.backend != Backend::Rtx {
+        return Err(EngineError::Precision(format!(
+            "--compute-capability is a TensorRT-RTX setting; {target} builds for the GPU it runs on"
+        )));
+    }
 
     let onnx_built = if opts.to_fp16 {
         let out = fp16_path(&opts.engine);
@@ -197,34 +224,43 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
         opts.onnx.clone()
     };
 
-    let trtexec = trtexec_command(&TrtexecPlan {
-        version,
-        onnx: &onnx_built,
-        engine: &opts.engine,
-        plugin: plugin_path.as_deref(),
-        profile: &prof.inputs,
-        precision,
-        workspace_mib: opts.workspace_mib,
-        timing_cache: opts.timing_cache.as_deref(),
-    });
-    eprintln!("equivalent trtexec (TensorRT {version}):\n  {trtexec}");
-    let Some(nvinfer) = nvinfer else {
+    let trtexec = match target.backend {
+        Backend::Trt => trtexec_command(&TrtexecPlan {
+            version: target.version,
+            onnx: &onnx_built,
+            engine: &opts.engine,
+            plugin: plugin_path.as_deref(),
+            profile: &prof.inputs,
+            precision,
+            workspace_mib: opts.workspace_mib,
+            timing_cache: opts.timing_cache.as_deref(),
+        }),
+        Backend::Rtx => String::new(),
+    };
+    if !trtexec.is_empty() {
+        eprintln!("equivalent trtexec ({target}):\n  {trtexec}");
+    }
+    let Some((nvinfer, places)) = loaded else {
         return Ok(BuildSummary {
-            version,
+            target,
             engine_bytes: 0,
             seconds: start.elapsed().as_secs_f64(),
             trtexec,
             onnx_built,
+            layers: Vec::new(),
         });
     };
 
-    glue::check_abi(&nvinfer.loaded.path, version, "build engines")?;
-    if !glue::has_onnx_parser() {
-        return Err(EngineError::NoParserHeader);
+    let glue = Glue::get(target.backend, "build engines")?;
+    glue.check_abi(&nvinfer.loaded.path, target.version)?;
+    if !glue.has_onnx_parser() {
+        return Err(EngineError::NoParserHeader {
+            backend: target.backend.product(),
+        });
     }
     let parser = libs::load_parser(&nvinfer, &places)?;
     let _plugin_lib = match &plugin_path {
-        Some(p) => plugin::register(&nvinfer, p)?,
+        Some(p) => plugin::register(glue, &nvinfer, p)?,
         None => None,
     };
     let cache_in = match &opts.timing_cache {
@@ -256,26 +292,39 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
         },
         workspace_bytes: opts.workspace_mib.unwrap_or(0) * 1024 * 1024,
         timing_cache: cache_in.as_deref(),
+        compute_capabilities: &opts.compute_capabilities,
     };
-    if version.major < 10 {
-        eprintln!(
-            "building (TensorRT {version} reports no progress; this takes minutes on a Jetson)..."
-        );
+    if target.backend == Backend::Trt && target.version.major < 10 {
+        eprintln!("building ({target} reports no progress; this takes minutes on a Jetson)...");
     }
     let mut obs = ConsoleObserver { start };
-    // SAFETY: the pointers are the named entry points of libraries whose major matches the
-    // headers (check_abi above); `nvinfer` and `parser` stay loaded through the call.
-    let (engine, cache_out) = unsafe { glue::build(&call, &mut obs) }?;
-    s6_onnx::model::write_atomic(&opts.engine, engine.bytes())?;
-    if let (Some(path), Some(c)) = (&opts.timing_cache, &cache_out) {
+    // SAFETY: the pointers are the named entry points of libraries of the glue's backend whose
+    // major matches the headers (check_abi above); `nvinfer` and `parser` stay loaded through
+    // the call.
+    let built = unsafe { glue.build(&call, &mut obs) }?;
+    let plugins = built
+        .layers
+        .iter()
+        .filter(|l| l.plugin() == Some(s6plugin::contract::OP_TYPE))
+        .count();
+    if plugins != n_scans {
+        // The parser turned an S6Scan node into something else: the engine would not be ours.
+        return Err(EngineError::Trt(format!(
+            "{}: {n_scans} S6Scan nodes, but the parsed network has {plugins} S6Scan plugin layers",
+            onnx_built.display()
+        )));
+    }
+    s6_onnx::model::write_atomic(&opts.engine, built.engine.bytes())?;
+    if let (Some(path), Some(c)) = (&opts.timing_cache, &built.timing_cache) {
         s6_onnx::model::write_atomic(path, c.bytes())?;
     }
     Ok(BuildSummary {
-        version,
-        engine_bytes: engine.bytes().len(),
+        target,
+        engine_bytes: built.engine.bytes().len(),
         seconds: start.elapsed().as_secs_f64(),
         trtexec,
         onnx_built,
+        layers: built.layers,
     })
 }
 
@@ -285,9 +334,10 @@ mod tests {
 
     #[test]
     fn precision_per_version() {
-        let v8 = TrtVersion::new(8, 5, 2);
-        let v10 = TrtVersion::new(10, 3, 0);
-        let v11 = TrtVersion::new(11, 0, 0);
+        let v8 = Target::trt(TrtVersion::new(8, 5, 2));
+        let v10 = Target::trt(TrtVersion::new(10, 3, 0));
+        let v11 = Target::trt(TrtVersion::new(11, 0, 0));
+        let rtx = Target::rtx(TrtVersion::new(1, 7, 1));
         use PrecisionArg as A;
         let c = |a, v, f| choose_precision(a, v, f);
         assert_eq!(c(A::Auto, v8, false).unwrap(), Precision::Fp32);
@@ -307,6 +357,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("TensorRT 10"));
+        // TensorRT-RTX: strongly typed whatever is asked, no builder flags.
+        for a in [A::Auto, A::Fp32, A::Strong] {
+            for f in [false, true] {
+                assert_eq!(c(a, rtx, f).unwrap(), Precision::StronglyTyped);
+            }
+        }
+        let e = c(A::Fp16, rtx, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("TensorRT-RTX 1.7.1 builds strongly typed"),
+            "{e}"
+        );
+        assert!(c(A::Bf16, rtx, false).is_err());
     }
 
     #[test]

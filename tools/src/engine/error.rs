@@ -6,8 +6,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum EngineError {
     // ---- finding and loading TensorRT ----
-    #[error("TensorRT not found: looked for {names} in {places}; install TensorRT or pass --trt-lib-dir DIR (the folder holding libnvinfer.so.N)")]
-    LibNotFound { names: String, places: String },
+    #[error("{product} not found: looked for {names} in {places}; {hint}")]
+    LibNotFound {
+        product: &'static str,
+        names: String,
+        places: String,
+        hint: &'static str,
+    },
     #[error("{path}: cannot load: {reason}")]
     LibLoad { path: PathBuf, reason: String },
     #[error("{lib}: symbol {symbol} missing: {reason}")]
@@ -24,20 +29,22 @@ pub enum EngineError {
         found: String,
         min: String,
     },
-    #[error("{lib} is TensorRT {found}, but s6-engine was compiled against TensorRT {headers} headers; the C++ ABI differs between majors, so rebuild s6-engine with TENSORRT_INCLUDE_DIR pointing at TensorRT {found_major}'s headers (on Jetson: JetPack's /usr/include/aarch64-linux-gnu)")]
+    #[error("{lib} is {product} {found}, but s6-engine was compiled against {product} {headers} headers; the C++ ABI differs between majors, so rebuild s6-engine with TENSORRT_INCLUDE_DIR (TensorRT-RTX: S6_TRT_RTX_INCLUDE_DIR) pointing at {product} {found_major}'s headers (on Jetson: JetPack's /usr/include/aarch64-linux-gnu)")]
     MajorMismatch {
         lib: String,
+        product: &'static str,
         found: String,
         found_major: u32,
         headers: String,
     },
-    #[error("s6-engine was built without TensorRT headers, so it cannot {what}; rebuild it with TENSORRT_INCLUDE_DIR=DIR (holding NvInfer.h{parser}) and CUDA_INCLUDE_DIR=DIR (holding cuda_runtime_api.h) set, then `cargo build -p s6-tools --release`")]
+    #[error("s6-engine was built without {backend} headers, so it cannot {what}; rebuild it with {hint} and CUDA_INCLUDE_DIR=DIR (holding cuda_runtime_api.h) set, then `cargo build -p s6-tools --release`")]
     NoGlue {
+        backend: &'static str,
         what: &'static str,
-        parser: &'static str,
+        hint: &'static str,
     },
-    #[error("s6-engine was built against TensorRT headers without NvOnnxParser.h, so it cannot build engines; install the ONNX parser headers (libnvonnxparsers-dev / the TensorRT tarball's include/) and rebuild")]
-    NoParserHeader,
+    #[error("s6-engine's {backend} bridge was built against headers without NvOnnxParser.h, so it cannot build engines with {backend}; install the ONNX parser headers (libnvonnxparsers-dev / the tarball's include/) and rebuild, or build with --backend rtx (TensorRT-RTX builds engines without a GPU)")]
+    NoParserHeader { backend: &'static str },
     #[error("the CUDA driver library (libcuda.so.1) is not loadable: running an engine needs an NVIDIA GPU and its driver")]
     NoCuda,
     #[error("CUDA: {0}")]

@@ -1,8 +1,9 @@
 //! Finding and loading TensorRT's libraries at run time (nothing is linked at build time), and
-//! reading their version.
+//! reading their version. Two backends: TensorRT (libnvinfer.so.N, libnvonnxparser.so.N) and
+//! TensorRT-RTX (libtensorrt_rtx.so.1, libtensorrt_onnxparser_rtx.so.1).
 
 use super::error::EngineError;
-use super::version::TrtVersion;
+use super::version::{Backend, Target, TrtVersion};
 use libloading::Library;
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,33 @@ pub const PARSER_NAMES: [&str; 3] = [
     "libnvonnxparser.so.10",
     "libnvonnxparser.so.8",
 ];
+/// TensorRT-RTX's builder/runtime library.
+pub const RTX_NAMES: [&str; 1] = ["libtensorrt_rtx.so.1"];
+
+/// `--backend`: which TensorRT to drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// TensorRT when found, else TensorRT-RTX.
+    #[default]
+    Auto,
+    Only(Backend),
+}
+
+/// The builder/runtime library names of a backend.
+pub fn lib_names(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Trt => &NVINFER_NAMES,
+        Backend::Rtx => &RTX_NAMES,
+    }
+}
+
+/// The ONNX parser of a backend and major.
+pub fn parser_name(backend: Backend, major: u32) -> String {
+    match backend {
+        Backend::Trt => format!("libnvonnxparser.so.{major}"),
+        Backend::Rtx => format!("libtensorrt_onnxparser_rtx.so.{major}"),
+    }
+}
 
 /// Where to look.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,18 +62,34 @@ impl Place {
     }
 }
 
-/// The places searched: only `--trt-lib-dir` when given (so a test or a user can pin one
-/// TensorRT), else `$TENSORRT_ROOT/lib` and the system loader.
-pub fn search_places(trt_lib_dir: Option<&Path>) -> Vec<Place> {
+fn env_dir(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The places searched for a backend: only `--trt-lib-dir` when given (so a test or a user can
+/// pin one library), else TensorRT: `$TENSORRT_ROOT/lib`; TensorRT-RTX: `$S6_TRT_RTX_LIB_DIR`,
+/// `$TENSORRT_RTX_ROOT/lib`; then the system loader.
+pub fn search_places(backend: Backend, trt_lib_dir: Option<&Path>) -> Vec<Place> {
     if let Some(d) = trt_lib_dir {
         return vec![Place::Dir(d.to_path_buf(), "--trt-lib-dir")];
     }
     let mut p = Vec::new();
-    if let Some(root) = std::env::var_os("TENSORRT_ROOT") {
-        p.push(Place::Dir(
-            Path::new(&root).join("lib"),
-            "$TENSORRT_ROOT/lib",
-        ));
+    match backend {
+        Backend::Trt => {
+            if let Some(root) = env_dir("TENSORRT_ROOT") {
+                p.push(Place::Dir(root.join("lib"), "$TENSORRT_ROOT/lib"));
+            }
+        }
+        Backend::Rtx => {
+            if let Some(d) = env_dir("S6_TRT_RTX_LIB_DIR") {
+                p.push(Place::Dir(d, "$S6_TRT_RTX_LIB_DIR"));
+            }
+            if let Some(root) = env_dir("TENSORRT_RTX_ROOT") {
+                p.push(Place::Dir(root.join("lib"), "$TENSORRT_RTX_ROOT/lib"));
+            }
+        }
     }
     p.push(Place::System);
     p
@@ -55,6 +99,43 @@ pub fn search_places(trt_lib_dir: Option<&Path>) -> Vec<Place> {
 pub struct Loaded {
     pub lib: Library,
     pub path: String,
+    /// The private folder it was opened through, if any (removed when dropped, after the
+    /// library handle).
+    _links: Option<LinkDir>,
+}
+
+/// A private temporary folder of symbolic links, removed on drop.
+struct LinkDir(PathBuf);
+
+impl LinkDir {
+    /// `links`: (name in the folder, target).
+    fn new(links: &[(&str, &Path)]) -> Result<Self, EngineError> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "s6-engine-rtx-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let io = |source| EngineError::Io {
+            path: dir.clone(),
+            source,
+        };
+        // A leftover of an earlier process with this pid holds only links: replace it.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(io)?;
+        let guard = LinkDir(dir.clone());
+        for (name, target) in links {
+            std::os::unix::fs::symlink(target, dir.join(name)).map_err(io)?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for LinkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Opens with RTLD_NOW | RTLD_GLOBAL: libs6plugin's static registration (TensorRT 8.5, no
@@ -85,8 +166,19 @@ fn is_absent(e: &libloading::Error) -> bool {
     dl_error(e).contains("No such file or directory")
 }
 
-/// Loads the first of `names` found in `places`.
-pub fn load_first(names: &[&str], places: &[Place]) -> Result<Loaded, EngineError> {
+fn not_found_hint(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Trt => "install TensorRT or pass --trt-lib-dir DIR (the folder holding libnvinfer.so.N)",
+        Backend::Rtx => "install TensorRT-RTX (e.g. the tensorrt-rtx-cu12-libs wheel) and set S6_TRT_RTX_LIB_DIR or pass --trt-lib-dir DIR (the folder holding libtensorrt_rtx.so.1)",
+    }
+}
+
+/// Loads the first of `names` found in `places`; `backend` names the product in the error.
+pub fn load_first(
+    backend: Backend,
+    names: &[&str],
+    places: &[Place],
+) -> Result<Loaded, EngineError> {
     for place in places {
         for name in names {
             let target: PathBuf = match place {
@@ -101,6 +193,7 @@ pub fn load_first(names: &[&str], places: &[Place]) -> Result<Loaded, EngineErro
                     return Ok(Loaded {
                         lib,
                         path: target.display().to_string(),
+                        _links: None,
                     })
                 }
                 Err(e) if matches!(place, Place::System) && is_absent(&e) => continue,
@@ -114,6 +207,8 @@ pub fn load_first(names: &[&str], places: &[Place]) -> Result<Loaded, EngineErro
         }
     }
     Err(EngineError::LibNotFound {
+        product: backend.product(),
+        hint: not_found_hint(backend),
         names: names.join(", "),
         places: places
             .iter()
@@ -129,6 +224,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, EngineError> {
         .map(|lib| Loaded {
             lib,
             path: path.display().to_string(),
+            _links: None,
         })
         .map_err(|e| EngineError::LibLoad {
             path: path.to_path_buf(),
@@ -166,44 +262,189 @@ pub fn detect_version(l: &Loaded) -> Result<TrtVersion, EngineError> {
     })
 }
 
-/// libnvinfer found, loaded and its version read.
+/// A TensorRT library found, loaded and its version read.
 pub struct NvInfer {
+    pub backend: Backend,
     pub loaded: Loaded,
     pub version: TrtVersion,
 }
 
-/// Finds libnvinfer (or loads `file` when given) and checks that this tool supports it.
-pub fn load_nvinfer(file: Option<&Path>, places: &[Place]) -> Result<NvInfer, EngineError> {
-    let loaded = match file {
-        Some(f) => load_file(f)?,
-        None => load_first(&NVINFER_NAMES, places)?,
-    };
-    let version = detect_version(&loaded)?;
-    if version < TrtVersion::MIN_SUPPORTED {
-        return Err(EngineError::TooOld {
-            lib: loaded.path.clone(),
-            found: version.to_string(),
-            min: TrtVersion::MIN_SUPPORTED.to_string(),
-        });
+impl NvInfer {
+    /// Product and version, for decisions and messages.
+    pub fn target(&self) -> Target {
+        Target {
+            backend: self.backend,
+            version: self.version,
+        }
     }
-    Ok(NvInfer { loaded, version })
 }
 
-/// Loads the ONNX parser of the same major as libnvinfer, next to it when it came from a folder.
-pub fn load_parser(nvinfer: &NvInfer, places: &[Place]) -> Result<Loaded, EngineError> {
-    let name = format!("libnvonnxparser.so.{}", nvinfer.version.major);
-    let mut p: Vec<Place> = Vec::new();
-    if let Some(dir) = Path::new(&nvinfer.loaded.path).parent() {
-        if !dir.as_os_str().is_empty() {
-            p.push(Place::Dir(dir.to_path_buf(), "libnvinfer's folder"));
+/// Finds the backend's library (or loads `file` when given) and checks that this tool supports
+/// its version.
+pub fn load_backend(
+    backend: Backend,
+    file: Option<&Path>,
+    places: &[Place],
+) -> Result<NvInfer, EngineError> {
+    let loaded = match file {
+        Some(f) => load_file(f)?,
+        None => load_first(backend, lib_names(backend), places)?,
+    };
+    let version = detect_version(&loaded)?;
+    let target = Target { backend, version };
+    if version < target.min_supported() {
+        return Err(EngineError::TooOld {
+            lib: loaded.path.clone(),
+            found: target.to_string(),
+            min: Target {
+                backend,
+                version: target.min_supported(),
+            }
+            .to_string(),
+        });
+    }
+    Ok(NvInfer {
+        backend,
+        loaded,
+        version,
+    })
+}
+
+/// TensorRT's libnvinfer (or `file`): [`load_backend`] for [`Backend::Trt`].
+pub fn load_nvinfer(file: Option<&Path>, places: &[Place]) -> Result<NvInfer, EngineError> {
+    load_backend(Backend::Trt, file, places)
+}
+
+/// The backend a library file belongs to, by its name (`libtensorrt_rtx*` is TensorRT-RTX).
+pub fn backend_of_file(file: &Path) -> Backend {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    if name.is_some_and(|n| n.contains("tensorrt_rtx")) {
+        Backend::Rtx
+    } else {
+        Backend::Trt
+    }
+}
+
+/// Resolves `--backend` (with `--nvinfer FILE` / `--trt-lib-dir DIR`) to a loaded library and
+/// the places searched (for the parser). `auto`: TensorRT when found, else TensorRT-RTX; when
+/// neither is found the error names both searches.
+pub fn open(
+    choice: BackendChoice,
+    file: Option<&Path>,
+    trt_lib_dir: Option<&Path>,
+) -> Result<(NvInfer, Vec<Place>), EngineError> {
+    let backend = match (choice, file) {
+        (BackendChoice::Only(b), _) => b,
+        (BackendChoice::Auto, Some(f)) => backend_of_file(f),
+        (BackendChoice::Auto, None) => {
+            let trt = search_places(Backend::Trt, trt_lib_dir);
+            let first = match load_backend(Backend::Trt, None, &trt) {
+                Ok(l) => return Ok((l, trt)),
+                Err(e @ EngineError::LibNotFound { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            let rtx = search_places(Backend::Rtx, trt_lib_dir);
+            return match load_backend(Backend::Rtx, None, &rtx) {
+                Ok(l) => {
+                    tracing::info!("{first}; using TensorRT-RTX");
+                    Ok((l, rtx))
+                }
+                Err(EngineError::LibNotFound {
+                    names: rtx_names,
+                    places: rtx_places,
+                    ..
+                }) => {
+                    let EngineError::LibNotFound { names, places, .. } = first else {
+                        unreachable!("matched above")
+                    };
+                    Err(EngineError::LibNotFound {
+                        product: "TensorRT or TensorRT-RTX",
+                        names: format!("{names} in {places}, and {rtx_names}"),
+                        places: rtx_places,
+                        hint: "install one, or pass --trt-lib-dir DIR (the folder holding libnvinfer.so.N or libtensorrt_rtx.so.1) or set S6_TRT_RTX_LIB_DIR",
+                    })
+                }
+                Err(e) => Err(e),
+            };
         }
+    };
+    let places = search_places(backend, trt_lib_dir);
+    Ok((load_backend(backend, file, &places)?, places))
+}
+
+/// The file a loaded library was mapped from, by its soname prefix (`/proc/self/maps` names
+/// the resolved file, e.g. `.../libtensorrt_rtx.so.1.7.1`).
+fn mapped_file(prefix: &str) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .map(PathBuf::from)
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+}
+
+/// Loads the ONNX parser of the same backend and major, next to the library when it came from a
+/// folder.
+pub fn load_parser(nvinfer: &NvInfer, places: &[Place]) -> Result<Loaded, EngineError> {
+    let name = parser_name(nvinfer.backend, nvinfer.version.major);
+    let lib_file = match Path::new(&nvinfer.loaded.path) {
+        p if p.parent().is_some_and(|d| !d.as_os_str().is_empty()) => Some(p.to_path_buf()),
+        _ => mapped_file(lib_names(nvinfer.backend)[0]),
+    };
+    let mut p: Vec<Place> = Vec::new();
+    if let Some(dir) = lib_file.as_deref().and_then(Path::parent) {
+        p.push(Place::Dir(dir.to_path_buf(), "the library's folder"));
     }
     for place in places {
         if !p.contains(place) {
             p.push(place.clone());
         }
     }
-    load_first(&[name.as_str()], &p)
+    if nvinfer.backend == Backend::Rtx {
+        if let Some(l) = load_rtx_parser(lib_file.as_deref(), &name, &p)? {
+            return Ok(l);
+        }
+    }
+    load_first(nvinfer.backend, &[name.as_str()], &p)
+}
+
+/// TensorRT-RTX's ONNX parser does not link libtensorrt_rtx: when it imports a plugin it dlopens
+/// `libtensorrt_rtx.so` — the unversioned name, which the wheel does not ship — searching its
+/// own folder first (its RPATH is `$ORIGIN`), and aborts the process when that fails. So the
+/// parser is opened through a private folder holding it and `libtensorrt_rtx.so`, both links to
+/// the files already chosen; the loader then finds the library already loaded (same file) there.
+/// None when the parser file is not in a folder searched (the system loader's turn then).
+fn load_rtx_parser(
+    lib_file: Option<&Path>,
+    name: &str,
+    places: &[Place],
+) -> Result<Option<Loaded>, EngineError> {
+    let Some(lib_file) = lib_file else {
+        return Ok(None);
+    };
+    let Some(parser) = places.iter().find_map(|p| match p {
+        Place::Dir(d, _) => Some(d.join(name)).filter(|f| f.is_file()),
+        Place::System => None,
+    }) else {
+        return Ok(None);
+    };
+    let canon = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|source| EngineError::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let links = LinkDir::new(&[
+        ("libtensorrt_rtx.so", &canon(lib_file)?),
+        (name, &canon(&parser)?),
+    ])?;
+    let via = links.0.join(name);
+    let mut loaded = load_file(&via)?;
+    loaded.path = parser.display().to_string();
+    loaded._links = Some(links);
+    Ok(Some(loaded))
 }
 
 #[cfg(test)]
@@ -214,10 +455,14 @@ mod tests {
     fn empty_dir_names_everything_tried() {
         let dir = std::env::temp_dir().join(format!("s6-engine-empty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let e = load_first(&NVINFER_NAMES, &search_places(Some(&dir)))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = load_first(
+            Backend::Trt,
+            &NVINFER_NAMES,
+            &search_places(Backend::Trt, Some(&dir)),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.starts_with("TensorRT not found: looked for libnvinfer.so.11, libnvinfer.so.10, libnvinfer.so.8 in "), "{e}");
         assert!(
             e.contains(&format!("{} (--trt-lib-dir)", dir.display())),
@@ -232,9 +477,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("s6-engine-broken-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("libnvinfer.so.10"), b"not an ELF file").unwrap();
-        let e = load_first(&NVINFER_NAMES, &search_places(Some(&dir)))
-            .err()
-            .unwrap();
+        let e = load_first(
+            Backend::Trt,
+            &NVINFER_NAMES,
+            &search_places(Backend::Trt, Some(&dir)),
+        )
+        .err()
+        .unwrap();
         assert!(
             matches!(e, EngineError::LibLoad { ref path, .. } if path.ends_with("libnvinfer.so.10")),
             "{e}"

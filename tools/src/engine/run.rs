@@ -5,8 +5,8 @@
 //! API calls share the device's primary context, which cudarc retains.
 
 use super::error::EngineError;
-use super::glue::{self, IoTensor, Runner};
-use super::libs::{self, Place};
+use super::glue::{Glue, IoTensor, Runner};
+use super::libs::{self, BackendChoice};
 use super::plugin;
 use cudarc::driver::{CudaContext, DevicePtr};
 use s6_onnx::interp::{DataType, Tensor};
@@ -22,6 +22,7 @@ pub struct RunOptions {
     pub trt_lib_dir: Option<PathBuf>,
     /// A specific runtime library (e.g. libnvinfer_lean.so.10) instead of the search.
     pub nvinfer: Option<PathBuf>,
+    pub backend: BackendChoice,
     pub device: usize,
 }
 
@@ -106,12 +107,16 @@ fn cuda(e: impl std::fmt::Display) -> EngineError {
 
 /// Runs the engine once; returns the output files written.
 pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
-    let places: Vec<Place> = libs::search_places(opts.trt_lib_dir.as_deref());
-    let nvinfer = libs::load_nvinfer(opts.nvinfer.as_deref(), &places)?;
-    glue::check_abi(&nvinfer.loaded.path, nvinfer.version, "run engines")?;
+    let (nvinfer, _) = libs::open(
+        opts.backend,
+        opts.nvinfer.as_deref(),
+        opts.trt_lib_dir.as_deref(),
+    )?;
+    let glue = Glue::get(nvinfer.backend, "run engines")?;
+    glue.check_abi(&nvinfer.loaded.path, nvinfer.version)?;
     let plugin_path = opts.plugin.clone().or_else(plugin::default_plugin_path);
     let _plugin_lib = match &plugin_path {
-        Some(p) => plugin::register(&nvinfer, p)?,
+        Some(p) => plugin::register(glue, &nvinfer, p)?,
         None => {
             tracing::warn!("no libs6plugin.so given or found next to s6-engine; engines with S6Scan layers will not load");
             None
@@ -140,7 +145,7 @@ pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
     let create_runtime = libs::symbol(&nvinfer.loaded, "createInferRuntime_INTERNAL")?;
     // SAFETY: createInferRuntime_INTERNAL of a library whose major matches the headers; the
     // library stays loaded (in `nvinfer`) past the runner.
-    let mut runner = unsafe { Runner::new(create_runtime, &bytes) }?;
+    let mut runner = unsafe { Runner::new(glue, create_runtime, &bytes) }?;
     let io = runner.io();
 
     let mut buffers = Vec::new();

@@ -1,6 +1,111 @@
-//! TensorRT version numbers: decoding `getInferLibVersion()` and what each major wants.
+//! TensorRT version numbers: decoding `getInferLibVersion()`, which product a library is
+//! (TensorRT or TensorRT-RTX), and what each wants.
 
 use std::fmt;
+
+/// The TensorRT product s6-engine drives: each has its own libraries, headers and C++ ABI, so
+/// s6-engine carries one C++ bridge per backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// TensorRT (libnvinfer.so.N): 8.5 to 11.
+    Trt,
+    /// TensorRT-RTX (libtensorrt_rtx.so.1): builds engines without a GPU; its engines run on
+    /// compute capability 7.5, 8.0, 8.6, 8.9 and 12.x only.
+    Rtx,
+}
+
+impl Backend {
+    /// The product's name, as in messages: "TensorRT", "TensorRT-RTX".
+    pub fn product(self) -> &'static str {
+        match self {
+            Backend::Trt => "TensorRT",
+            Backend::Rtx => "TensorRT-RTX",
+        }
+    }
+
+    /// The `--backend` value: "trt", "rtx".
+    pub fn tag(self) -> &'static str {
+        match self {
+            Backend::Trt => "trt",
+            Backend::Rtx => "rtx",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.product())
+    }
+}
+
+/// A loaded library: which product, which version. What a build may ask for depends on both
+/// (TensorRT-RTX 1.x has TensorRT 10's API with 11's strong typing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub backend: Backend,
+    pub version: TrtVersion,
+}
+
+impl Target {
+    pub const fn trt(version: TrtVersion) -> Self {
+        Self {
+            backend: Backend::Trt,
+            version,
+        }
+    }
+
+    pub const fn rtx(version: TrtVersion) -> Self {
+        Self {
+            backend: Backend::Rtx,
+            version,
+        }
+    }
+
+    fn or_rtx(self, f: fn(TrtVersion) -> bool, rtx: bool) -> bool {
+        match self.backend {
+            Backend::Trt => f(self.version),
+            Backend::Rtx => rtx,
+        }
+    }
+
+    /// See [`TrtVersion::strongly_typed_only`]; TensorRT-RTX: always.
+    pub fn strongly_typed_only(self) -> bool {
+        self.or_rtx(TrtVersion::strongly_typed_only, true)
+    }
+    /// See [`TrtVersion::has_precision_flags`]; TensorRT-RTX: none.
+    pub fn has_precision_flags(self) -> bool {
+        self.or_rtx(TrtVersion::has_precision_flags, false)
+    }
+    /// See [`TrtVersion::has_bf16_flag`]; TensorRT-RTX: none.
+    pub fn has_bf16_flag(self) -> bool {
+        self.or_rtx(TrtVersion::has_bf16_flag, false)
+    }
+    /// See [`TrtVersion::has_strongly_typed`]; TensorRT-RTX: always.
+    pub fn has_strongly_typed(self) -> bool {
+        self.or_rtx(TrtVersion::has_strongly_typed, true)
+    }
+    /// See [`TrtVersion::has_load_library`]; TensorRT-RTX: yes.
+    pub fn has_load_library(self) -> bool {
+        self.or_rtx(TrtVersion::has_load_library, true)
+    }
+    /// Timing caches: TensorRT only (TensorRT-RTX deprecates them).
+    pub fn has_timing_cache(self) -> bool {
+        self.backend == Backend::Trt
+    }
+    /// Oldest version this tool drives.
+    pub fn min_supported(self) -> TrtVersion {
+        match self.backend {
+            Backend::Trt => TrtVersion::MIN_SUPPORTED,
+            Backend::Rtx => TrtVersion::new(1, 0, 0),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.backend, self.version)
+    }
+}
 
 /// A TensorRT library version (major.minor.patch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,5 +226,21 @@ mod tests {
         assert!(!v86.has_split_plugin_flags() && v10.has_split_plugin_flags());
         assert!(v85 >= TrtVersion::MIN_SUPPORTED);
         assert!(TrtVersion::new(8, 4, 3) < TrtVersion::MIN_SUPPORTED);
+    }
+
+    #[test]
+    fn tensorrt_rtx_is_strongly_typed_with_load_library() {
+        // getInferLibVersion() of TensorRT-RTX 1.7.1 returns 10701 (major·10000 + ...).
+        let v = TrtVersion::from_lib_int(10_701).unwrap();
+        assert_eq!(v, TrtVersion::new(1, 7, 1));
+        let rtx = Target::rtx(v);
+        assert!(rtx.strongly_typed_only() && rtx.has_strongly_typed());
+        assert!(!rtx.has_precision_flags() && !rtx.has_bf16_flag() && !rtx.has_timing_cache());
+        assert!(rtx.has_load_library() && v >= rtx.min_supported());
+        assert_eq!(rtx.to_string(), "TensorRT-RTX 1.7.1");
+        // The same number read as TensorRT would be too old and weakly typed.
+        let trt = Target::trt(v);
+        assert!(!trt.strongly_typed_only() && v < trt.min_supported());
+        assert_eq!(trt.to_string(), "TensorRT 1.7.1");
     }
 }
