@@ -159,12 +159,13 @@ say "patch the export"
 run "$BIN/onnx-patch" "$MODEL" -o "$PATCHED" --verify
 
 say "build the engine ($PRECISION, workspace $WORKSPACE_MIB MiB, sequence up to $MAX_SEQ)"
-run "$BIN/s6-engine" build "$PATCHED" -o "$ENGINE" --plugin "$PLUGIN" \
+# --backend trt: JetPack's own TensorRT, never TensorRT-RTX (its engines do not run on Orin).
+run "$BIN/s6-engine" build "$PATCHED" -o "$ENGINE" --backend trt --plugin "$PLUGIN" \
     --min batch=1,sequence=1 --opt "batch=1,sequence=$OPT_SEQ" --max "batch=1,sequence=$MAX_SEQ" \
     --precision "$PRECISION" --workspace-mib "$WORKSPACE_MIB" --timing-cache "$OUT/timing.cache"
 
 say "smoke inference"
-run "$BIN/s6-engine" run "$ENGINE" --plugin "$PLUGIN" --input "$INPUT" --out-dir "$OUT/trt"
+run "$BIN/s6-engine" run "$ENGINE" --backend trt --plugin "$PLUGIN" --input "$INPUT" --out-dir "$OUT/trt"
 
 say "cross-check TensorRT against the interpreter (atol $ATOL, rtol $RTOL)"
 run "$BIN/s6-run" "$PATCHED" --input "$INPUT" --out-dir "$OUT/cpu" --compare "$OUT/trt" \

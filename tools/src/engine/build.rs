@@ -48,9 +48,11 @@ pub fn choose_precision(
         }
         PrecisionArg::Fp16 | PrecisionArg::Bf16 => return Err(no_flags()),
         PrecisionArg::Strong if v.has_strongly_typed() => Precision::StronglyTyped,
-        PrecisionArg::Strong => return Err(EngineError::Precision(format!(
+        PrecisionArg::Strong => {
+            return Err(EngineError::Precision(format!(
             "{v} has no strongly typed networks (TensorRT 10 or newer has); use --precision fp16"
-        ))),
+        )))
+        }
     })
 }
 

@@ -96,45 +96,21 @@ pub fn search_places(backend: Backend, trt_lib_dir: Option<&Path>) -> Vec<Place>
 }
 
 /// A loaded library and the name or path it was opened by.
+///
+/// Never unloaded: TensorRT keeps exit handlers and the plugin libraries its registry opened
+/// pointing into itself, so a dlclose before exit crashes the process at exit (seen with
+/// TensorRT-RTX 1.7.1 after `loadLibrary`). A second load of the same file is the same handle.
 pub struct Loaded {
-    pub lib: Library,
+    pub lib: std::mem::ManuallyDrop<Library>,
     pub path: String,
-    /// The private folder it was opened through, if any (removed when dropped, after the
-    /// library handle).
-    _links: Option<LinkDir>,
 }
 
-/// A private temporary folder of symbolic links, removed on drop.
-struct LinkDir(PathBuf);
-
-impl LinkDir {
-    /// `links`: (name in the folder, target).
-    fn new(links: &[(&str, &Path)]) -> Result<Self, EngineError> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "s6-engine-rtx-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let io = |source| EngineError::Io {
-            path: dir.clone(),
-            source,
-        };
-        // A leftover of an earlier process with this pid holds only links: replace it.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).map_err(io)?;
-        let guard = LinkDir(dir.clone());
-        for (name, target) in links {
-            std::os::unix::fs::symlink(target, dir.join(name)).map_err(io)?;
+impl Loaded {
+    fn new(lib: Library, path: String) -> Self {
+        Self {
+            lib: std::mem::ManuallyDrop::new(lib),
+            path,
         }
-        Ok(guard)
-    }
-}
-
-impl Drop for LinkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -189,13 +165,7 @@ pub fn load_first(
                 continue;
             }
             match open_global(target.as_os_str()) {
-                Ok(lib) => {
-                    return Ok(Loaded {
-                        lib,
-                        path: target.display().to_string(),
-                        _links: None,
-                    })
-                }
+                Ok(lib) => return Ok(Loaded::new(lib, target.display().to_string())),
                 Err(e) if matches!(place, Place::System) && is_absent(&e) => continue,
                 Err(e) => {
                     return Err(EngineError::LibLoad {
@@ -221,11 +191,7 @@ pub fn load_first(
 /// Loads one library file by path (e.g. `libnvinfer_lean.so.10` for running engines).
 pub fn load_file(path: &Path) -> Result<Loaded, EngineError> {
     open_global(path.as_os_str())
-        .map(|lib| Loaded {
-            lib,
-            path: path.display().to_string(),
-            _links: None,
-        })
+        .map(|lib| Loaded::new(lib, path.display().to_string()))
         .map_err(|e| EngineError::LibLoad {
             path: path.to_path_buf(),
             reason: dl_error(&e),
@@ -413,8 +379,8 @@ pub fn load_parser(nvinfer: &NvInfer, places: &[Place]) -> Result<Loaded, Engine
 /// TensorRT-RTX's ONNX parser does not link libtensorrt_rtx: when it imports a plugin it dlopens
 /// `libtensorrt_rtx.so` — the unversioned name, which the wheel does not ship — searching its
 /// own folder first (its RPATH is `$ORIGIN`), and aborts the process when that fails. So the
-/// parser is opened through a private folder holding it and `libtensorrt_rtx.so`, both links to
-/// the files already chosen; the loader then finds the library already loaded (same file) there.
+/// parser is opened through a folder holding links to it and to the library already loaded, as
+/// `libtensorrt_rtx.so`; the loader then finds that library loaded (same file) and uses it.
 /// None when the parser file is not in a folder searched (the system loader's turn then).
 fn load_rtx_parser(
     lib_file: Option<&Path>,
@@ -436,15 +402,61 @@ fn load_rtx_parser(
             source,
         })
     };
-    let links = LinkDir::new(&[
-        ("libtensorrt_rtx.so", &canon(lib_file)?),
-        (name, &canon(&parser)?),
-    ])?;
-    let via = links.0.join(name);
-    let mut loaded = load_file(&via)?;
+    let (lib_file, parser_file) = (canon(lib_file)?, canon(&parser)?);
+    let dir = link_dir(&[("libtensorrt_rtx.so", &lib_file), (name, &parser_file)])?;
+    let mut loaded = load_file(&dir.join(name))?;
     loaded.path = parser.display().to_string();
-    loaded._links = Some(links);
     Ok(Some(loaded))
+}
+
+/// A folder holding the symbolic links `links` (name, target), named after them so that every
+/// run with the same libraries shares it: the parser's later dlopen calls need it for as long
+/// as the process lives. Under `$XDG_CACHE_HOME/s6-engine` (or `~/.cache/s6-engine`, or the
+/// temporary folder); made atomically (built beside, then renamed), so that concurrent runs
+/// agree.
+fn link_dir(links: &[(&str, &Path)]) -> Result<PathBuf, EngineError> {
+    use std::hash::{Hash, Hasher};
+    let base = env_dir("XDG_CACHE_HOME")
+        .or_else(|| env_dir("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("s6-engine");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    links.hash(&mut h);
+    let dir = base.join(format!("tensorrt-rtx-{:016x}", h.finish()));
+    let complete = || {
+        links
+            .iter()
+            .all(|(n, t)| std::fs::read_link(dir.join(n)).is_ok_and(|l| l == *t))
+    };
+    if complete() {
+        return Ok(dir);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EngineError::Io { path, source }
+    };
+    std::fs::create_dir_all(&base).map_err(io(&base))?;
+    let tmp = base.join(format!(".tmp-{}-{:016x}", std::process::id(), h.finish()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, tmp.join(name)).map_err(io(&tmp.join(name)))?;
+    }
+    // A stale folder (the libraries moved) is replaced; a concurrent run's identical one wins.
+    if dir.exists() && !complete() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    if complete() {
+        Ok(dir)
+    } else {
+        Err(EngineError::BadArg {
+            path: dir,
+            reason: "could not create the links TensorRT-RTX's parser needs".into(),
+        })
+    }
 }
 
 #[cfg(test)]

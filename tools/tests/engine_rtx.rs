@@ -1,0 +1,372 @@
+//! Real engines from the bundled exports, built by TensorRT-RTX on the CPU (its default: no GPU
+//! needed), through s6-engine's RTX backend.
+//!
+//! - `S6_TRT_RTX_LIB_DIR`: the folder holding `libtensorrt_rtx.so.1` and
+//!   `libtensorrt_onnxparser_rtx.so.1` (scripts/setup.sh installs TensorRT-RTX 1.7.1 there).
+//! - `S6_PLUGIN_LIB_RTX`: libs6plugin built against the TensorRT-RTX headers
+//!   (`target/plugin-variants/libs6plugin-rtx1.so`), for the patched exports.
+//!
+//! Without them (or without the RTX bridge) each test prints a SKIP line on stderr;
+//! `S6_ENGINE_REQUIRE_TRT=1` (CI) turns a skip into a failure.
+//!
+//! The check that matters for the plugin: the parsed network has one `S6Scan` IPluginV3 layer per
+//! `S6Scan` node of the model, and the serialized engine carries the plugin. An engine cannot be
+//! deserialized here (TensorRT-RTX needs a GPU of compute capability 7.5–8.9 or 12.x for that).
+
+use s6_onnx::proto::{tensor_shape_proto::dimension, type_proto};
+use s6_tools::engine::build::{self, BuildOptions, BuildSummary, PrecisionArg};
+use s6_tools::engine::glue::{Glue, LayerKind};
+use s6_tools::engine::libs::BackendChoice;
+use s6_tools::engine::profile::{ProfileArgs, SizeSpec};
+use s6_tools::engine::version::{Backend, TrtVersion};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One TensorRT-RTX build at a time: the builds share one registry in this process.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn skip(why: &str) {
+    assert!(
+        std::env::var_os("S6_ENGINE_REQUIRE_TRT").is_none(),
+        "S6_ENGINE_REQUIRE_TRT is set, but: {why}"
+    );
+    eprintln!("SKIP: {why}");
+}
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The RTX library folder, when it and the RTX bridge are there.
+fn rtx() -> Option<PathBuf> {
+    if !Glue::compiled(Backend::Rtx) {
+        skip("s6-tools was built without the TensorRT-RTX bridge (set S6_TRT_RTX_INCLUDE_DIR)");
+        return None;
+    }
+    match env_path("S6_TRT_RTX_LIB_DIR") {
+        Some(d) if d.join("libtensorrt_rtx.so.1").is_file() => Some(d),
+        _ => {
+            skip("S6_TRT_RTX_LIB_DIR is not set to a folder holding libtensorrt_rtx.so.1");
+            None
+        }
+    }
+}
+
+/// libs6plugin for TensorRT-RTX, when given.
+fn rtx_plugin() -> Option<PathBuf> {
+    match env_path("S6_PLUGIN_LIB_RTX") {
+        Some(p) if p.is_file() => Some(p),
+        Some(p) => panic!("S6_PLUGIN_LIB_RTX={}: no such file", p.display()),
+        None => {
+            skip("S6_PLUGIN_LIB_RTX is not set (libs6plugin built for TensorRT-RTX: target/plugin-variants/libs6plugin-rtx1.so)");
+            None
+        }
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("s6-engine-rtx-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sizes(s: &str) -> SizeSpec {
+    SizeSpec::parse("--min", s).unwrap()
+}
+
+fn options(onnx: &Path, engine: &Path, plugin: Option<&Path>, max: &str) -> BuildOptions {
+    BuildOptions {
+        onnx: onnx.to_path_buf(),
+        engine: engine.to_path_buf(),
+        plugin: plugin.map(Path::to_path_buf),
+        profile: ProfileArgs {
+            min: sizes("batch=1,sequence=1"),
+            opt: sizes("batch=1,sequence=12"),
+            max: sizes(max),
+        },
+        precision: PrecisionArg::Auto,
+        to_fp16: false,
+        workspace_mib: None,
+        timing_cache: None,
+        compute_capabilities: Vec::new(),
+        trt_lib_dir: env_path("S6_TRT_RTX_LIB_DIR"),
+        backend: BackendChoice::Only(Backend::Rtx),
+        print_only: None,
+    }
+}
+
+fn count_bytes(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// Builds, and checks what every build must satisfy: the file is the serialized engine, by
+/// TensorRT-RTX 1.x; returns the summary and the engine's bytes.
+fn build_checked(opts: &BuildOptions) -> (BuildSummary, Vec<u8>) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = build::build(opts).unwrap_or_else(|e| panic!("{}: {e}", opts.onnx.display()));
+    assert_eq!(s.target.backend, Backend::Rtx);
+    assert_eq!(s.target.version.major, 1, "{}", s.target);
+    assert!(s.target.version >= TrtVersion::new(1, 0, 0));
+    let bytes = std::fs::read(&opts.engine).unwrap();
+    assert_eq!(bytes.len(), s.engine_bytes);
+    // A plan of a 2-layer model is hundreds of KiB (1.3–2.5 MiB seen); a few bytes are an error.
+    assert!(bytes.len() > 100_000, "{} bytes", bytes.len());
+    assert!(s.layers.len() > 10, "{} layers", s.layers.len());
+    println!(
+        "{}: {} layers, {} bytes, {:.2} s",
+        opts.onnx.display(),
+        s.layers.len(),
+        bytes.len(),
+        s.seconds
+    );
+    (s, bytes)
+}
+
+/// The unpatched exports need no plugin: proves the backend on one export per exporter and
+/// model family (the other lengths are the same graphs), at the length each was exported with
+/// (their input shapes are fixed).
+#[test]
+fn unpatched_exports_build_cpu_only() {
+    let Some(_) = rtx() else { return };
+    let dir = tmpdir("plain");
+    for fixture in PATCHED.iter().chain(&["models/mamba2_ts_L8"]) {
+        let onnx = fixtures().join(fixture).join("model.onnx");
+        let engine = dir.join(fixture.replace('/', "_") + ".engine");
+        let (s, bytes) = build_checked(&options(&onnx, &engine, None, "batch=1,sequence=12"));
+        assert!(s.layers.iter().all(|l| l.kind == LayerKind::Builtin));
+        assert_eq!(count_bytes(&bytes, b"S6Scan"), 0);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The exports onnx-patch turns into S6Scan models: TorchScript and dynamo, fp32 and fp16,
+/// transformers' Mamba and mamba-minimal.
+const PATCHED: [&str; 6] = [
+    "models/hf_ts_L12",
+    "models/hf_dynamo_L12",
+    "models/minimal_ts_L12",
+    "models/minimal_dynamo_L12",
+    "fp16/hf_ts_fp16_L6",
+    "fp16/hf_dynamo_fp16_L6",
+];
+
+/// Patches `fixture` into `dir` and makes the input's batch axis symbolic: the exports were
+/// traced at batch 1 and keep that fixed, while onnx-patch makes the sequence dynamic.
+fn patched(fixture: &str, dir: &Path) -> (PathBuf, usize) {
+    let out = dir.join(fixture.replace('/', "_") + ".s6.onnx");
+    let o = Command::new(env!("CARGO_BIN_EXE_onnx-patch"))
+        .arg(fixtures().join(fixture).join("model.onnx"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut m = s6_onnx::model::load(&out).unwrap();
+    let g = m.graph.mut_or_insert_default();
+    let scans = g.node.iter().filter(|n| n.op_type == "S6Scan").count();
+    assert_eq!(
+        g.input.len(),
+        1,
+        "{fixture}: one input (input_ids) expected"
+    );
+    let Some(type_proto::Value::TensorType(t)) = &mut g.input[0].type_.as_mut().unwrap().value
+    else {
+        panic!("{fixture}: tensor input expected")
+    };
+    let dims = &mut t.shape.as_mut().unwrap().dim;
+    assert_eq!(dims.len(), 2, "{fixture}: input_ids is [batch, sequence]");
+    assert!(
+        matches!(dims[1].value, Some(dimension::Value::DimParam(_))),
+        "{fixture}: onnx-patch left the sequence fixed"
+    );
+    dims[0].value = Some(dimension::Value::DimParam("batch".into()));
+    s6_onnx::model::save(&m, &out).unwrap();
+    (out, scans)
+}
+
+#[test]
+fn every_patched_export_builds_with_the_plugin_and_dynamic_shapes() {
+    let Some(_) = rtx() else { return };
+    let Some(plugin) = rtx_plugin() else { return };
+    let dir = tmpdir("patched");
+    for fixture in PATCHED {
+        let (onnx, scans) = patched(fixture, &dir);
+        assert_eq!(scans, 2, "{fixture}: two Mamba layers, two S6Scan nodes");
+        let engine = onnx.with_extension("engine");
+        let (s, bytes) = build_checked(&options(
+            &onnx,
+            &engine,
+            Some(&plugin),
+            "batch=4,sequence=256",
+        ));
+        let layers: Vec<_> = s.plugin_layers("S6Scan").collect();
+        assert_eq!(layers.len(), scans, "{fixture}: {:?}", s.layers);
+        for l in &layers {
+            assert_eq!(l.kind, LayerKind::PluginV3("S6Scan".into()), "{fixture}");
+        }
+        // No other plugin layer: everything else is TensorRT's own.
+        assert_eq!(
+            s.layers.iter().filter(|l| l.plugin().is_some()).count(),
+            scans
+        );
+        // The serialized engine carries the plugin (its creator's name for deserialization).
+        assert!(count_bytes(&bytes, b"S6Scan") >= scans, "{fixture}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn s6_engine() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_s6-engine"));
+    // The binary finds TensorRT-RTX the way a user's shell would: through the variable.
+    c.env_remove("TENSORRT_ROOT");
+    c
+}
+
+#[test]
+fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
+    let Some(_) = rtx() else { return };
+    let Some(plugin) = rtx_plugin() else { return };
+    let dir = tmpdir("cli");
+    let (onnx, _) = patched("models/hf_ts_L12", &dir);
+    let engine = dir.join("m.engine");
+    let o = s6_engine()
+        .arg("build")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(&engine)
+        .args(["--backend", "rtx", "--plugin"])
+        .arg(&plugin)
+        .args([
+            "--min",
+            "batch=1,sequence=1",
+            "--opt",
+            "batch=1,sequence=12",
+        ])
+        .args(["--max", "batch=2,sequence=64"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("network: 345 layers, 2 of them S6Scan plugin layers\n"),
+        "{err}"
+    );
+    assert!(err.contains("TensorRT-RTX 1."), "{err}");
+    assert!(!err.contains("trtexec"), "{err}");
+    assert!(engine.is_file());
+
+    // TensorRT-RTX has no timing cache: refused before anything is built.
+    let cache = dir.join("t.cache");
+    let o = s6_engine()
+        .arg("build")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(dir.join("n.engine"))
+        .args(["--backend", "rtx", "--plugin"])
+        .arg(&plugin)
+        .arg("--timing-cache")
+        .arg(&cache)
+        .args([
+            "--min",
+            "batch=1,sequence=1",
+            "--opt",
+            "batch=1,sequence=12",
+        ])
+        .args(["--max", "batch=1,sequence=64"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--timing-cache: TensorRT-RTX 1."), "{err}");
+    assert!(!dir.join("n.engine").exists() && !cache.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_library_without_the_creator_is_refused() {
+    let Some(lib_dir) = rtx() else { return };
+    let dir = tmpdir("noplugin");
+    let (onnx, _) = patched("models/minimal_ts_L12", &dir);
+    // A real shared library that is no plugin: TensorRT-RTX's own parser.
+    let not_plugin = lib_dir.join("libtensorrt_onnxparser_rtx.so.1");
+    let engine = dir.join("m.engine");
+    let e = {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        build::build(&options(
+            &onnx,
+            &engine,
+            Some(&not_plugin),
+            "batch=1,sequence=64",
+        ))
+        .err()
+        .expect("built without a plugin")
+        .to_string()
+    };
+    assert!(
+        e.starts_with("TensorRT: IPluginRegistry::loadLibrary refused "),
+        "{e}"
+    );
+    assert!(!engine.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn info_names_backend_version_and_the_plugin_build() {
+    let Some(lib_dir) = rtx() else { return };
+    let run = |plugin: &Path| {
+        let o = s6_engine()
+            .args(["info", "--backend", "rtx", "--plugin"])
+            .arg(plugin)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    };
+    // A library without s6pluginBuildInfo.
+    let other = lib_dir.join("libtensorrt_onnxparser_rtx.so.1");
+    let out = run(&other);
+    assert!(
+        out.contains(&format!(
+            "plugin: {}: no s6pluginBuildInfo() (the library predates it",
+            other.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("backend: rtx (TensorRT-RTX)\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}: TensorRT-RTX 1.",
+            lib_dir.join("libtensorrt_rtx.so.1").display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("compatible with this build: yes\n"), "{out}");
+    assert!(out.contains("not 9.0"), "{out}");
+
+    let Some(plugin) = rtx_plugin() else { return };
+    let out = run(&plugin);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("plugin: "))
+        .unwrap_or_default();
+    let info = line
+        .strip_prefix(&format!("plugin: {}: ", plugin.display()))
+        .unwrap_or_else(|| panic!("{out}"));
+    // "s6plugin 0.1.0 for TensorRT-RTX 1.7.1 (IPluginV3)": the variant for this backend.
+    assert!(info.starts_with("s6plugin "), "{info}");
+    assert!(info.contains(" for TensorRT-RTX 1."), "{info}");
+    assert!(info.contains("IPluginV3"), "{info}");
+}
