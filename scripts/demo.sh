@@ -6,7 +6,8 @@
 #   3. patch the export: every unrolled selective scan → one S6Scan node, dynamic sequence length
 #   4. cross-check with s6-run: patched vs original at L = 12, and the patched model at L = 7
 #      against PyTorch (a length the export never saw)
-#   5. build a TensorRT engine, where a TensorRT builder is installed
+#   5. build a real TensorRT engine: with the system TensorRT where there is one, else with
+#      TensorRT-RTX (installed by setup.sh), which builds engines on a machine without a GPU
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -57,15 +58,40 @@ done
 
 step "5/5 TensorRT engine"
 shapes=(--min sequence=1 --opt sequence=12 --max sequence=256)
-if "$bin/s6-engine" build "$out/model.s6.onnx" -o "$out/model.engine" \
-  --plugin "$bin/libs6plugin.so" "${shapes[@]}"; then
-  "$bin/s6-engine" run "$out/model.engine" "${inputs[@]}" --out-dir "$out/trt"
+# libs6plugin built against TensorRT-RTX's headers (scripts/build_plugin_variants.sh).
+rtx_plugin=target/plugin-variants/libs6plugin-rtx1.so
+cross_check() { # ENGINE BACKEND PLUGIN
+  "$bin/s6-engine" run "$1" --backend "$2" --plugin "$3" "${inputs[@]}" --out-dir "$out/trt"
   "$bin/s6-run" "$out/model.s6.onnx" "${inputs[@]}" --out-dir "$out/cpu" \
     --compare "$out/trt" --atol 3e-2 --rtol 3e-2
+}
+if "$bin/s6-engine" build "$out/model.s6.onnx" -o "$out/model.engine" --backend trt \
+  --plugin "$bin/libs6plugin.so" "${shapes[@]}" 2>"$out/trt_build.log"; then
+  cat "$out/trt_build.log"
+  cross_check "$out/model.engine" trt "$bin/libs6plugin.so"
 else
-  echo "(no TensorRT builder here — the equivalent trtexec command for TensorRT 10.x:)"
-  "$bin/s6-engine" build "$out/model.s6.onnx" -o "$out/model.engine" \
-    --plugin "$bin/libs6plugin.so" "${shapes[@]}" --print-trtexec 10.3
+  echo "(no TensorRT build here: $(tail -n 1 "$out/trt_build.log"))"
+  echo "TensorRT-RTX instead: it builds engines without a GPU."
+  if [ -f "$rtx_plugin" ]; then
+    "$bin/s6-engine" build "$out/model.s6.onnx" -o "$out/model.rtx.engine" --backend rtx \
+      --plugin "$rtx_plugin" "${shapes[@]}"
+  else
+    echo "($rtx_plugin is missing: scripts/build_plugin_variants.sh builds it;"
+    echo " building the unpatched export instead, which needs no plugin)"
+    len=$(sed -n 's/.*"seq_len": *\([0-9]*\).*/\1/p' "$model/meta.json" | head -n 1)
+    "$bin/s6-engine" build "$model/model.onnx" -o "$out/model.rtx.engine" --backend rtx \
+      --min "sequence=$len" --opt "sequence=$len" --max "sequence=$len"
+  fi
+  cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 || true)
+  case "$cc" in
+    7.5 | 8.0 | 8.6 | 8.9 | 12.*)
+      if [ -f "$rtx_plugin" ]; then cross_check "$out/model.rtx.engine" rtx "$rtx_plugin"; fi
+      ;;
+    *)
+      echo "TensorRT-RTX engines run on GPUs of compute capability 7.5, 8.0, 8.6, 8.9 and 12.x"
+      echo "only (here: ${cc:-no GPU}), so the engine is not run on this machine."
+      ;;
+  esac
 fi
 echo
 echo "demo done: outputs under $out/"

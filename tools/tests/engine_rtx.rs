@@ -306,8 +306,7 @@ fn a_library_without_the_creator_is_refused() {
             Some(&not_plugin),
             "batch=1,sequence=64",
         ))
-        .err()
-        .expect("built without a plugin")
+        .expect_err("built without a plugin")
         .to_string()
     };
     assert!(
