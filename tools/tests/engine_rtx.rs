@@ -251,6 +251,8 @@ fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
             "batch=1,sequence=12",
         ])
         .args(["--max", "batch=2,sequence=64"])
+        // Ampere (8.6), Ada (8.9), Blackwell (12.0): one engine for all three.
+        .args(["--compute-capability", "86,89,120"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -262,6 +264,35 @@ fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
     assert!(err.contains("TensorRT-RTX 1."), "{err}");
     assert!(!err.contains("trtexec"), "{err}");
     assert!(engine.is_file());
+
+    // Hopper (9.0: H100, H200) is no TensorRT-RTX target: the builder itself refuses it.
+    let o = s6_engine()
+        .arg("build")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(dir.join("h.engine"))
+        .args(["--backend", "rtx", "--plugin"])
+        .arg(&plugin)
+        .args([
+            "--min",
+            "batch=1,sequence=1",
+            "--opt",
+            "batch=1,sequence=12",
+        ])
+        .args(["--max", "batch=1,sequence=64", "--compute-capability", "90"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s6-engine: TensorRT: compute capability refused: IBuilderConfig::setComputeCapability: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("Compute capability is invalid or not supported"),
+        "{err}"
+    );
+    assert!(!dir.join("h.engine").exists());
 
     // TensorRT-RTX has no timing cache: refused before anything is built.
     let cache = dir.join("t.cache");
