@@ -4,7 +4,9 @@
 # only safe inside the TensorRT whose headers it was compiled against (docs/plugin.md), so CI
 # builds and tests every variant; users build the one for their TensorRT (README).
 #
-# usage: scripts/build_plugin_variants.sh [--release] [TAG...]   (default: every tag found)
+# usage: scripts/build_plugin_variants.sh [--release] [--skip-native] [TAG...]
+#   (default: every tag whose headers are there; --skip-native: not the one TENSORRT_INCLUDE_DIR
+#   names, which the ordinary build already is)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,11 +14,18 @@ cd "$root"
 [ -f .deps/env.sh ] && . .deps/env.sh
 profile=debug
 cargo_profile=()
-if [ "${1:-}" = --release ]; then
-  profile=release
-  cargo_profile=(--release)
+skip_native=0
+while [ $# -gt 0 ]; do
+  case $1 in
+  --release)
+    profile=release
+    cargo_profile=(--release)
+    ;;
+  --skip-native) skip_native=1 ;;
+  *) break ;;
+  esac
   shift
-fi
+done
 headers_for() {
   case $1 in
   trt10) echo "${S6_TRT10_INCLUDE_DIR:-}" ;;
@@ -38,6 +47,10 @@ for tag in "${tags[@]}"; do
   fi
   if [ -z "$inc" ] || [ ! -f "$inc/NvInferRuntime.h" ]; then
     echo "build_plugin_variants: SKIP $tag: no headers (run scripts/setup.sh)" >&2
+    continue
+  fi
+  if [ "$skip_native" = 1 ] && [ "$inc" = "${TENSORRT_INCLUDE_DIR:-}" ]; then
+    echo "build_plugin_variants: $tag is the ordinary build (TENSORRT_INCLUDE_DIR)" >&2
     continue
   fi
   echo "build_plugin_variants: $tag from $inc" >&2

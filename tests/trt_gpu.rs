@@ -125,9 +125,17 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
             .filter(|m| m.file_name().unwrap().to_string_lossy().starts_with(prefix))
             .count()
     };
-    assert!(per("v3_") >= 12, "expected 12 IPluginV3 runs, got {}", per("v3_"));
+    assert!(
+        per("v3_") >= 12,
+        "expected 12 IPluginV3 runs, got {}",
+        per("v3_")
+    );
     if s6plugin::trt::registration::interfaces() & 1 != 0 {
-        assert!(per("v2_") >= 12, "expected 12 IPluginV2DynamicExt runs, got {}", per("v2_"));
+        assert!(
+            per("v2_") >= 12,
+            "expected 12 IPluginV2DynamicExt runs, got {}",
+            per("v2_")
+        );
     }
     let mut failures = Vec::new();
     for meta in &metas {
