@@ -1,11 +1,15 @@
 //! Build script. Each part lives in `build/`:
 //! - `build/kernels.rs`: CUDA kernels → fatbin embedded in the library (feature `cuda`).
-//! - `build/shim.rs`: the cxx C++ shim against TensorRT headers (feature `trt`).
+//! - `build/shim.rs`: the cxx C++ shim against TensorRT headers (feature `trt`), found by
+//!   `build/trt_headers.rs`.
 
 #[path = "build/kernels.rs"]
 mod kernels;
 #[path = "build/shim.rs"]
 mod shim;
+#[cfg(feature = "trt")]
+#[path = "build/trt_headers.rs"]
+mod trt_headers;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -26,8 +26,10 @@ for l in sys.stdin:
         print(m["executable"])')
     cp "$CARGO_TARGET_DIR/debug/libs6plugin.so" "$test_bin" "$CARRY/"
     mv "$CARRY/$(basename "$test_bin")" "$CARRY/trt_gpu"
+    # Only what the run needs travels (64 MiB): no debug info.
+    strip --strip-debug "$CARRY/libs6plugin.so" "$CARRY/trt_gpu"
     trt_inc="${TENSORRT_INCLUDE_DIR:-${TENSORRT_ROOT:-/usr}/include}"
-    "${CXX:-c++}" -std=c++17 -O1 -g -Wno-deprecated-declarations -isystem "$trt_inc" \
+    "${CXX:-c++}" -std=c++17 -O1 -g -Wall -Werror -Wno-deprecated-declarations -isystem "$trt_inc" \
         -isystem "${CUDA_HOME:-/usr/local/cuda}/include" tests/cpp/gpu_harness.cpp -o "$CARRY/gpu_harness" -ldl -lpthread
     ls -la "$CARRY"
     ;;
@@ -35,7 +37,7 @@ run)
     export S6_GPU_HARNESS="$CARRY/gpu_harness" S6_PLUGIN_LIB="$PWD/$CARRY/libs6plugin.so"
     export S6_GPU_OUT="${S6_GPU_OUT:-/tmp/s6_gpu_harness_out}"
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
-    "$CARRY/trt_gpu" --nocapture
+    S6_GPU_REQUIRE=1 "$CARRY/trt_gpu" --nocapture
     if command -v compute-sanitizer >/dev/null; then
         mkdir -p /tmp/s6_sanitizer_out
         set +e

@@ -10,5 +10,12 @@ cd "$root"
 features=()
 if [ "$(uname -s)" = Linux ]; then
   features=(--features s6plugin/trt)
+  # The plugin built for the other TensorRT ABIs whose headers setup.sh fetched (the registry
+  # and engine tests load each into its own TensorRT, and every other one to see it refused).
+  scripts/build_plugin_variants.sh --skip-native
+  export S6_PLUGIN_VARIANTS_DIR="$root/target/plugin-variants"
+  if [ -f "$S6_PLUGIN_VARIANTS_DIR/libs6plugin-rtx1.so" ]; then
+    export S6_PLUGIN_LIB_RTX="$S6_PLUGIN_VARIANTS_DIR/libs6plugin-rtx1.so"
+  fi
 fi
-cargo test --workspace "${features[@]}" "$@"
+cargo test --workspace ${features[@]+"${features[@]}"} "$@"

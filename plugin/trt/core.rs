@@ -1,5 +1,6 @@
-//! The plugin's behaviour behind every `IPluginV2DynamicExt` / `IPluginCreator` method the shim
-//! forwards. Each bridge entry catches panics ([`guard`]) so that none crosses into C++.
+//! The plugin's behaviour behind every `IPluginV3` / `IPluginV2DynamicExt` method and creator the
+//! shim forwards: both interfaces share every decision made here. Each bridge entry catches
+//! panics ([`guard`]) so that none crosses into C++.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -198,6 +199,13 @@ impl PluginCore {
                 .map(|(n, v)| format!("{n}={}", v as i32))
                 .collect::<Vec<_>>()
                 .join(" ")
+        })
+    }
+
+    /// What an IPluginV3 engine stores: the fields, as the ONNX parser would pass them.
+    pub fn field_values(&self) -> Vec<i32> {
+        guard_or(Vec::new(), || {
+            self.attrs.values().iter().map(|&v| v as i32).collect()
         })
     }
 

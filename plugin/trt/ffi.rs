@@ -56,6 +56,8 @@ pub(crate) mod bridge {
         fn write_blob(self: &PluginCore, out: &mut [u8]) -> Result<()>;
         fn clone_core(self: &PluginCore) -> Box<PluginCore>;
         fn describe(self: &PluginCore) -> String;
+        /// The eight field values in `field_names()` order (V3 `getFieldsToSerialize`).
+        fn field_values(self: &PluginCore) -> Vec<i32>;
 
         fn num_inputs(self: &PluginCore) -> i32;
         fn num_outputs(self: &PluginCore) -> i32;

@@ -1,17 +1,20 @@
-//! The TensorRT plugin (`IPluginV2DynamicExt` `S6Scan`, version "1", namespace ""), behind the
-//! C++ shim in `cpp_shim/` (feature `trt`).
+//! The TensorRT plugin (`S6Scan`, version "1", namespace ""; IPluginV3 for TensorRT >= 10 and
+//! TensorRT-RTX, IPluginV2DynamicExt for 8.5/8.6), behind the C++ shim in `cpp_shim/`
+//! (feature `trt`).
 //!
 //! - [`core`]: every decision of the plugin (fields, shapes, formats, dtypes, workspace,
 //!   enqueue), reached from C++ through the cxx bridge in `ffi`.
 //! - [`blob`]: the serialised form (a versioned prost message).
+//! - [`host`]: which TensorRT is in the process or calling, and whether its ABI is ours.
 //! - [`registration`]: the C exports TensorRT looks for (`getCreators`, `getPluginCreators`,
-//!   `setLoggerFinder`) and static registration at load time.
+//!   `setLoggerFinder`), `s6pluginBuildInfo`, and static registration at load time.
 
 pub mod blob;
 pub mod core;
 pub mod error;
 pub(crate) mod ffi;
 pub mod fields;
+pub mod host;
 pub mod registration;
 
 pub use self::core::PluginCore;

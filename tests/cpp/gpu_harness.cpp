@@ -1,8 +1,9 @@
 // GPU test harness in TensorRT's role: loads libs6plugin.so the way IPluginRegistry::loadLibrary
-// does (setLoggerFinder, getCreators), then calls every builder-time and run-time method of the
-// S6Scan plugin in the order TensorRT does — with an IExprBuilder of its own for
-// getOutputDimensions — and runs enqueue on a real CUDA stream at two shapes of one dynamic
-// profile, fp32 / fp16 / bf16. It writes every case's inputs and outputs (as f32) to OUTDIR;
+// does (setLoggerFinder, getCreators / getPluginCreators), then, for each of the two plugin
+// interfaces (IPluginV3 and IPluginV2DynamicExt), calls every builder-time and run-time method of
+// the S6Scan plugin in the order TensorRT does — with an IExprBuilder of its own for the output
+// shapes — and runs enqueue on a real CUDA stream at two shapes of one dynamic profile,
+// fp32 / fp16 / bf16. It writes every case's inputs and outputs (as f32) to OUTDIR;
 // tests/trt_gpu.rs checks them against the fp64 CPU reference (s6plugin::reference).
 //
 // usage: gpu_harness LIBS6PLUGIN OUTDIR       exit 0 ok, 1 failure, 77 no GPU (skip)
@@ -15,6 +16,8 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <tuple>
 #include <map>
 #include <memory>
 #include <string>
@@ -484,8 +487,117 @@ PluginTensorDesc desc(std::vector<int64_t> const& s, DataType t)
 }
 
 // ---------------------------------------------------------------------------------------------
-// One case: build phase, serialize, runtime phase at each run shape.
-void runCase(IPluginCreator& creator, Case const& c, std::string const& outDir, s6test::RecordingLogger& logger,
+// What both interfaces do per run shape: the runtime shape change, the workspace, inputs on the
+// device, enqueue on the stream, outputs back, and one refused enqueue (a null input).
+struct RuntimeOps {
+    std::function<int32_t(std::vector<DynamicPluginTensorDesc> const&, std::vector<DynamicPluginTensorDesc> const&)>
+        shapeChange;
+    std::function<size_t(std::vector<PluginTensorDesc> const&, std::vector<PluginTensorDesc> const&)> workspace;
+    std::function<int32_t(PluginTensorDesc const*, PluginTensorDesc const*, void const* const*, void* const*, void*)>
+        enqueue;
+};
+
+using DynDescFn = std::function<std::pair<std::vector<DynamicPluginTensorDesc>, std::vector<DynamicPluginTensorDesc>>(
+    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t)>;
+
+void runShapes(Case const& c, std::string const& iface, std::vector<Role> const& roles,
+    std::vector<DataType> const& inTypes, DynDescFn const& dynDescs, size_t wsMax, RuntimeOps const& ops,
+    std::string const& outDir, s6test::RecordingLogger& logger, CUstream stream)
+{
+    int const nbIn = static_cast<int>(roles.size());
+    int const nbOut = c.nbOutputs();
+    DataType const act = c.dtype;
+    int runIndex = 0;
+    for (auto [batch, L] : c.runs)
+    {
+        auto [ins, outs] = dynDescs(batch, L, c.minB, c.minL, c.maxB, c.maxL);
+        S6_CHECK(ops.shapeChange(ins, outs) == 0, "%s runtime shape (batch %lld, L %lld) accepted", iface.c_str(),
+            static_cast<long long>(batch), static_cast<long long>(L));
+        std::vector<PluginTensorDesc> inD(nbIn), outD(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+            inD[i] = ins[i].desc;
+        for (int i = 0; i < nbOut; ++i)
+            outD[i] = outs[i].desc;
+        size_t const ws = ops.workspace(inD, outD);
+        S6_CHECK(ws <= wsMax, "workspace %zu within the build-time %zu", ws, wsMax);
+
+        Rng rng{0x5eed0000ull + static_cast<uint64_t>(runIndex) * 7919ull + std::hash<std::string>{}(c.name) % 1000};
+        std::string const stem = outDir + "/" + iface + "_" + c.name + "_run" + std::to_string(runIndex);
+        std::ofstream meta(stem + ".txt");
+        meta << "attrs";
+        for (int i = 0; i < 8; ++i)
+            meta << ' ' << c.attrs[i];
+        meta << "\ndtype " << dtypeName(act) << "\n";
+        std::vector<CUdeviceptr> inPtrs(nbIn), outPtrs(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+        {
+            std::vector<int64_t> s = c.shape(roles[i], batch, L);
+            std::vector<float> v = makeInput(roles[i], c, static_cast<size_t>(volume(s)), rng);
+            writeFloats(stem + ".in" + std::to_string(i) + ".f32", v);
+            meta << "input " << kRoleNames[roles[i]];
+            for (auto x : s)
+                meta << ' ' << x;
+            meta << "\n";
+            std::vector<uint8_t> bytes = encode(v, inTypes[i]);
+            CU(cu.cuMemAlloc(&inPtrs[i], bytes.size() + 16));
+            CU(cu.cuMemcpyHtoD(inPtrs[i], bytes.data(), bytes.size()));
+        }
+        std::vector<size_t> outBytes(nbOut);
+        for (int o = 0; o < nbOut; ++o)
+        {
+            std::vector<int64_t> s = o == 0 ? c.shape(U, batch, L) : c.shape(INIT, batch, L);
+            outBytes[o] = static_cast<size_t>(volume(s)) * elemSize(outD[o].type);
+            CU(cu.cuMemAlloc(&outPtrs[o], outBytes[o] + 16));
+            CU(cu.cuMemsetD8(outPtrs[o], 0xFF, outBytes[o])); // NaN fill: unwritten outputs show
+            meta << "output " << (o == 0 ? "y" : "last_state");
+            for (auto x : s)
+                meta << ' ' << x;
+            meta << "\n";
+        }
+        CUdeviceptr wsPtr = 0;
+        if (ws > 0)
+            CU(cu.cuMemAlloc(&wsPtr, ws));
+        std::vector<void const*> inArr(nbIn);
+        std::vector<void*> outArr(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+            inArr[i] = reinterpret_cast<void const*>(inPtrs[i]);
+        for (int o = 0; o < nbOut; ++o)
+            outArr[o] = reinterpret_cast<void*>(outPtrs[o]);
+        int32_t const status
+            = ops.enqueue(inD.data(), outD.data(), inArr.data(), outArr.data(), reinterpret_cast<void*>(wsPtr));
+        S6_CHECK(status == 0, "enqueue (batch %lld, L %lld) status %d", static_cast<long long>(batch),
+            static_cast<long long>(L), status);
+        CU(cu.cuStreamSynchronize(stream));
+        for (int o = 0; o < nbOut; ++o)
+        {
+            std::vector<uint8_t> bytes(outBytes[o]);
+            CU(cu.cuMemcpyDtoH(bytes.data(), outPtrs[o], bytes.size()));
+            writeFloats(stem + ".out" + std::to_string(o) + ".f32", decode(bytes, outD[o].type));
+        }
+        // A required input missing: enqueue must refuse (non-zero), log, not crash.
+        if (runIndex == 0)
+        {
+            std::vector<void const*> holes = inArr;
+            holes[1] = nullptr;
+            size_t mark = logger.count();
+            int32_t const bad
+                = ops.enqueue(inD.data(), outD.data(), holes.data(), outArr.data(), reinterpret_cast<void*>(wsPtr));
+            S6_CHECK(bad != 0 && logger.saw(mark, {c.name, "enqueue"}), "enqueue with a null delta refused (%d)", bad);
+        }
+        for (auto p : inPtrs)
+            CU(cu.cuMemFree(p));
+        for (auto p : outPtrs)
+            CU(cu.cuMemFree(p));
+        if (wsPtr)
+            CU(cu.cuMemFree(wsPtr));
+        std::printf("   run %d: batch %lld L %lld written to %s.*\n", runIndex, static_cast<long long>(batch),
+            static_cast<long long>(L), stem.c_str());
+        ++runIndex;
+    }
+}
+
+// One case through IPluginV2DynamicExt: build phase, serialize, runtime phase at each run shape.
+void runCaseV2(IPluginCreator& creator, Case const& c, std::string const& outDir, s6test::RecordingLogger& logger,
     CUstream stream)
 {
     std::printf("== case %s (%s)\n", c.name.c_str(), dtypeName(c.dtype).c_str());
@@ -583,7 +695,7 @@ void runCase(IPluginCreator& creator, Case const& c, std::string const& outDir, 
     }
 
     // ---- builder: configure with the profile, workspace, a timing run, serialize ----
-    auto dynDescs = [&](int64_t b, int64_t l, int64_t minB, int64_t minL, int64_t maxB, int64_t maxL) {
+    DynDescFn dynDescs = [&](int64_t b, int64_t l, int64_t minB, int64_t minL, int64_t maxB, int64_t maxL) {
         std::vector<DynamicPluginTensorDesc> ins(nbIn), outs(nbOut);
         for (int i = 0; i < nbIn; ++i)
         {
@@ -646,97 +758,242 @@ void runCase(IPluginCreator& creator, Case const& c, std::string const& outDir, 
     if (!rt)
         return;
 
-    int runIndex = 0;
-    for (auto [batch, L] : c.runs)
-    {
-        auto [ins, outs] = dynDescs(batch, L, c.minB, c.minL, c.maxB, c.maxL);
+    RuntimeOps ops;
+    ops.shapeChange = [&](std::vector<DynamicPluginTensorDesc> const& ins, std::vector<DynamicPluginTensorDesc> const& outs) {
+        size_t const mark = logger.count();
         rt->configurePlugin(ins.data(), nbIn, outs.data(), nbOut);
-        std::vector<PluginTensorDesc> inD(nbIn), outD(nbOut);
-        for (int i = 0; i < nbIn; ++i)
-            inD[i] = ins[i].desc;
-        for (int i = 0; i < nbOut; ++i)
-            outD[i] = outs[i].desc;
-        size_t const ws = rt->getWorkspaceSize(inD.data(), nbIn, outD.data(), nbOut);
-        S6_CHECK(ws <= wsMax, "workspace %zu within the build-time %zu", ws, wsMax);
-
-        Rng rng{0x5eed0000ull + static_cast<uint64_t>(runIndex) * 7919ull + std::hash<std::string>{}(c.name) % 1000};
-        std::string const stem = outDir + "/" + c.name + "_run" + std::to_string(runIndex);
-        std::ofstream meta(stem + ".txt");
-        meta << "attrs";
-        for (int i = 0; i < 8; ++i)
-            meta << ' ' << c.attrs[i];
-        meta << "\ndtype " << dtypeName(act) << "\n";
-        std::vector<CUdeviceptr> inPtrs(nbIn), outPtrs(nbOut);
-        for (int i = 0; i < nbIn; ++i)
-        {
-            std::vector<int64_t> s = c.shape(roles[i], batch, L);
-            std::vector<float> v = makeInput(roles[i], c, static_cast<size_t>(volume(s)), rng);
-            writeFloats(stem + ".in" + std::to_string(i) + ".f32", v);
-            meta << "input " << kRoleNames[roles[i]];
-            for (auto x : s)
-                meta << ' ' << x;
-            meta << "\n";
-            std::vector<uint8_t> bytes = encode(v, inTypes[i]);
-            CU(cu.cuMemAlloc(&inPtrs[i], bytes.size() + 16));
-            CU(cu.cuMemcpyHtoD(inPtrs[i], bytes.data(), bytes.size()));
-        }
-        std::vector<size_t> outBytes(nbOut);
-        for (int o = 0; o < nbOut; ++o)
-        {
-            std::vector<int64_t> s = o == 0 ? c.shape(U, batch, L) : c.shape(INIT, batch, L);
-            outBytes[o] = static_cast<size_t>(volume(s)) * elemSize(outD[o].type);
-            CU(cu.cuMemAlloc(&outPtrs[o], outBytes[o] + 16));
-            CU(cu.cuMemsetD8(outPtrs[o], 0xFF, outBytes[o])); // NaN fill: unwritten outputs show
-            meta << "output " << (o == 0 ? "y" : "last_state");
-            for (auto x : s)
-                meta << ' ' << x;
-            meta << "\n";
-        }
-        CUdeviceptr wsPtr = 0;
-        if (ws > 0)
-            CU(cu.cuMemAlloc(&wsPtr, ws));
-        std::vector<void const*> inArr(nbIn);
-        std::vector<void*> outArr(nbOut);
-        for (int i = 0; i < nbIn; ++i)
-            inArr[i] = reinterpret_cast<void const*>(inPtrs[i]);
-        for (int o = 0; o < nbOut; ++o)
-            outArr[o] = reinterpret_cast<void*>(outPtrs[o]);
-        int32_t const status = rt->enqueue(
-            inD.data(), outD.data(), inArr.data(), outArr.data(), reinterpret_cast<void*>(wsPtr), stream);
-        S6_CHECK(status == 0, "enqueue (batch %lld, L %lld) status %d", static_cast<long long>(batch),
-            static_cast<long long>(L), status);
-        CU(cu.cuStreamSynchronize(stream));
-        for (int o = 0; o < nbOut; ++o)
-        {
-            std::vector<uint8_t> bytes(outBytes[o]);
-            CU(cu.cuMemcpyDtoH(bytes.data(), outPtrs[o], bytes.size()));
-            writeFloats(stem + ".out" + std::to_string(o) + ".f32", decode(bytes, outD[o].type));
-        }
-        // A required input missing: enqueue must refuse (non-zero), log, not crash.
-        if (runIndex == 0)
-        {
-            std::vector<void const*> holes = inArr;
-            holes[1] = nullptr;
-            size_t mark = logger.count();
-            int32_t const bad = rt->enqueue(
-                inD.data(), outD.data(), holes.data(), outArr.data(), reinterpret_cast<void*>(wsPtr), stream);
-            S6_CHECK(bad != 0 && logger.saw(mark, {c.name, "enqueue"}), "enqueue with a null delta refused (%d)", bad);
-        }
-        for (auto p : inPtrs)
-            CU(cu.cuMemFree(p));
-        for (auto p : outPtrs)
-            CU(cu.cuMemFree(p));
-        if (wsPtr)
-            CU(cu.cuMemFree(wsPtr));
-        std::printf("   run %d: batch %lld L %lld written to %s.*\n", runIndex, static_cast<long long>(batch),
-            static_cast<long long>(L), stem.c_str());
-        ++runIndex;
-    }
+        return logger.saw(mark, {"S6Scan"}) ? 1 : 0;
+    };
+    ops.workspace = [&](std::vector<PluginTensorDesc> const& inD, std::vector<PluginTensorDesc> const& outD) {
+        return rt->getWorkspaceSize(inD.data(), nbIn, outD.data(), nbOut);
+    };
+    ops.enqueue = [&](PluginTensorDesc const* inD, PluginTensorDesc const* outD, void const* const* in,
+                      void* const* out, void* ws) { return rt->enqueue(inD, outD, in, out, ws, stream); };
+    runShapes(c, "v2", roles, inTypes, dynDescs, wsMax, ops, outDir, logger, stream);
     rt->terminate();
     rt->destroy();
     rtBase->destroy();
 }
 
+
+// One case through IPluginV3 in TensorRT's order: createPlugin(kBUILD), the build capability's
+// queries (getOutputDataTypes, getOutputShapes through the IExprBuilder, supportsFormatCombination,
+// configurePlugin, getWorkspaceSize), getFieldsToSerialize into the "engine"; then
+// createPlugin(kRUNTIME) from those fields, attachToContext, and per shape onShapeChange + enqueue.
+void runCaseV3(IPluginCreatorV3One& creator, Case const& c, std::string const& outDir,
+    s6test::RecordingLogger& logger, CUstream stream)
+{
+    std::printf("== case %s (%s, IPluginV3)\n", c.name.c_str(), dtypeName(c.dtype).c_str());
+    std::vector<Role> const roles = c.roles();
+    int const nbIn = static_cast<int>(roles.size());
+    int const nbOut = c.nbOutputs();
+    DataType const act = c.dtype;
+    auto caps = [](IPluginV3* p) {
+        return std::make_tuple(static_cast<IPluginV3OneCore*>(p->getCapabilityInterface(PluginCapabilityType::kCORE)),
+            static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD)),
+            static_cast<IPluginV3OneRuntime*>(p->getCapabilityInterface(PluginCapabilityType::kRUNTIME)));
+    };
+
+    std::vector<PluginField> fields;
+    for (int i = 0; i < 8; ++i)
+        fields.emplace_back(kFieldNames[i], &c.attrs[i], PluginFieldType::kINT32, 1);
+    PluginFieldCollection fc{static_cast<int32_t>(fields.size()), fields.data()};
+    std::unique_ptr<IPluginV3> net(creator.createPlugin(c.name.c_str(), &fc, TensorRTPhase::kBUILD));
+    S6_CHECK(net != nullptr, "createPlugin(kBUILD)");
+    if (!net)
+        return;
+    auto [core, build, runtime] = caps(net.get());
+    S6_CHECK(core && build && runtime, "capabilities");
+    if (!(core && build && runtime))
+        return;
+    S6_CHECK(std::strcmp(core->getPluginName(), "S6Scan") == 0, "core name");
+
+    S6_CHECK(build->getNbOutputs() == nbOut, "getNbOutputs %d", build->getNbOutputs());
+    std::vector<DataType> inTypes;
+    for (Role r : roles)
+        inTypes.push_back(c.activation(r) ? act : DataType::kFLOAT);
+    std::vector<DataType> outTypes(nbOut, DataType::kINT8);
+    S6_CHECK(build->getOutputDataTypes(outTypes.data(), nbOut, inTypes.data(), nbIn) == 0 && outTypes[0] == act
+            && (nbOut == 1 || outTypes[1] == DataType::kFLOAT),
+        "output types");
+
+    ExprBuilder eb;
+    Expr const* batchSym = eb.impl.make("batch", false, -1);
+    Expr const* lenSym = eb.impl.make("L", false, -1);
+    std::vector<DimsExprs> inExprs;
+    for (Role r : roles)
+    {
+        std::vector<int64_t> sh = c.shape(r, -1, -2);
+        DimsExprs e{};
+        e.nbDims = static_cast<int32_t>(sh.size());
+        for (size_t k = 0; k < sh.size(); ++k)
+        {
+            e.d[k] = sh[k] == -1 ? static_cast<IDimensionExpr const*>(batchSym)
+                : sh[k] == -2    ? static_cast<IDimensionExpr const*>(lenSym)
+                                 : eb.constant(sh[k]);
+        }
+        inExprs.push_back(e);
+    }
+    std::vector<DimsExprs> outExprs(nbOut);
+    S6_CHECK(build->getOutputShapes(inExprs.data(), nbIn, nullptr, 0, outExprs.data(), nbOut, eb) == 0,
+        "getOutputShapes");
+    S6_CHECK(outExprs[0].nbDims == 3 && outExprs[0].d[0] == inExprs[0].d[0] && outExprs[0].d[1] == inExprs[0].d[1]
+            && outExprs[0].d[2] == inExprs[0].d[2],
+        "y dims are u's dim expressions");
+    if (nbOut == 2)
+    {
+        DimsExprs const& st = outExprs[1];
+        S6_CHECK(st.nbDims == 3 && st.d[0] == batchSym && st.d[1]->isConstant() && st.d[1]->getConstantValue() == c.dim
+                && st.d[2]->isConstant() && st.d[2]->getConstantValue() == c.dstate,
+            "last_state dims are (batch, D, N)");
+    }
+    std::vector<DimsExprs> tooFew(nbOut + 1);
+    S6_CHECK(build->getOutputShapes(inExprs.data(), nbIn, nullptr, 0, tooFew.data(), nbOut + 1, eb) != 0,
+        "a wrong output count refused");
+
+    std::unique_ptr<IPluginV3> bldPlugin(net->clone());
+    S6_CHECK(bldPlugin != nullptr, "clone");
+    if (!bldPlugin)
+        return;
+    auto [bcore, bld, brt] = caps(bldPlugin.get());
+    (void) bcore;
+    (void) brt;
+
+    DynDescFn dynDescs = [&](int64_t b, int64_t l, int64_t minB, int64_t minL, int64_t maxB, int64_t maxL) {
+        std::vector<DynamicPluginTensorDesc> ins(nbIn), outs(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+        {
+            ins[i].desc = desc(c.shape(roles[i], b, l), inTypes[i]);
+            ins[i].min = toDims(c.shape(roles[i], minB, minL));
+            ins[i].max = toDims(c.shape(roles[i], maxB, maxL));
+            ins[i].opt = ins[i].max;
+        }
+        outs[0].desc = desc(c.shape(U, b, l), act);
+        outs[0].min = toDims(c.shape(U, minB, minL));
+        outs[0].max = toDims(c.shape(U, maxB, maxL));
+        outs[0].opt = outs[0].max;
+        if (nbOut == 2)
+        {
+            outs[1].desc = desc(c.shape(INIT, b, l), DataType::kFLOAT);
+            outs[1].min = toDims(c.shape(INIT, minB, minL));
+            outs[1].max = toDims(c.shape(INIT, maxB, maxL));
+            outs[1].opt = outs[1].max;
+        }
+        return std::make_pair(ins, outs);
+    };
+
+    // Format negotiation, position by position, on dynamic descriptors of the profile.
+    {
+        auto [ins, outs] = dynDescs(-1, -1, c.minB, c.minL, c.maxB, c.maxL);
+        std::vector<DynamicPluginTensorDesc> io(ins);
+        io.insert(io.end(), outs.begin(), outs.end());
+        DataType const candidates[]
+            = {DataType::kFLOAT, DataType::kHALF, DataType::kBF16, DataType::kINT8, DataType::kINT32};
+        for (int pos = 0; pos < nbIn + nbOut; ++pos)
+        {
+            bool const isAct = pos < nbIn ? c.activation(roles[pos]) : pos == nbIn;
+            DataType const want = isAct ? act : DataType::kFLOAT;
+            std::string supported;
+            for (DataType t : candidates)
+            {
+                for (TensorFormat f : {TensorFormat::kLINEAR, TensorFormat::kCHW32})
+                {
+                    DynamicPluginTensorDesc saved = io[pos];
+                    io[pos].desc.type = t;
+                    io[pos].desc.format = f;
+                    if (bld->supportsFormatCombination(pos, io.data(), nbIn, nbOut))
+                        supported += dtypeName(t) + (f == TensorFormat::kLINEAR ? "/linear " : "/chw32 ");
+                    io[pos] = saved;
+                }
+            }
+            io[pos].desc.type = want;
+            std::string const expected
+                = pos == 0 ? "f32/linear f16/linear bf16/linear " : dtypeName(want) + "/linear ";
+            S6_CHECK(
+                supported == expected, "pos %d supports [%s], expected [%s]", pos, supported.c_str(), expected.c_str());
+        }
+    }
+    size_t wsMax = 0;
+    {
+        auto [ins, outs] = dynDescs(-1, -1, c.minB, c.minL, c.maxB, c.maxL);
+        size_t mark = logger.count();
+        S6_CHECK(bld->configurePlugin(ins.data(), nbIn, outs.data(), nbOut) == 0 && !logger.saw(mark, {"S6Scan"}),
+            "configurePlugin with the profile");
+        auto [badIns, badOuts] = dynDescs(-1, -1, c.minB, c.minL, c.maxB, c.maxL);
+        badIns[2].desc.type = act == DataType::kFLOAT ? DataType::kHALF : act; // A must be fp32
+        mark = logger.count();
+        std::unique_ptr<IPluginV3> probe(bldPlugin->clone());
+        auto* probeBuild = static_cast<IPluginV3OneBuild*>(probe->getCapabilityInterface(PluginCapabilityType::kBUILD));
+        S6_CHECK(probeBuild->configurePlugin(badIns.data(), nbIn, badOuts.data(), nbOut) != 0
+                && logger.saw(mark, {c.name, "configurePlugin", "A"}),
+            "bad A dtype refused and logged with layer and tensor");
+        wsMax = bld->getWorkspaceSize(ins.data(), nbIn, outs.data(), nbOut);
+        std::printf("   workspace for the profile: %zu bytes\n", wsMax);
+    }
+    // The engine keeps the fields.
+    auto* bldRt = static_cast<IPluginV3OneRuntime*>(bldPlugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    PluginFieldCollection const* stored = bldRt->getFieldsToSerialize();
+    S6_CHECK(stored && stored->nbFields == 8, "getFieldsToSerialize");
+    if (!stored || stored->nbFields != 8)
+        return;
+    std::vector<int32_t> values(8);
+    std::vector<std::string> names(8);
+    for (int i = 0; i < 8; ++i)
+    {
+        names[i] = stored->fields[i].name;
+        values[i] = *static_cast<int32_t const*>(stored->fields[i].data);
+        S6_CHECK(values[i] == c.attrs[i] && names[i] == kFieldNames[i], "stored field %d", i);
+    }
+    bldPlugin.reset();
+    net.reset();
+
+    // ---- runtime: from the engine's fields, the execution context's copy ----
+    std::vector<PluginField> engineFields;
+    for (int i = 0; i < 8; ++i)
+        engineFields.emplace_back(names[i].c_str(), &values[i], PluginFieldType::kINT32, 1);
+    PluginFieldCollection efc{8, engineFields.data()};
+    std::unique_ptr<IPluginV3> des(creator.createPlugin(c.name.c_str(), &efc, TensorRTPhase::kRUNTIME));
+    S6_CHECK(des != nullptr, "createPlugin(kRUNTIME) from the engine's fields");
+    if (!des)
+        return;
+    auto* desRt = static_cast<IPluginV3OneRuntime*>(des->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    std::unique_ptr<IPluginV3> ctxPlugin(desRt->attachToContext(nullptr));
+    S6_CHECK(ctxPlugin != nullptr, "attachToContext");
+    if (!ctxPlugin)
+        return;
+    auto* rt = static_cast<IPluginV3OneRuntime*>(ctxPlugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    auto* rtBuild = static_cast<IPluginV3OneBuild*>(ctxPlugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+
+    RuntimeOps ops;
+    ops.shapeChange = [&](std::vector<DynamicPluginTensorDesc> const& ins, std::vector<DynamicPluginTensorDesc> const& outs) {
+        std::vector<PluginTensorDesc> inD(nbIn), outD(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+            inD[i] = ins[i].desc;
+        for (int i = 0; i < nbOut; ++i)
+            outD[i] = outs[i].desc;
+        return rt->onShapeChange(inD.data(), nbIn, outD.data(), nbOut);
+    };
+    // TensorRT hands enqueue the build-time workspace; check that the exact shape needs no more.
+    ops.workspace = [&](std::vector<PluginTensorDesc> const& inD, std::vector<PluginTensorDesc> const& outD) {
+        std::vector<DynamicPluginTensorDesc> ins(nbIn), outs(nbOut);
+        for (int i = 0; i < nbIn; ++i)
+        {
+            ins[i].desc = inD[i];
+            ins[i].min = ins[i].max = ins[i].opt = inD[i].dims;
+        }
+        for (int i = 0; i < nbOut; ++i)
+        {
+            outs[i].desc = outD[i];
+            outs[i].min = outs[i].max = outs[i].opt = outD[i].dims;
+        }
+        size_t const exact = rtBuild->getWorkspaceSize(ins.data(), nbIn, outs.data(), nbOut);
+        S6_CHECK(exact <= wsMax, "exact-shape workspace %zu within the profile's %zu", exact, wsMax);
+        return wsMax;
+    };
+    ops.enqueue = [&](PluginTensorDesc const* inD, PluginTensorDesc const* outD, void const* const* in,
+                      void* const* out, void* ws) { return rt->enqueue(inD, outD, in, out, ws, stream); };
+    runShapes(c, "v3", roles, inTypes, dynDescs, wsMax, ops, outDir, logger, stream);
+}
 } // namespace
 
 int main(int argc, char** argv)
@@ -777,19 +1034,26 @@ int main(int argc, char** argv)
     s6test::RecordingLogger logger;
     s6test::Finder finder(&logger);
     auto setFinder = reinterpret_cast<void (*)(ILoggerFinder*)>(dlsym(lib, "setLoggerFinder"));
-    auto getCreators = reinterpret_cast<IPluginCreatorInterface* const* (*) (int32_t*)>(dlsym(lib, "getCreators"));
-    S6_CHECK(setFinder && getCreators, "exports present");
-    if (!setFinder || !getCreators)
+    using GetList = IPluginCreatorInterface* const* (*) (int32_t*);
+    auto getCreators = reinterpret_cast<GetList>(dlsym(lib, "getCreators"));
+    auto getPluginCreators = reinterpret_cast<GetList>(dlsym(lib, "getPluginCreators"));
+    S6_CHECK(setFinder && getCreators && getPluginCreators, "exports present");
+    if (!setFinder || !getCreators || !getPluginCreators)
         return 1;
     setFinder(&finder);
     int32_t n = 0;
     IPluginCreatorInterface* const* list = getCreators(&n);
-    S6_CHECK(n == 1 && list && list[0], "one creator");
+    S6_CHECK(n == 1 && list && list[0] && std::strcmp(list[0]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0,
+        "getCreators: one IPluginCreatorV3One");
     if (n != 1 || !list || !list[0])
         return 1;
-    auto* creator = static_cast<IPluginCreator*>(list[0]);
-    S6_CHECK(std::strcmp(creator->getPluginName(), "S6Scan") == 0 && std::strcmp(creator->getPluginVersion(), "1") == 0,
-        "S6Scan v1");
+    auto* creatorV3 = static_cast<IPluginCreatorV3One*>(list[0]);
+    S6_CHECK(std::strcmp(creatorV3->getPluginName(), "S6Scan") == 0 && std::strcmp(creatorV3->getPluginVersion(), "1") == 0,
+        "S6Scan v1 (V3)");
+    int32_t n2 = 0;
+    IPluginCreatorInterface* const* list2 = getPluginCreators(&n2);
+    IPluginCreator* creatorV2 = n2 == 1 && list2 ? reinterpret_cast<IPluginCreator* const*>(list2)[0] : nullptr;
+    S6_CHECK(creatorV2 != nullptr, "getPluginCreators: the IPluginV2DynamicExt creator (TensorRT 8.x/10.x builds)");
 
     //                           sp D  z  db is ls cl bcl
     std::vector<Case> cases = {
@@ -801,7 +1065,11 @@ int main(int argc, char** argv)
         {"gate_bf16_grouped", {1, 1, 1, 1, 0, 0, 0, 0}, DataType::kBF16, 128, 16, 4, 1, 1, 2, 2048, {{1, 2048}, {2, 7}}},
     };
     for (Case const& c : cases)
-        runCase(*creator, c, argv[2], logger, stream);
+    {
+        runCaseV3(*creatorV3, c, argv[2], logger, stream);
+        if (creatorV2 != nullptr)
+            runCaseV2(*creatorV2, c, argv[2], logger, stream);
+    }
     std::printf("harness: %d failure(s)\n", failures());
     return failures() == 0 ? 0 : 1;
 }

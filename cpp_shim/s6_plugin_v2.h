@@ -1,30 +1,15 @@
-// The S6Scan TensorRT plugin classes: a thin C++ layer over the Rust core (plugin/trt/).
-//
-// TensorRT's plugin ABI is C++ vtables, so these classes exist; each method converts TensorRT's
-// structs to the bridge's, calls Rust, and turns a Rust error into a log line through TensorRT's
-// logger plus the TensorRT way of failing (nullptr, non-zero status, false). Nothing throws out
-// of a method: all are noexcept and catch everything.
+// IPluginV2DynamicExt S6Scan and its IPluginCreator: the interface of TensorRT 8.5/8.6 (JetPack 5),
+// also compiled into 10.x builds behind getPluginCreators (see S6_HAS_V2 in s6_common.h).
 #pragma once
 
-#include <NvInferRuntime.h>
-#include <NvInferVersion.h>
+#include "s6plugin/cpp_shim/s6_common.h"
+
+#if S6_HAS_V2
 
 #include <string>
 #include <vector>
 
-#include "rust/cxx.h"
-#include "s6plugin/plugin/trt/ffi.rs.h"
-
-#if NV_TENSORRT_MAJOR < 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR < 5)
-#error "s6plugin needs TensorRT 8.5 or newer headers"
-#endif
-
 namespace s6 {
-
-// Plugin name, version and namespace: the contract's OP_TYPE, PLUGIN_VERSION and
-// PLUGIN_NAMESPACE (plugin/contract.rs); the registry test checks they agree.
-constexpr char const* kPluginName = "S6Scan";
-constexpr char const* kPluginVersion = "1";
 
 class S6ScanPlugin final : public nvinfer1::IPluginV2DynamicExt {
 public:
@@ -90,4 +75,10 @@ private:
     std::string mNamespace;
 };
 
+// The process-wide V2 creator (never destroyed: registries may hold it past our static
+// destructors), or nullptr if it could not be made.
+S6ScanCreator* creatorV2() noexcept;
+
 } // namespace s6
+
+#endif // S6_HAS_V2

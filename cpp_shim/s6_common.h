@@ -1,0 +1,79 @@
+// What the two plugin interfaces share: the TensorRT version macros, logging that cannot abort
+// the host, exception text, and the conversions between TensorRT's structs and the bridge's.
+//
+// TensorRT's plugin ABI is C++ vtables, so the classes in s6_plugin_v2/_v3 exist; each method
+// converts TensorRT's structs to the bridge's, calls Rust (plugin/trt/core.rs), and turns an error
+// into a log line plus TensorRT's way of failing (nullptr, non-zero status, false). Nothing throws
+// out of a method: all are noexcept and catch everything.
+#pragma once
+
+#include <NvInferRuntime.h>
+#include <NvInferVersion.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "rust/cxx.h"
+#include "s6plugin/plugin/trt/ffi.rs.h"
+
+#if defined(TRT_MAJOR_RTX)
+#define S6_TRT_RTX 1
+#else
+#define S6_TRT_RTX 0
+#endif
+
+#if !S6_TRT_RTX && (NV_TENSORRT_MAJOR < 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR < 5))
+#error "s6plugin needs TensorRT 8.5 or newer headers (or TensorRT-RTX)"
+#endif
+
+// Which interfaces this build implements (docs/plugin.md, "Which TensorRT gets which interface"):
+// IPluginV3 wherever it exists (TensorRT >= 10, TensorRT-RTX); IPluginV2DynamicExt where V3 does
+// not exist (8.5/8.6) and, in 10.x builds only, behind getPluginCreators for hosts and harnesses
+// that ask for V2. TensorRT 11 and TensorRT-RTX build V3 alone (V2 is gone or refused there).
+#define S6_HAS_V3 (S6_TRT_RTX || NV_TENSORRT_MAJOR >= 10)
+#define S6_HAS_V2 (!S6_TRT_RTX && NV_TENSORRT_MAJOR <= 10)
+
+namespace s6 {
+
+// Plugin name and version: the contract's OP_TYPE and PLUGIN_VERSION (plugin/contract.rs); the
+// registry test checks they agree.
+constexpr char const* kPluginName = "S6Scan";
+constexpr char const* kPluginVersion = "1";
+constexpr int32_t kMaxTensors = 16; // 9 inputs + 2 outputs at most
+
+using Severity = nvinfer1::ILogger::Severity;
+
+// Logs through the logger TensorRT supplies (its ILoggerFinder, else the getLogger() of the
+// TensorRT that statically registered us), after checking that the object can be called: a
+// stale, half-destroyed or foreign logger goes to stderr instead (warnings and errors only).
+void log(Severity severity, std::string const& message) noexcept;
+// "S6Scan plugin '<layer>' <method>: <what>" at kERROR.
+void logFailure(char const* layer, char const* method, std::string const& what) noexcept;
+// The text of the exception being handled (call inside a catch block only).
+std::string describeException() noexcept;
+
+void setLoggerFinder(void* finder) noexcept;
+void setGetLogger(void* getLogger) noexcept;
+
+TensorDesc toDesc(nvinfer1::PluginTensorDesc const& d) noexcept;
+DynDesc toDynDesc(nvinfer1::DynamicPluginTensorDesc const& d) noexcept;
+// A runtime descriptor as a profile of one shape (min = max = the shape).
+DynDesc toFixedDynDesc(nvinfer1::PluginTensorDesc const& d) noexcept;
+bool countsOk(int32_t nbInputs, int32_t nbOutputs) noexcept;
+
+// The plugin core for the fields TensorRT (or its ONNX parser) passes; throws rust::Error with
+// the reason (the callers catch and log it).
+rust::Box<PluginCore> coreFromFields(char const* layer, nvinfer1::PluginFieldCollection const* fc);
+
+// Output `index`'s dimensions as TensorRT expressions: each is one of the inputs' (Rust says
+// which), so no IExprBuilder arithmetic is needed. Throws on a bad reference.
+nvinfer1::DimsExprs outputDims(PluginCore const& core, int32_t index, nvinfer1::DimsExprs const* inputs,
+    int32_t nbInputs);
+
+// Both interfaces' enqueue: validates, then launches on TensorRT's stream. Throws on error.
+void enqueueCore(PluginCore const& core, nvinfer1::PluginTensorDesc const* inputDesc,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs, void* workspace,
+    cudaStream_t stream);
+
+} // namespace s6
