@@ -25,6 +25,10 @@ features=()
 [ "$(uname -s)" = Linux ] && features=(--features trt)
 cargo build --release -p s6plugin "${features[@]}"
 cargo build --release -p s6-tools
+if [ "$(uname -s)" = Linux ] && [ -n "${S6_TRT_RTX_INCLUDE_DIR:-}" ]; then
+  # The plugin for TensorRT-RTX, which builds the engine of step 5 where no TensorRT is installed.
+  scripts/build_plugin_variants.sh --release rtx1
+fi
 bin=target/release
 if [ -f "$bin/libs6plugin.so" ]; then
   echo "libs6plugin.so exports:"
