@@ -223,7 +223,9 @@ void report_layers(INetworkDefinition& network, s6_layer_fn fn, void* user)
             plugin = core != nullptr ? static_cast<IPluginV3OneCore*>(core)->getPluginName() : nullptr;
         }
 #endif
-        fn(user, i, kind, layer->getName(), plugin);
+        ITensor const* out = layer->getNbOutputs() > 0 ? layer->getOutput(0) : nullptr;
+        int32_t const dtype = out != nullptr ? static_cast<int32_t>(out->getType()) : -1;
+        fn(user, i, kind, layer->getName(), plugin, dtype);
     }
 }
 #endif

@@ -28,8 +28,10 @@ typedef void (*s6_log_fn)(void* user, int32_t severity, const char* msg);
 /* kind 0: phase start (n = steps), 1: step complete (n = step), 2: phase finish. */
 typedef void (*s6_progress_fn)(void* user, int32_t kind, const char* phase, const char* parent, int32_t n);
 /* One layer of the parsed network: kind 0 any layer, 1 an IPluginV2 layer, 2 an IPluginV3 layer;
- * plugin: the plugin's type name (NULL for kind 0). Strings are valid during the call only. */
-typedef void (*s6_layer_fn)(void* user, int32_t index, int32_t kind, const char* name, const char* plugin);
+ * plugin: the plugin's type name (NULL for kind 0); dtype: TensorRT DataType of its first output
+ * (-1 if none). Strings are valid during the call only. */
+typedef void (*s6_layer_fn)(
+    void* user, int32_t index, int32_t kind, const char* name, const char* plugin, int32_t dtype);
 
 /* Memory owned by TensorRT (IHostMemory) or by the glue; free with S6_GLUE(blob_free). */
 typedef struct S6Blob {

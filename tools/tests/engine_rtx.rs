@@ -209,8 +209,11 @@ fn every_patched_export_builds_with_the_plugin_and_dynamic_shapes() {
         ));
         let layers: Vec<_> = s.plugin_layers("S6Scan").collect();
         assert_eq!(layers.len(), scans, "{fixture}: {:?}", s.layers);
+        // Strongly typed: an fp16 export stays fp16 (the scan's output y has u's type).
+        let dtype = if fixture.starts_with("fp16/") { 1 } else { 0 };
         for l in &layers {
             assert_eq!(l.kind, LayerKind::PluginV3("S6Scan".into()), "{fixture}");
+            assert_eq!(l.output_dtype, Some(dtype), "{fixture}: {}", l.name);
         }
         // No other plugin layer: everything else is TensorRT's own.
         assert_eq!(
@@ -321,6 +324,31 @@ fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Builds `onnx` with `plugin` in a fresh s6-engine process (a registry that has seen no other
+/// plugin), expecting a refusal; returns stderr.
+fn refused_build(onnx: &Path, plugin: &Path, engine: &Path) -> String {
+    let o = s6_engine()
+        .arg("build")
+        .arg(onnx)
+        .arg("-o")
+        .arg(engine)
+        .args(["--backend", "rtx", "--plugin"])
+        .arg(plugin)
+        .args([
+            "--min",
+            "batch=1,sequence=1",
+            "--opt",
+            "batch=1,sequence=12",
+        ])
+        .args(["--max", "batch=1,sequence=64"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!engine.exists());
+    err
+}
+
 #[test]
 fn a_library_without_the_creator_is_refused() {
     let Some(lib_dir) = rtx() else { return };
@@ -328,23 +356,36 @@ fn a_library_without_the_creator_is_refused() {
     let (onnx, _) = patched("models/minimal_ts_L12", &dir);
     // A real shared library that is no plugin: TensorRT-RTX's own parser.
     let not_plugin = lib_dir.join("libtensorrt_onnxparser_rtx.so.1");
-    let engine = dir.join("m.engine");
-    let e = {
-        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        build::build(&options(
-            &onnx,
-            &engine,
-            Some(&not_plugin),
-            "batch=1,sequence=64",
-        ))
-        .expect_err("built without a plugin")
-        .to_string()
-    };
-    assert!(
-        e.starts_with("TensorRT: IPluginRegistry::loadLibrary refused "),
-        "{e}"
+    let err = refused_build(&onnx, &not_plugin, &dir.join("m.engine"));
+    let want = format!(
+        "s6-engine: TensorRT: IPluginRegistry::loadLibrary refused {} (a libs6plugin built for another TensorRT is refused: is it the variant for TensorRT-RTX 1.",
+        not_plugin.display()
     );
-    assert!(!engine.exists());
+    assert!(err.contains(&want), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// libs6plugin built for another TensorRT (from `scripts/build_plugin_variants.sh`, whose folder
+/// `S6_PLUGIN_VARIANTS_DIR` names) is refused by TensorRT-RTX's loadLibrary without harm, and
+/// the error says what to check.
+#[test]
+fn the_variant_of_another_tensorrt_is_refused() {
+    let Some(_) = rtx() else { return };
+    let Some(wrong) = env_path("S6_PLUGIN_VARIANTS_DIR")
+        .map(|d| d.join("libs6plugin-trt11.so"))
+        .filter(|p| p.is_file())
+    else {
+        skip("S6_PLUGIN_VARIANTS_DIR/libs6plugin-trt11.so missing (scripts/build_plugin_variants.sh)");
+        return;
+    };
+    let dir = tmpdir("wrong");
+    let (onnx, _) = patched("models/minimal_ts_L12", &dir);
+    let err = refused_build(&onnx, &wrong, &dir.join("m.engine"));
+    let want = format!(
+        "s6-engine: TensorRT: IPluginRegistry::loadLibrary refused {} (a libs6plugin built for another TensorRT is refused: is it the variant for TensorRT-RTX 1.",
+        wrong.display()
+    );
+    assert!(err.contains(&want), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

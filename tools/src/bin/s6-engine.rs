@@ -11,6 +11,7 @@ use s6_tools::engine::profile::{ProfileArgs, SizeSpec};
 use s6_tools::engine::run::{self, RunOptions};
 use s6_tools::engine::version::{Backend, Target};
 use s6_tools::engine::{libs, plugin, EngineError, TrtVersion};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -175,11 +176,18 @@ fn parse_version(s: &str) -> anyhow::Result<TrtVersion> {
 }
 
 fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
+    // A closed stdout (`s6-engine info | head -1`) ends the output, not the process.
+    let mut stdout = std::io::stdout().lock();
+    macro_rules! out {
+        ($($t:tt)*) => {{
+            let _ = writeln!(stdout, $($t)*);
+        }};
+    }
     // The plugin first, before any TensorRT is in the process.
     if let Some(p) = &trt.plugin {
         match plugin::build_info(p)? {
-            Some(s) => println!("plugin: {}: {s}", p.display()),
-            None => println!(
+            Some(s) => out!("plugin: {}: {s}", p.display()),
+            None => out!(
                 "plugin: {}: no s6pluginBuildInfo() (the library predates it: rebuild it to see which TensorRT it is for)",
                 p.display()
             ),
@@ -187,7 +195,7 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
     }
     for b in [Backend::Trt, Backend::Rtx] {
         match Glue::get(b, "") {
-            Ok(g) => println!(
+            Ok(g) => out!(
                 "bridge {}: built against {b} {} headers{}",
                 b.tag(),
                 g.header_version(),
@@ -197,7 +205,7 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
                     " (no NvOnnxParser.h: cannot build engines)"
                 }
             ),
-            Err(_) => println!(
+            Err(_) => out!(
                 "bridge {}: not built (no {b} headers at build time)",
                 b.tag()
             ),
@@ -209,9 +217,9 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
         trt.trt_lib_dir.as_deref(),
     )?;
     let t: Target = lib.target();
-    println!("backend: {} ({})", t.backend.tag(), t.backend);
-    println!("{}: {t}", lib.loaded.path);
-    println!(
+    out!("backend: {} ({})", t.backend.tag(), t.backend);
+    out!("{}: {t}", lib.loaded.path);
+    out!(
         "precision: {}",
         if t.strongly_typed_only() {
             "strongly typed only (fp16 exports stay fp16; --to-fp16 converts an fp32 model)"
@@ -221,7 +229,7 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
             "fp16 builder flag"
         }
     );
-    println!(
+    out!(
         "plugin loading: {}",
         if t.has_load_library() {
             "IPluginRegistry::loadLibrary"
@@ -230,18 +238,16 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
         }
     );
     if t.backend == Backend::Rtx {
-        println!(
-            "engines run on: compute capability 7.5, 8.0, 8.6, 8.9, 12.x (not 9.0: no H100/H200)"
-        );
+        out!("engines run on: compute capability 7.5, 8.0, 8.6, 8.9, 12.x (not 9.0: no H100/H200)");
     }
     match Glue::get(t.backend, "") {
-        Ok(g) if g.header_version().major != t.version.major => println!(
+        Ok(g) if g.header_version().major != t.version.major => out!(
             "compatible with this build: no (headers are {} {})",
             t.backend,
             g.header_version()
         ),
-        Ok(_) => println!("compatible with this build: yes"),
-        Err(_) => println!(
+        Ok(_) => out!("compatible with this build: yes"),
+        Err(_) => out!(
             "compatible with this build: no ({} bridge not built)",
             t.backend
         ),

@@ -84,6 +84,8 @@ pub enum LayerKind {
 pub struct NetworkLayer {
     pub name: String,
     pub kind: LayerKind,
+    /// TensorRT `DataType` of its first output (see [`IoTensor::dtype`]); None without outputs.
+    pub output_dtype: Option<i32>,
 }
 
 impl NetworkLayer {
@@ -128,7 +130,7 @@ struct S6ProfileInput {
 
 type LogFn = extern "C" fn(*mut c_void, i32, *const c_char);
 type ProgressFn = extern "C" fn(*mut c_void, i32, *const c_char, *const c_char, i32);
-type LayerFn = extern "C" fn(*mut c_void, i32, i32, *const c_char, *const c_char);
+type LayerFn = extern "C" fn(*mut c_void, i32, i32, *const c_char, *const c_char, i32);
 
 #[repr(C)]
 struct S6BuildParams {
@@ -392,6 +394,7 @@ extern "C" fn layer_cb(
     kind: i32,
     name: *const c_char,
     plugin: *const c_char,
+    dtype: i32,
 ) {
     if user.is_null() {
         return;
@@ -406,7 +409,11 @@ extern "C" fn layer_cb(
             2 => LayerKind::PluginV3(plugin),
             _ => LayerKind::Builtin,
         };
-        st.layers.push(NetworkLayer { name, kind });
+        st.layers.push(NetworkLayer {
+            name,
+            kind,
+            output_dtype: (dtype >= 0).then_some(dtype),
+        });
     }));
 }
 

@@ -41,7 +41,14 @@ pub fn register(
     let how;
     let kept = if nvinfer.target().has_load_library() {
         // SAFETY: as above.
-        unsafe { glue.load_plugin_library(reg, plugin) }?;
+        unsafe { glue.load_plugin_library(reg, plugin) }.map_err(|e| match e {
+            EngineError::Trt(msg) => EngineError::Trt(format!(
+                "{msg} (a libs6plugin built for another TensorRT is refused: is it the variant for {}? `s6-engine info --plugin {}` says which TensorRT it was built for)",
+                nvinfer.target(),
+                plugin.display()
+            )),
+            other => other,
+        })?;
         how = "through loadLibrary";
         None
     } else {
