@@ -411,15 +411,25 @@ fn load_rtx_parser(
 
 /// A folder holding the symbolic links `links` (name, target), named after them so that every
 /// run with the same libraries shares it: the parser's later dlopen calls need it for as long
-/// as the process lives. Under `$XDG_CACHE_HOME/s6-engine` (or `~/.cache/s6-engine`, or the
-/// temporary folder); made atomically (built beside, then renamed), so that concurrent runs
-/// agree.
+/// as the process lives. Under `$XDG_CACHE_HOME/s6-engine` (or `~/.cache/s6-engine`), else the
+/// temporary folder when that cannot be written.
 fn link_dir(links: &[(&str, &Path)]) -> Result<PathBuf, EngineError> {
+    let cache = env_dir("XDG_CACHE_HOME").or_else(|| env_dir("HOME").map(|h| h.join(".cache")));
+    let tmp = std::env::temp_dir();
+    let mut last = None;
+    for base in cache.iter().chain([&tmp]) {
+        match link_dir_in(&base.join("s6-engine"), links) {
+            Ok(d) => return Ok(d),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("the temporary folder was tried"))
+}
+
+/// [`link_dir`] under `base`: made atomically (built beside, then renamed), so that concurrent
+/// runs agree; a folder whose links point elsewhere (the libraries moved) is replaced.
+fn link_dir_in(base: &Path, links: &[(&str, &Path)]) -> Result<PathBuf, EngineError> {
     use std::hash::{Hash, Hasher};
-    let base = env_dir("XDG_CACHE_HOME")
-        .or_else(|| env_dir("HOME").map(|h| h.join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("s6-engine");
     let mut h = std::collections::hash_map::DefaultHasher::new();
     links.hash(&mut h);
     let dir = base.join(format!("tensorrt-rtx-{:016x}", h.finish()));
@@ -435,17 +445,17 @@ fn link_dir(links: &[(&str, &Path)]) -> Result<PathBuf, EngineError> {
         let path = path.to_path_buf();
         move |source| EngineError::Io { path, source }
     };
-    std::fs::create_dir_all(&base).map_err(io(&base))?;
+    std::fs::create_dir_all(base).map_err(io(base))?;
     let tmp = base.join(format!(".tmp-{}-{:016x}", std::process::id(), h.finish()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(io(&tmp))?;
     for (name, target) in links {
         std::os::unix::fs::symlink(target, tmp.join(name)).map_err(io(&tmp.join(name)))?;
     }
-    // A stale folder (the libraries moved) is replaced; a concurrent run's identical one wins.
     if dir.exists() && !complete() {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // A concurrent run's identical folder may have won the rename: then ours goes.
     if std::fs::rename(&tmp, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
@@ -482,6 +492,35 @@ mod tests {
         );
         assert!(!e.contains('\n'));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn link_folder_is_made_once_and_replaced_when_stale() {
+        let base = std::env::temp_dir().join(format!("s6-engine-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (a, b) = (Path::new("/opt/a/libx.so.1"), Path::new("/opt/b/libx.so.1"));
+        let d = link_dir_in(&base, &[("libx.so", a)]).unwrap();
+        assert_eq!(std::fs::read_link(d.join("libx.so")).unwrap(), a);
+        // Same links: the same folder, untouched.
+        assert_eq!(link_dir_in(&base, &[("libx.so", a)]).unwrap(), d);
+        // Other targets: another folder; a folder of the same name with wrong links is redone.
+        let e = link_dir_in(&base, &[("libx.so", b)]).unwrap();
+        assert_ne!(d, e);
+        std::fs::remove_file(e.join("libx.so")).unwrap();
+        std::os::unix::fs::symlink(a, e.join("libx.so")).unwrap();
+        assert_eq!(link_dir_in(&base, &[("libx.so", b)]).unwrap(), e);
+        assert_eq!(std::fs::read_link(e.join("libx.so")).unwrap(), b);
+        // Nothing left over from building them.
+        let names: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|x| x.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("tensorrt-rtx-")),
+            "{names:?}"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
