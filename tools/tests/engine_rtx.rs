@@ -16,9 +16,10 @@
 use s6_onnx::proto::{tensor_shape_proto::dimension, type_proto};
 use s6_tools::engine::build::{self, BuildOptions, BuildSummary, PrecisionArg};
 use s6_tools::engine::glue::{Glue, LayerKind};
-use s6_tools::engine::libs::BackendChoice;
+use s6_tools::engine::libs::{self, BackendChoice};
 use s6_tools::engine::profile::{ProfileArgs, SizeSpec};
 use s6_tools::engine::version::{Backend, TrtVersion};
+use s6_tools::engine::EngineError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -426,6 +427,17 @@ fn info_names_backend_version_and_the_plugin_build() {
     );
     assert!(out.contains("compatible with this build: yes\n"), "{out}");
     assert!(out.contains("not 9.0"), "{out}");
+
+    // auto: TensorRT-RTX where no TensorRT is found (as on CI's machine).
+    let trt_places = libs::search_places(Backend::Trt, None);
+    if let Err(EngineError::LibNotFound { .. }) =
+        libs::load_backend(Backend::Trt, None, &trt_places)
+    {
+        let o = s6_engine().arg("info").output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{out}");
+        assert!(out.contains("backend: rtx (TensorRT-RTX)\n"), "{out}");
+    }
 
     let Some(plugin) = rtx_plugin() else { return };
     let out = run(&plugin);
