@@ -6,6 +6,7 @@
 //! the `rtx1` variant; a visible skip otherwise, a failure with `S6_TRT_REQUIRE=1`.
 #![cfg(feature = "trt")]
 
+mod skip;
 mod trt_common;
 
 use std::path::{Path, PathBuf};
