@@ -1,0 +1,825 @@
+//! Element types and symbolic shapes of values the graph does not declare, worked out the way
+//! ONNX shape inference does: from the op's type constraints (`ConstantOfShape` takes its
+//! `value`'s type, `Shape` gives int64, …), and for shapes by propagating dims — fixed sizes,
+//! named dims of the graph inputs (`batch`, `seq`), or "axis k of value v" — through the ops
+//! of the Mamba exports, including the small int64 shape vectors that `Shape`, `Gather`,
+//! `Unsqueeze` and `Concat` build for `ConstantOfShape` and `Expand` in exports made with
+//! `dynamic_axes` / `dynamic_shapes`.
+//!
+//! Everything here answers "known" or "unknown, because …": a rule that needs a fact it cannot
+//! establish says which value and what about it is unknown.
+
+use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex};
+use super::graph::{BOOL, FLOAT, INT32, INT64};
+use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
+use onnx_protobuf::type_proto::Value as TypeValue;
+use onnx_protobuf::{NodeProto, ValueInfoProto};
+use s6plugin::contract::{ONNX_DOMAIN, OP_TYPE};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Recursion bound: deeper chains are reported unknown rather than risking the stack.
+const MAX_DEPTH: usize = 400;
+
+/// Why a type or shape could not be established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unknown {
+    pub value: String,
+    pub what: String,
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}': {}", self.value, self.what)
+    }
+}
+
+fn unknown(value: &str, what: impl Into<String>) -> Unknown {
+    Unknown {
+        value: value.to_string(),
+        what: what.into(),
+    }
+}
+
+/// The ONNX name of an element type code, for messages.
+pub fn type_name(t: i32) -> String {
+    let s = match t {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        9 => "bool",
+        10 => "float16",
+        11 => "float64",
+        16 => "bfloat16",
+        _ => return format!("type {t}"),
+    };
+    s.to_string()
+}
+
+/// One dim of a symbolic shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SymDim {
+    /// A fixed size.
+    Known(i64),
+    /// A named dim of a graph input (or of a value_info), e.g. `batch`.
+    Param(String),
+    /// Axis `.1` of value `.0`, where nothing better is known (a fresh symbol).
+    Of(String, usize),
+}
+
+impl fmt::Display for SymDim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SymDim::Known(n) => write!(f, "{n}"),
+            SymDim::Param(p) => write!(f, "{p}"),
+            SymDim::Of(v, a) => write!(f, "dim {a} of '{v}'"),
+        }
+    }
+}
+
+/// The declared element type and dims of a value (graph input/output or value_info).
+fn declared(v: &ValueInfoProto) -> (Option<i32>, Option<Vec<SymDim>>) {
+    let Some(TypeValue::TensorType(t)) = v.type_.value.as_ref() else {
+        return (None, None);
+    };
+    let ty = (t.elem_type != 0).then_some(t.elem_type);
+    let dims = t.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match &d.value {
+                Some(DimValue::DimValue(n)) if *n >= 0 => SymDim::Known(*n),
+                Some(DimValue::DimParam(p)) if !p.is_empty() => SymDim::Param(p.clone()),
+                _ => SymDim::Of(v.name.clone(), i),
+            })
+            .collect()
+    });
+    (ty, dims)
+}
+
+/// Type and shape inference over one graph, memoised.
+pub struct Infer<'a, 'g> {
+    g: &'a GraphIndex<'g>,
+    declared: HashMap<&'g str, &'g ValueInfoProto>,
+    dims_memo: RefCell<HashMap<String, Option<Vec<SymDim>>>>,
+    depth: RefCell<usize>,
+}
+
+impl<'a, 'g> Infer<'a, 'g> {
+    pub fn new(g: &'a GraphIndex<'g>) -> Self {
+        let gr = g.graph;
+        let mut declared = HashMap::new();
+        // Graph inputs first: they win over value_info of the same name.
+        for v in gr.value_info.iter().chain(&gr.output).chain(&gr.input) {
+            declared.insert(v.name.as_str(), v);
+        }
+        Infer {
+            g,
+            declared,
+            dims_memo: RefCell::default(),
+            depth: RefCell::new(0),
+        }
+    }
+
+    fn producer(&self, value: &str) -> Option<(&'g NodeProto, usize)> {
+        let (_, n) = self.g.producer(value)?;
+        let slot = n.output.iter().position(|o| o == value)?;
+        Some((n, slot))
+    }
+
+    fn declared_type(&self, value: &str) -> Option<i32> {
+        self.declared.get(value).and_then(|v| declared(v).0)
+    }
+
+    /// The element type of `value`.
+    pub fn elem_type(&self, value: &str) -> Result<i32, Unknown> {
+        let mut v = value.to_string();
+        for _ in 0..10_000 {
+            if let Some(t) = self.g.initializer(&v) {
+                return Ok(t.data_type);
+            }
+            if let Some(i) = self.g.graph.input.iter().find(|i| i.name == v) {
+                return declared(i)
+                    .0
+                    .ok_or_else(|| unknown(&v, "graph input without a tensor element type"));
+            }
+            let Some((n, slot)) = self.producer(&v) else {
+                return Err(unknown(&v, "no node, input or initializer produces it"));
+            };
+            match self.op_type_rule(n, slot, &v)? {
+                Rule::Is(t) => return Ok(t),
+                Rule::SameAs(x) => v = x,
+                Rule::Unknown(why) => {
+                    return self.declared_type(&v).ok_or_else(|| unknown(&v, why));
+                }
+            }
+        }
+        Err(unknown(value, "type chain too long"))
+    }
+
+    /// The ONNX type constraint of output `slot` of `n`: a fixed type, the type of an input,
+    /// or unknown.
+    fn op_type_rule(&self, n: &NodeProto, slot: usize, v: &str) -> Result<Rule, Unknown> {
+        if !is_default_domain(n) {
+            return Ok(Rule::Unknown(format!(
+                "produced by '{}' ({}, domain '{}'), whose output types are not known here",
+                n.name, n.op_type, n.domain
+            )));
+        }
+        let input = |i: usize| -> Result<Rule, Unknown> {
+            n.input
+                .get(i)
+                .filter(|x| !x.is_empty())
+                .map(|x| Rule::SameAs(x.clone()))
+                .ok_or_else(|| unknown(v, format!("'{}' ({}) lacks input {i}", n.name, n.op_type)))
+        };
+        let dtype_attr = |default: Option<i32>| -> Result<Rule, Unknown> {
+            match n.attribute.iter().find(|a| a.name == "dtype") {
+                Some(a) => Ok(Rule::Is(a.i as i32)),
+                None => match default {
+                    Some(t) => Ok(Rule::Is(t)),
+                    None => input(0),
+                },
+            }
+        };
+        Ok(match n.op_type.as_str() {
+            "Cast" => match attr_i(n, "to") {
+                Some(t) => Rule::Is(t as i32),
+                None => Rule::Unknown(format!("Cast '{}' without 'to'", n.name)),
+            },
+            "CastLike" => input(1)?,
+            "Constant" => match self.g.constant_proto(v) {
+                Some(t) => Rule::Is(t.data_type),
+                None => match n.attribute.first().map(|a| a.name.as_str()) {
+                    Some("value_float" | "value_floats") => Rule::Is(FLOAT),
+                    Some("value_int" | "value_ints") => Rule::Is(INT64),
+                    _ => Rule::Unknown(format!("Constant '{}' of an unread kind", n.name)),
+                },
+            },
+            // The fill value's type; float32 zero when `value` is absent (the ONNX default).
+            "ConstantOfShape" => Rule::Is(
+                n.attribute
+                    .iter()
+                    .find(|a| a.name == "value")
+                    .and_then(|a| a.t.as_ref())
+                    .map(|t| t.data_type)
+                    .unwrap_or(FLOAT),
+            ),
+            "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "NonMaxSuppression" => {
+                Rule::Is(INT64)
+            }
+            "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "Not" | "And"
+            | "Or" | "Xor" | "IsNaN" | "IsInf" => Rule::Is(BOOL),
+            "TopK" if slot == 1 => Rule::Is(INT64),
+            "MaxPool" if slot == 1 => Rule::Is(INT64),
+            "Unique" if slot >= 1 => Rule::Is(INT64),
+            "Dropout" if slot == 1 => Rule::Is(BOOL),
+            "MatMulInteger" | "ConvInteger" => Rule::Is(INT32),
+            "Where" => input(1)?,
+            "EyeLike" | "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" => dtype_attr(None)?,
+            "RandomNormal" | "RandomUniform" => dtype_attr(Some(FLOAT))?,
+            "Multinomial" => dtype_attr(Some(INT32))?,
+            "DequantizeLinear" => input(1)?,
+            "QuantizeLinear"
+            | "DynamicQuantizeLinear"
+            | "QLinearMatMul"
+            | "QLinearConv"
+            | "If"
+            | "Loop"
+            | "Scan"
+            | "SequenceAt"
+            | "SplitToSequence"
+            | "ConcatFromSequence"
+            | "StringNormalizer"
+            | "TfIdfVectorizer"
+            | "LabelEncoder" => Rule::Unknown(format!(
+                "produced by '{}' ({}), whose output type is not inferred here",
+                n.name, n.op_type
+            )),
+            // Every other standard op's outputs share its first input's type (elementwise,
+            // data movement, reductions, MatMul/Conv/Einsum, Range, normalisations).
+            _ => input(0)?,
+        })
+    }
+
+    /// The dims of `value`, as far as they can be worked out (None: not even the rank).
+    pub fn dims(&self, value: &str) -> Option<Vec<SymDim>> {
+        if let Some(d) = self.dims_memo.borrow().get(value) {
+            return d.clone();
+        }
+        {
+            let mut depth = self.depth.borrow_mut();
+            if *depth >= MAX_DEPTH {
+                return None;
+            }
+            *depth += 1;
+        }
+        let d = self.dims_uncached(value);
+        *self.depth.borrow_mut() -= 1;
+        self.dims_memo
+            .borrow_mut()
+            .insert(value.to_string(), d.clone());
+        d
+    }
+
+    fn dims_uncached(&self, value: &str) -> Option<Vec<SymDim>> {
+        if let Some(t) = self.g.initializer(value) {
+            return Some(t.dims.iter().map(|&d| SymDim::Known(d)).collect());
+        }
+        if let Some(c) = self.g.constant(value) {
+            return Some(c.dims.iter().map(|&d| SymDim::Known(d)).collect());
+        }
+        let decl = self.declared.get(value).and_then(|v| declared(v).1);
+        let Some((n, slot)) = self.producer(value) else {
+            return decl;
+        };
+        let inferred = if is_default_domain(n) {
+            self.op_dims(n, slot, value)
+        } else if n.domain == ONNX_DOMAIN && n.op_type == OP_TYPE && slot == 0 {
+            // A scan patched earlier: y has u's shape (docs/s6scan.md).
+            n.input.first().and_then(|u| self.dims(u))
+        } else {
+            None
+        };
+        if inferred.is_none() {
+            tracing::trace!(value, node = %n.name, op = %n.op_type, "dims not inferred");
+        }
+        // A declared named or fixed dim beats a fresh symbol of our own.
+        match (inferred, decl) {
+            (Some(i), Some(d)) if i.len() == d.len() => Some(
+                i.into_iter()
+                    .zip(d)
+                    .map(|(a, b)| match (&a, &b) {
+                        (SymDim::Of(..), SymDim::Known(_) | SymDim::Param(_)) => b,
+                        _ => a,
+                    })
+                    .collect(),
+            ),
+            (Some(i), _) => Some(i),
+            (None, d) => d,
+        }
+    }
+
+    /// Fresh symbols for a value of known rank.
+    fn fresh(value: &str, rank: usize) -> Vec<SymDim> {
+        (0..rank)
+            .map(|i| SymDim::Of(value.to_string(), i))
+            .collect()
+    }
+
+    fn op_dims(&self, n: &NodeProto, slot: usize, value: &str) -> Option<Vec<SymDim>> {
+        let inp = |i: usize| n.input.get(i).filter(|x| !x.is_empty());
+        let dims_in = |i: usize| inp(i).and_then(|x| self.dims(x));
+        match n.op_type.as_str() {
+            "Identity" | "Cast" | "CastLike" | "Neg" | "Exp" | "Log" | "Sqrt" | "Reciprocal"
+            | "Abs" | "Sigmoid" | "Tanh" | "Relu" | "Softplus" | "Softsign" | "Erf" | "Gelu"
+            | "Silu" | "Not" | "Sign" | "Floor" | "Ceil" | "Round" | "IsNaN" | "IsInf"
+            | "LeakyRelu" | "Elu" | "Selu" | "HardSigmoid" | "HardSwish" | "Mish" | "Clip"
+            | "Softmax" | "LogSoftmax" | "LayerNormalization" | "Dropout" | "Sin" | "Cos" => {
+                dims_in(0)
+            }
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" | "Where"
+            | "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "And" | "Or"
+            | "Xor" | "Mod" | "PRelu" => {
+                let all: Option<Vec<Vec<SymDim>>> = (0..n.input.len()).map(dims_in).collect();
+                broadcast(value, &all?)
+            }
+            "Unsqueeze" => {
+                let d = dims_in(0)?;
+                let axes =
+                    attr_ints(n, "axes").or_else(|| Some(self.g.constant(inp(1)?)?.ints()))?;
+                let r = d.len() + axes.len();
+                let mut ax: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| norm_axis(a, r))
+                    .collect::<Option<_>>()?;
+                ax.sort_unstable();
+                let mut rest = d.into_iter();
+                (0..r)
+                    .map(|i| {
+                        if ax.contains(&i) {
+                            Some(SymDim::Known(1))
+                        } else {
+                            rest.next()
+                        }
+                    })
+                    .collect()
+            }
+            "Squeeze" => {
+                let d = dims_in(0)?;
+                let axes = attr_ints(n, "axes").or_else(|| Some(self.g.constant(inp(1)?)?.ints()));
+                let ax: Vec<usize> = match axes {
+                    Some(a) => a
+                        .iter()
+                        .map(|&a| norm_axis(a, d.len()))
+                        .collect::<Option<_>>()?,
+                    None => (0..d.len()).filter(|&i| d[i] == SymDim::Known(1)).collect(),
+                };
+                Some(
+                    d.into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !ax.contains(i))
+                        .map(|(_, x)| x)
+                        .collect(),
+                )
+            }
+            "Transpose" => {
+                let d = dims_in(0)?;
+                let perm =
+                    attr_ints(n, "perm").unwrap_or_else(|| (0..d.len() as i64).rev().collect());
+                perm.iter()
+                    .map(|&p| d.get(usize::try_from(p).ok()?).cloned())
+                    .collect()
+            }
+            "Gather" => {
+                let d = dims_in(0)?;
+                let idx = dims_in(1)?;
+                let axis = norm_axis(attr_i(n, "axis").unwrap_or(0), d.len())?;
+                let mut out = d[..axis].to_vec();
+                out.extend(idx);
+                out.extend_from_slice(&d[axis + 1..]);
+                Some(out)
+            }
+            "MatMul" => {
+                let (a, b) = (dims_in(0)?, dims_in(1)?);
+                if a.len() < 2 || b.len() < 2 {
+                    return None;
+                }
+                let mut out = broadcast(
+                    value,
+                    &[a[..a.len() - 2].to_vec(), b[..b.len() - 2].to_vec()],
+                )?;
+                out.push(a[a.len() - 2].clone());
+                out.push(b[b.len() - 1].clone());
+                Some(out)
+            }
+            "Einsum" => {
+                let eq = attr_s(n, "equation")?.replace(' ', "");
+                let (lhs, out) = eq.split_once("->")?;
+                if eq.contains("...") {
+                    return None;
+                }
+                let mut letter: HashMap<char, SymDim> = HashMap::new();
+                for (i, t) in lhs.split(',').enumerate() {
+                    let d = dims_in(i)?;
+                    for (c, x) in t.chars().zip(d) {
+                        let e = letter.entry(c).or_insert(x.clone());
+                        if *e == SymDim::Known(1) {
+                            *e = x;
+                        }
+                    }
+                }
+                out.chars().map(|c| letter.get(&c).cloned()).collect()
+            }
+            "Conv" => {
+                let (x, w) = (dims_in(0)?, dims_in(1)?);
+                let mut out = vec![x.first()?.clone(), w.first()?.clone()];
+                out.extend((2..x.len()).map(|i| SymDim::Of(value.to_string(), i)));
+                Some(out)
+            }
+            "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2" => {
+                let d = dims_in(0)?;
+                let keep = attr_i(n, "keepdims").unwrap_or(1) != 0;
+                let axes = attr_ints(n, "axes").or_else(|| Some(self.g.constant(inp(1)?)?.ints()));
+                let ax: Vec<usize> = match axes {
+                    Some(a) => a
+                        .iter()
+                        .map(|&a| norm_axis(a, d.len()))
+                        .collect::<Option<_>>()?,
+                    None => (0..d.len()).collect(),
+                };
+                Some(
+                    d.into_iter()
+                        .enumerate()
+                        .filter_map(|(i, x)| match (ax.contains(&i), keep) {
+                            (false, _) => Some(x),
+                            (true, true) => Some(SymDim::Known(1)),
+                            (true, false) => None,
+                        })
+                        .collect(),
+                )
+            }
+            // Slice and Split keep every axis but the ones they cut (sizes there are fresh).
+            "Slice" => {
+                let d = dims_in(0)?;
+                let axes = match inp(3) {
+                    Some(a) => self.g.constant(a)?.ints(),
+                    None => match inp(1) {
+                        Some(s) => (0..self.dims(s)?.first().and_then(known)?).collect(),
+                        None => attr_ints(n, "axes")?,
+                    },
+                };
+                let cut: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| norm_axis(a, d.len()))
+                    .collect::<Option<_>>()?;
+                Some(cut_axes(value, d, &cut))
+            }
+            "Split" => {
+                let d = dims_in(0)?;
+                let axis = norm_axis(attr_i(n, "axis").unwrap_or(0), d.len())?;
+                let _ = slot;
+                Some(cut_axes(value, d, &[axis]))
+            }
+            "Concat" => {
+                let all: Option<Vec<Vec<SymDim>>> = (0..n.input.len()).map(dims_in).collect();
+                let all = all?;
+                let r = all.first()?.len();
+                let axis = norm_axis(attr_i(n, "axis")?, r)?;
+                let mut out = all[0].clone();
+                let total: Option<i64> = all.iter().map(|d| d.get(axis).and_then(known)).sum();
+                out[axis] = match total {
+                    Some(t) => SymDim::Known(t),
+                    None => SymDim::Of(value.to_string(), axis),
+                };
+                Some(out)
+            }
+            "Shape" => {
+                let r = self.dims(inp(0)?)?.len() as i64;
+                let (s, e) = shape_range(n, r)?;
+                Some(vec![SymDim::Known(e - s)])
+            }
+            "Size" => Some(vec![]),
+            "ConstantOfShape" => {
+                let s = self.shape_value(inp(0)?).ok()?;
+                Some(s)
+            }
+            "Expand" => {
+                let d = dims_in(0)?;
+                let s = self.shape_value(inp(1)?).ok()?;
+                broadcast(value, &[d, s])
+            }
+            "Reshape" => {
+                let s = self.shape_value(inp(1)?).ok()?;
+                if s.iter()
+                    .any(|x| matches!(x, SymDim::Known(0) | SymDim::Known(-1)))
+                {
+                    return Some(Self::fresh(value, s.len()));
+                }
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// The value of a small int64 tensor used as a shape (rank ≤ 1), element by element:
+    /// constants, and `Shape` / `Gather` / `Unsqueeze` / `Squeeze` / `Concat` / `Cast` /
+    /// `Slice` chains over the dims of other values (ONNX's data propagation).
+    pub fn shape_value(&self, value: &str) -> Result<Vec<SymDim>, Unknown> {
+        self.shape_value_at(value, 0)
+    }
+
+    fn shape_value_at(&self, value: &str, depth: usize) -> Result<Vec<SymDim>, Unknown> {
+        if depth > MAX_DEPTH {
+            return Err(unknown(value, "shape computation too deep"));
+        }
+        if let Some(c) = self.g.constant(value) {
+            if c.dims.len() > 1 {
+                return Err(unknown(value, format!("a shape of rank {}", c.dims.len())));
+            }
+            return Ok(c.ints().into_iter().map(SymDim::Known).collect());
+        }
+        let Some((n, _)) = self.producer(value) else {
+            return Err(unknown(
+                value,
+                "a shape that is neither a constant nor computed",
+            ));
+        };
+        let inp = |i: usize| {
+            n.input.get(i).filter(|x| !x.is_empty()).ok_or_else(|| {
+                unknown(
+                    value,
+                    format!("'{}' ({}) lacks input {i}", n.name, n.op_type),
+                )
+            })
+        };
+        let op_unknown = |what: &str| {
+            unknown(
+                value,
+                format!("computed by '{}' ({}): {what}", n.name, n.op_type),
+            )
+        };
+        if !is_default_domain(n) {
+            return Err(op_unknown("not a standard op"));
+        }
+        match n.op_type.as_str() {
+            "Shape" => {
+                let x = inp(0)?;
+                let d = self
+                    .dims(x)
+                    .ok_or_else(|| op_unknown(&format!("the rank of '{x}' is unknown")))?;
+                let (s, e) =
+                    shape_range(n, d.len() as i64).ok_or_else(|| op_unknown("bad start/end"))?;
+                Ok(d[s as usize..e as usize].to_vec())
+            }
+            "Cast" | "Identity" => self.shape_value_at(inp(0)?, depth + 1),
+            "Unsqueeze" | "Squeeze" | "Reshape" | "Flatten" => {
+                let v = self.shape_value_at(inp(0)?, depth + 1)?;
+                Ok(v)
+            }
+            "Concat" => {
+                let mut out = Vec::new();
+                for x in n.input.iter().filter(|x| !x.is_empty()) {
+                    out.extend(self.shape_value_at(x, depth + 1)?);
+                }
+                Ok(out)
+            }
+            "Gather" => {
+                // Shape(x)[k] without needing the whole of Shape(x) when k ≥ 0.
+                let data = inp(0)?;
+                let idx = self
+                    .g
+                    .constant(inp(1)?)
+                    .ok_or_else(|| op_unknown("the index is not a constant"))?;
+                if let Some((s, _)) = self.producer(data).filter(|(s, _)| s.op_type == "Shape") {
+                    let whole = attr_i(s, "start").unwrap_or(0) == 0 && attr_i(s, "end").is_none();
+                    if idx.values.iter().all(|&k| k >= 0.0) && whole {
+                        let x = &s.input[0];
+                        return Ok(idx
+                            .ints()
+                            .into_iter()
+                            .map(|k| {
+                                let k = k as usize;
+                                self.dims(x)
+                                    .and_then(|d| d.get(k).cloned())
+                                    .unwrap_or_else(|| SymDim::Of(x.clone(), k))
+                            })
+                            .collect());
+                    }
+                }
+                let v = self.shape_value_at(data, depth + 1)?;
+                idx.ints()
+                    .into_iter()
+                    .map(|k| {
+                        norm_axis(k, v.len())
+                            .map(|k| v[k].clone())
+                            .ok_or_else(|| op_unknown("index out of range"))
+                    })
+                    .collect()
+            }
+            "Slice" => {
+                let v = self.shape_value_at(inp(0)?, depth + 1)?;
+                let c = |i: usize| -> Result<i64, Unknown> {
+                    let x = inp(i)?;
+                    self.g
+                        .constant(x)
+                        .and_then(|c| c.scalar())
+                        .map(|s| s as i64)
+                        .ok_or_else(|| op_unknown("starts/ends not constant"))
+                };
+                let (s, e) = (c(1)?, c(2)?);
+                if n.input.len() > 4 {
+                    return Err(op_unknown("a strided slice of a shape"));
+                }
+                let r = v.len() as i64;
+                let clamp = |x: i64| if x < 0 { (x + r).max(0) } else { x.min(r) };
+                let (s, e) = (clamp(s), clamp(e));
+                Ok(v[s as usize..e.max(s) as usize].to_vec())
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let a = self.shape_value_at(inp(0)?, depth + 1)?;
+                let b = self.shape_value_at(inp(1)?, depth + 1)?;
+                let len = a.len().max(b.len());
+                let get =
+                    |v: &Vec<SymDim>, i: usize| v.get(if v.len() == 1 { 0 } else { i }).cloned();
+                (0..len)
+                    .map(|i| {
+                        let (x, y) = (get(&a, i), get(&b, i));
+                        match (x.as_ref().and_then(known), y.as_ref().and_then(known)) {
+                            (Some(x), Some(y)) => Ok(SymDim::Known(match n.op_type.as_str() {
+                                "Add" => x + y,
+                                "Sub" => x - y,
+                                "Mul" => x * y,
+                                _ if y != 0 => x.div_euclid(y),
+                                _ => return Err(op_unknown("division by zero")),
+                            })),
+                            _ => match (n.op_type.as_str(), x, y) {
+                                ("Mul", Some(x), Some(SymDim::Known(1))) => Ok(x),
+                                ("Div", Some(x), Some(SymDim::Known(1))) => Ok(x),
+                                _ => Err(op_unknown("arithmetic on a dynamic dim")),
+                            },
+                        }
+                    })
+                    .collect()
+            }
+            _ => Err(op_unknown("not an op whose value is worked out here")),
+        }
+    }
+
+    /// When `value` is all zeros — a zero constant, `ConstantOfShape` of zero, or `Expand` of a
+    /// zero constant — its dims.
+    pub fn zero_fill(&self, value: &str) -> Option<Result<Vec<SymDim>, Unknown>> {
+        let v = self.g.strip_casts(value);
+        if let Some(c) = self.g.constant(&v) {
+            return c
+                .values
+                .iter()
+                .all(|&x| x == 0.0)
+                .then(|| Ok(c.dims.iter().map(|&d| SymDim::Known(d)).collect()));
+        }
+        let (n, _) = self.producer(&v)?;
+        if !is_default_domain(n) {
+            return None;
+        }
+        match n.op_type.as_str() {
+            "ConstantOfShape" => {
+                let fill = match n.attribute.iter().find(|a| a.name == "value") {
+                    // An inline tensor (external data in an attribute is not read here).
+                    Some(a) => {
+                        let t = a.t.as_ref()?;
+                        if super::graph::is_external(t) {
+                            return None;
+                        }
+                        super::graph::decode(t, std::path::Path::new(""))
+                            .ok()?
+                            .values
+                    }
+                    None => vec![0.0],
+                };
+                if !fill.iter().all(|&x| x == 0.0) {
+                    return None;
+                }
+                Some(self.shape_value(n.input.first()?))
+            }
+            "Expand" => {
+                let c = self.g.constant(n.input.first()?)?;
+                if !c.values.iter().all(|&x| x == 0.0) {
+                    return None;
+                }
+                let s = match self.shape_value(n.input.get(1)?) {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(e)),
+                };
+                let d: Vec<SymDim> = c.dims.iter().map(|&d| SymDim::Known(d)).collect();
+                Some(
+                    broadcast(&v, &[d, s])
+                        .ok_or_else(|| unknown(&v, "Expand shapes do not broadcast")),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+enum Rule {
+    Is(i32),
+    SameAs(String),
+    Unknown(String),
+}
+
+fn known(d: &SymDim) -> Option<i64> {
+    match d {
+        SymDim::Known(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// `Shape`'s start/end attributes (opset 15) clamped to `rank`.
+fn shape_range(n: &NodeProto, rank: i64) -> Option<(i64, i64)> {
+    let clamp = |x: i64| {
+        if x < 0 {
+            (x + rank).max(0)
+        } else {
+            x.min(rank)
+        }
+    };
+    let s = clamp(attr_i(n, "start").unwrap_or(0));
+    let e = clamp(attr_i(n, "end").unwrap_or(rank));
+    Some((s, e.max(s)))
+}
+
+/// `d` with the axes in `cut` replaced by fresh symbols of `value`.
+fn cut_axes(value: &str, d: Vec<SymDim>, cut: &[usize]) -> Vec<SymDim> {
+    d.into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            if cut.contains(&i) {
+                SymDim::Of(value.to_string(), i)
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// Numpy broadcasting of symbolic shapes: 1 gives way, equal dims stay, a fixed size beats a
+/// symbol (the model is valid, so the symbol must be that size or 1), two different symbols
+/// give a fresh one.
+pub fn broadcast(value: &str, shapes: &[Vec<SymDim>]) -> Option<Vec<SymDim>> {
+    let r = shapes.iter().map(Vec::len).max()?;
+    let mut out = Vec::with_capacity(r);
+    for i in 0..r {
+        let mut cur: Option<SymDim> = None;
+        for s in shapes {
+            let Some(d) = (i + s.len()).checked_sub(r).map(|j| &s[j]) else {
+                continue;
+            };
+            cur = Some(match (cur, d) {
+                (None, d) => d.clone(),
+                (Some(SymDim::Known(1)), d) => d.clone(),
+                (Some(c), SymDim::Known(1)) => c,
+                (Some(c), d) if c == *d => c,
+                (Some(SymDim::Known(a)), SymDim::Known(b)) if a != *b => return None,
+                (Some(SymDim::Known(a)), _) => SymDim::Known(a),
+                (Some(_), SymDim::Known(b)) => SymDim::Known(*b),
+                (Some(_), _) => SymDim::Of(value.to_string(), i),
+            });
+        }
+        out.push(cur?);
+    }
+    Some(out)
+}
+
+/// Whether a zero `h_{-1}` of dims `zero` can be dropped: it must not broadcast the state
+/// (B, D, N) — the Gathers of `da` and `dbu` at time axis `ta` — beyond what dA and dBu
+/// make it. Each of its dims (right-aligned) must be 1 or a dim of dA_t or dBu_t there.
+pub fn zero_state_fits(
+    inf: &Infer,
+    name: &str,
+    zero: &[SymDim],
+    da: &str,
+    dbu: &str,
+    ta: usize,
+) -> Result<(), Unknown> {
+    if zero.len() > 3 {
+        return Err(unknown(
+            name,
+            format!("a zero state of rank {} > 3", zero.len()),
+        ));
+    }
+    let step = |v: &str| -> Option<Vec<SymDim>> {
+        let mut d = inf.dims(v)?;
+        (d.len() == 4).then(|| {
+            d.remove(ta);
+            d
+        })
+    };
+    let (sa, sb) = (step(da), step(dbu));
+    let off = 3 - zero.len();
+    for (i, z) in zero.iter().enumerate() {
+        let j = off + i;
+        let fits = *z == SymDim::Known(1)
+            || sa.as_ref().is_some_and(|s| s[j] == *z)
+            || sb.as_ref().is_some_and(|s| s[j] == *z);
+        if !fits {
+            let show = |s: &Option<Vec<SymDim>>| {
+                s.as_ref()
+                    .map(|s| s[j].to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            };
+            return Err(unknown(
+                name,
+                format!(
+                    "zero state dim {i} is {z}, neither 1 nor the state's ({} in dA_t, {} in dBu_t)",
+                    show(&sa),
+                    show(&sb)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
