@@ -16,7 +16,10 @@
 //! Concat looks like a scan, any failed proof is an error naming the node.
 
 use super::error::PatchError;
-use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, FLOAT};
+use super::graph::{
+    attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, BFLOAT16, DOUBLE, FLOAT,
+    FLOAT16,
+};
 use super::infer::{self, type_name, Infer};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
@@ -709,9 +712,13 @@ fn check_types(
     for x in fp32 {
         let (s, t) = typed(x)?;
         if t != FLOAT {
+            let advice = if matches!(t, FLOAT16 | BFLOAT16 | DOUBLE) {
+                " — patch the fp32 export, convert afterwards"
+            } else {
+                ""
+            };
             return Err(unsupported(format!(
-                "a scan whose {s} is not float32; the op wants fp32 A and state — patch the fp32 \
-                 export, convert afterwards"
+                "a scan whose {s} is not float32; the op wants fp32 A and state{advice}"
             )));
         }
     }
