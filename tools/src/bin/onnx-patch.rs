@@ -113,16 +113,24 @@ fn run(args: Args) -> Result<ExitCode> {
                         which: "original", ..
                     },
                 ) if batch > 1 => {
-                    eprintln!("verify L={l} batch {batch}: skipped, the original does not run there ({e})");
+                    eprintln!(
+                        "verify L={l} batch {batch}: skipped, the original does not run there ({e})"
+                    );
                     continue;
                 }
                 Err(e) => return Err(e).context("--verify"),
+            };
+            // Batch 1 keeps the plain "L=…" label.
+            let at = if batch == 1 {
+                format!("L={l}")
+            } else {
+                format!("L={l} batch {batch}")
             };
             for e in &errs {
                 let ok = e.rel_to_scale <= args.tolerance;
                 failed |= !ok;
                 eprintln!(
-                    "verify L={l} batch {batch}: {}: max abs {:.3e}, max rel {:.3e}, rel to scale {:.3e} {}",
+                    "verify {at}: {}: max abs {:.3e}, max rel {:.3e}, rel to scale {:.3e} {}",
                     e.name,
                     e.max_abs,
                     e.max_rel,
