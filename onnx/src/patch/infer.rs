@@ -15,12 +15,21 @@ use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
 use onnx_protobuf::type_proto::Value as TypeValue;
 use onnx_protobuf::{NodeProto, ValueInfoProto};
 use s6plugin::contract::{ONNX_DOMAIN, OP_TYPE};
-use std::cell::RefCell;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 
-/// Recursion bound: deeper chains are reported unknown rather than risking the stack.
-const MAX_DEPTH: usize = 400;
+/// Longest int64 vector treated as a shape.
+const MAX_SHAPE_LEN: i64 = 64;
+/// How far back an "unknown shape" explanation follows a failing chain.
+const MAX_EXPLAIN: usize = 8;
+
+/// Dims and shape-vector values of node outputs (see [`Infer::forward`]).
+#[derive(Default)]
+struct Shapes {
+    dims: HashMap<String, Vec<SymDim>>,
+    vals: HashMap<String, Vec<SymDim>>,
+}
 
 /// Why a type or shape could not be established.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,8 +114,7 @@ fn declared(v: &ValueInfoProto) -> (Option<i32>, Option<Vec<SymDim>>) {
 pub struct Infer<'a, 'g> {
     g: &'a GraphIndex<'g>,
     declared: HashMap<&'g str, &'g ValueInfoProto>,
-    dims_memo: RefCell<HashMap<String, Option<Vec<SymDim>>>>,
-    depth: RefCell<usize>,
+    shapes: OnceCell<Shapes>,
 }
 
 impl<'a, 'g> Infer<'a, 'g> {
@@ -120,8 +128,7 @@ impl<'a, 'g> Infer<'a, 'g> {
         Infer {
             g,
             declared,
-            dims_memo: RefCell::default(),
-            depth: RefCell::new(0),
+            shapes: OnceCell::new(),
         }
     }
 
@@ -138,7 +145,8 @@ impl<'a, 'g> Infer<'a, 'g> {
     /// The element type of `value`.
     pub fn elem_type(&self, value: &str) -> Result<i32, Unknown> {
         let mut v = value.to_string();
-        for _ in 0..10_000 {
+        // A chain in a DAG visits each node at most once.
+        for _ in 0..=self.g.graph.node.len() {
             if let Some(t) = self.g.initializer(&v) {
                 return Ok(t.data_type);
             }
@@ -158,7 +166,10 @@ impl<'a, 'g> Infer<'a, 'g> {
                 }
             }
         }
-        Err(unknown(value, "type chain too long"))
+        Err(unknown(
+            value,
+            "its type chain loops (the graph is not a DAG)",
+        ))
     }
 
     /// The ONNX type constraint of output `slot` of `n`: a fixed type, the type of an input,
@@ -246,42 +257,74 @@ impl<'a, 'g> Infer<'a, 'g> {
         })
     }
 
-    /// The dims of `value`, as far as they can be worked out (None: not even the rank).
-    pub fn dims(&self, value: &str) -> Option<Vec<SymDim>> {
-        if let Some(d) = self.dims_memo.borrow().get(value) {
-            return d.clone();
-        }
-        {
-            let mut depth = self.depth.borrow_mut();
-            if *depth >= MAX_DEPTH {
-                return None;
-            }
-            *depth += 1;
-        }
-        let d = self.dims_uncached(value);
-        *self.depth.borrow_mut() -= 1;
-        self.dims_memo
-            .borrow_mut()
-            .insert(value.to_string(), d.clone());
-        d
+    fn shapes(&self) -> &Shapes {
+        self.shapes.get_or_init(|| self.forward())
     }
 
-    fn dims_uncached(&self, value: &str) -> Option<Vec<SymDim>> {
+    /// Dims and shape values of every node output, in one pass over the nodes in graph
+    /// (topological) order, so that no chain, however long, recurses.
+    fn forward(&self) -> Shapes {
+        let mut s = Shapes::default();
+        for n in &self.g.graph.node {
+            for (slot, out) in n.output.iter().enumerate() {
+                if out.is_empty() {
+                    continue;
+                }
+                if let Some(d) = self.node_dims(&s, n, slot, out) {
+                    s.dims.insert(out.clone(), d);
+                }
+            }
+            if let Some(out) = n.output.first().filter(|o| !o.is_empty()) {
+                if let Ok(v) = self.op_value(&s, n, out, MAX_EXPLAIN) {
+                    s.vals.insert(out.clone(), v);
+                }
+            }
+        }
+        s
+    }
+
+    /// The dims of `value`, as far as they can be worked out (None: not even the rank).
+    pub fn dims(&self, value: &str) -> Option<Vec<SymDim>> {
+        self.dims_in(self.shapes(), value)
+    }
+
+    fn dims_in(&self, s: &Shapes, value: &str) -> Option<Vec<SymDim>> {
+        if let Some(d) = s.dims.get(value) {
+            return Some(d.clone());
+        }
         if let Some(t) = self.g.initializer(value) {
             return Some(t.dims.iter().map(|&d| SymDim::Known(d)).collect());
         }
-        if let Some(c) = self.g.constant(value) {
-            return Some(c.dims.iter().map(|&d| SymDim::Known(d)).collect());
-        }
+        self.declared.get(value).and_then(|v| declared(v).1)
+    }
+
+    fn node_dims(
+        &self,
+        s: &Shapes,
+        n: &NodeProto,
+        slot: usize,
+        value: &str,
+    ) -> Option<Vec<SymDim>> {
         let decl = self.declared.get(value).and_then(|v| declared(v).1);
-        let Some((n, slot)) = self.producer(value) else {
-            return decl;
-        };
-        let inferred = if is_default_domain(n) {
-            self.op_dims(n, slot, value)
+        let inferred = if n.op_type == "Constant" && is_default_domain(n) {
+            self.g
+                .constant_proto(value)
+                .map(|t| t.dims.iter().map(|&d| SymDim::Known(d)).collect())
+                .or_else(|| match n.attribute.first() {
+                    Some(a) if a.name == "value_floats" => {
+                        Some(vec![SymDim::Known(a.floats.len() as i64)])
+                    }
+                    Some(a) if a.name == "value_ints" => {
+                        Some(vec![SymDim::Known(a.ints.len() as i64)])
+                    }
+                    Some(a) if a.name == "value_float" || a.name == "value_int" => Some(vec![]),
+                    _ => None,
+                })
+        } else if is_default_domain(n) {
+            self.op_dims(s, n, slot, value)
         } else if n.domain == ONNX_DOMAIN && n.op_type == OP_TYPE && slot == 0 {
             // A scan patched earlier: y has u's shape (docs/s6scan.md).
-            n.input.first().and_then(|u| self.dims(u))
+            n.input.first().and_then(|u| self.dims_in(s, u))
         } else {
             None
         };
@@ -311,9 +354,9 @@ impl<'a, 'g> Infer<'a, 'g> {
             .collect()
     }
 
-    fn op_dims(&self, n: &NodeProto, slot: usize, value: &str) -> Option<Vec<SymDim>> {
+    fn op_dims(&self, s: &Shapes, n: &NodeProto, slot: usize, value: &str) -> Option<Vec<SymDim>> {
         let inp = |i: usize| n.input.get(i).filter(|x| !x.is_empty());
-        let dims_in = |i: usize| inp(i).and_then(|x| self.dims(x));
+        let dims_in = |i: usize| inp(i).and_then(|x| self.dims_in(s, x));
         match n.op_type.as_str() {
             "Identity" | "Cast" | "CastLike" | "Neg" | "Exp" | "Log" | "Sqrt" | "Reciprocal"
             | "Abs" | "Sigmoid" | "Tanh" | "Relu" | "Softplus" | "Softsign" | "Erf" | "Gelu"
@@ -449,7 +492,7 @@ impl<'a, 'g> Infer<'a, 'g> {
                 let axes = match inp(3) {
                     Some(a) => self.g.constant(a)?.ints(),
                     None => match inp(1) {
-                        Some(s) => (0..self.dims(s)?.first().and_then(known)?).collect(),
+                        Some(st) => (0..self.dims_in(s, st)?.first().and_then(known)?).collect(),
                         None => attr_ints(n, "axes")?,
                     },
                 };
@@ -479,22 +522,22 @@ impl<'a, 'g> Infer<'a, 'g> {
                 Some(out)
             }
             "Shape" => {
-                let r = self.dims(inp(0)?)?.len() as i64;
+                let r = self.dims_in(s, inp(0)?)?.len() as i64;
                 let (s, e) = shape_range(n, r)?;
                 Some(vec![SymDim::Known(e - s)])
             }
             "Size" => Some(vec![]),
             "ConstantOfShape" => {
-                let s = self.shape_value(inp(0)?).ok()?;
+                let s = self.val_in(s, inp(0)?, 0).ok()?;
                 Some(s)
             }
             "Expand" => {
                 let d = dims_in(0)?;
-                let s = self.shape_value(inp(1)?).ok()?;
+                let s = self.val_in(s, inp(1)?, 0).ok()?;
                 broadcast(value, &[d, s])
             }
             "Reshape" => {
-                let s = self.shape_value(inp(1)?).ok()?;
+                let s = self.val_in(s, inp(1)?, 0).ok()?;
                 if s.iter()
                     .any(|x| matches!(x, SymDim::Known(0) | SymDim::Known(-1)))
                 {
@@ -510,17 +553,25 @@ impl<'a, 'g> Infer<'a, 'g> {
     /// constants, and `Shape` / `Gather` / `Unsqueeze` / `Squeeze` / `Concat` / `Cast` /
     /// `Slice` chains over the dims of other values (ONNX's data propagation).
     pub fn shape_value(&self, value: &str) -> Result<Vec<SymDim>, Unknown> {
-        self.shape_value_at(value, 0)
+        self.val_in(self.shapes(), value, 0)
     }
 
-    fn shape_value_at(&self, value: &str, depth: usize) -> Result<Vec<SymDim>, Unknown> {
-        if depth > MAX_DEPTH {
-            return Err(unknown(value, "shape computation too deep"));
+    /// A shape vector: computed by the forward pass, a small constant, or why not. Only the
+    /// error path recomputes (to say what is unknown), along one failing chain, boundedly.
+    fn val_in(&self, s: &Shapes, value: &str, depth: usize) -> Result<Vec<SymDim>, Unknown> {
+        if let Some(v) = s.vals.get(value) {
+            return Ok(v.clone());
+        }
+        if let Some(t) = self.g.constant_proto(value) {
+            let numel: i64 = t.dims.iter().product();
+            if t.dims.len() > 1 || numel > MAX_SHAPE_LEN {
+                return Err(unknown(
+                    value,
+                    format!("a constant of dims {:?} is not a shape", t.dims),
+                ));
+            }
         }
         if let Some(c) = self.g.constant(value) {
-            if c.dims.len() > 1 {
-                return Err(unknown(value, format!("a shape of rank {}", c.dims.len())));
-            }
             return Ok(c.ints().into_iter().map(SymDim::Known).collect());
         }
         let Some((n, _)) = self.producer(value) else {
@@ -529,6 +580,28 @@ impl<'a, 'g> Infer<'a, 'g> {
                 "a shape that is neither a constant nor computed",
             ));
         };
+        if depth >= MAX_EXPLAIN {
+            return Err(unknown(
+                value,
+                format!(
+                    "computed by '{}' ({}) from values of unknown shape",
+                    n.name, n.op_type
+                ),
+            ));
+        }
+        self.op_value(s, n, value, depth + 1)
+    }
+
+    /// The value of `n`'s output `value` from its inputs' values and dims (ONNX's data
+    /// propagation): `Shape`, `Gather`, `Unsqueeze`, `Squeeze`, `Concat`, `Cast`, `Slice` and
+    /// arithmetic on fixed sizes.
+    fn op_value(
+        &self,
+        s: &Shapes,
+        n: &NodeProto,
+        value: &str,
+        depth: usize,
+    ) -> Result<Vec<SymDim>, Unknown> {
         let inp = |i: usize| {
             n.input.get(i).filter(|x| !x.is_empty()).ok_or_else(|| {
                 unknown(
@@ -550,48 +623,55 @@ impl<'a, 'g> Infer<'a, 'g> {
             "Shape" => {
                 let x = inp(0)?;
                 let d = self
-                    .dims(x)
+                    .dims_in(s, x)
                     .ok_or_else(|| op_unknown(&format!("the rank of '{x}' is unknown")))?;
-                let (s, e) =
+                let (a, e) =
                     shape_range(n, d.len() as i64).ok_or_else(|| op_unknown("bad start/end"))?;
-                Ok(d[s as usize..e as usize].to_vec())
+                Ok(d[a as usize..e as usize].to_vec())
             }
-            "Cast" | "Identity" => self.shape_value_at(inp(0)?, depth + 1),
+            "Cast" | "Identity" => self.val_in(s, inp(0)?, depth),
             "Unsqueeze" | "Squeeze" | "Reshape" | "Flatten" => {
-                let v = self.shape_value_at(inp(0)?, depth + 1)?;
+                let v = self.val_in(s, inp(0)?, depth)?;
                 Ok(v)
             }
             "Concat" => {
                 let mut out = Vec::new();
                 for x in n.input.iter().filter(|x| !x.is_empty()) {
-                    out.extend(self.shape_value_at(x, depth + 1)?);
+                    out.extend(self.val_in(s, x, depth)?);
                 }
                 Ok(out)
             }
             "Gather" => {
                 // Shape(x)[k] without needing the whole of Shape(x) when k ≥ 0.
                 let data = inp(0)?;
+                let idx = inp(1)?;
+                if self.g.constant_proto(idx).is_some_and(|t| {
+                    t.dims.len() > 1 || t.dims.iter().product::<i64>() > MAX_SHAPE_LEN
+                }) {
+                    return Err(op_unknown("the index is not a small constant"));
+                }
                 let idx = self
                     .g
-                    .constant(inp(1)?)
+                    .constant(idx)
                     .ok_or_else(|| op_unknown("the index is not a constant"))?;
-                if let Some((s, _)) = self.producer(data).filter(|(s, _)| s.op_type == "Shape") {
-                    let whole = attr_i(s, "start").unwrap_or(0) == 0 && attr_i(s, "end").is_none();
-                    if idx.values.iter().all(|&k| k >= 0.0) && whole {
-                        let x = &s.input[0];
+                if let Some((sh, _)) = self.producer(data).filter(|(p, _)| p.op_type == "Shape") {
+                    let whole =
+                        attr_i(sh, "start").unwrap_or(0) == 0 && attr_i(sh, "end").is_none();
+                    if idx.values.iter().all(|&k| k >= 0.0) && whole && !sh.input.is_empty() {
+                        let x = &sh.input[0];
                         return Ok(idx
                             .ints()
                             .into_iter()
                             .map(|k| {
                                 let k = k as usize;
-                                self.dims(x)
+                                self.dims_in(s, x)
                                     .and_then(|d| d.get(k).cloned())
                                     .unwrap_or_else(|| SymDim::Of(x.clone(), k))
                             })
                             .collect());
                     }
                 }
-                let v = self.shape_value_at(data, depth + 1)?;
+                let v = self.val_in(s, data, depth)?;
                 idx.ints()
                     .into_iter()
                     .map(|k| {
@@ -602,7 +682,7 @@ impl<'a, 'g> Infer<'a, 'g> {
                     .collect()
             }
             "Slice" => {
-                let v = self.shape_value_at(inp(0)?, depth + 1)?;
+                let v = self.val_in(s, inp(0)?, depth)?;
                 let c = |i: usize| -> Result<i64, Unknown> {
                     let x = inp(i)?;
                     self.g
@@ -621,8 +701,8 @@ impl<'a, 'g> Infer<'a, 'g> {
                 Ok(v[s as usize..e.max(s) as usize].to_vec())
             }
             "Add" | "Sub" | "Mul" | "Div" => {
-                let a = self.shape_value_at(inp(0)?, depth + 1)?;
-                let b = self.shape_value_at(inp(1)?, depth + 1)?;
+                let a = self.val_in(s, inp(0)?, depth)?;
+                let b = self.val_in(s, inp(1)?, depth)?;
                 let len = a.len().max(b.len());
                 let get =
                     |v: &Vec<SymDim>, i: usize| v.get(if v.len() == 1 { 0 } else { i }).cloned();
@@ -822,4 +902,213 @@ pub fn zero_state_fits(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_protobuf::attribute_proto::AttributeType;
+    use onnx_protobuf::tensor_shape_proto::Dimension;
+    use onnx_protobuf::{AttributeProto, GraphProto, TensorProto, TypeProto};
+    use std::path::Path;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        let mut n = NodeProto::new();
+        n.op_type = op.into();
+        n.name = format!("n_{output}");
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = vec![output.into()];
+        n
+    }
+
+    fn with_int(mut n: NodeProto, name: &str, i: i64) -> NodeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::INT.into();
+        a.i = i;
+        n.attribute.push(a);
+        n
+    }
+
+    fn with_tensor(mut n: NodeProto, name: &str, t: TensorProto) -> NodeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::TENSOR.into();
+        a.t = Some(t).into();
+        n.attribute.push(a);
+        n
+    }
+
+    /// A graph input of `elem` with dims: numbers fixed, names symbolic, "?" unnamed.
+    fn input(name: &str, elem: i32, dims: &[&str]) -> ValueInfoProto {
+        let mut v = ValueInfoProto::new();
+        v.name = name.into();
+        let mut t = onnx_protobuf::type_proto::Tensor::new();
+        t.elem_type = elem;
+        let mut shape = onnx_protobuf::TensorShapeProto::new();
+        for d in dims {
+            let mut dim = Dimension::new();
+            dim.value = match d.parse::<i64>() {
+                Ok(n) => Some(DimValue::DimValue(n)),
+                Err(_) if *d == "?" => None,
+                Err(_) => Some(DimValue::DimParam(d.to_string())),
+            };
+            shape.dim.push(dim);
+        }
+        t.shape = Some(shape).into();
+        let mut ty = TypeProto::new();
+        ty.value = Some(TypeValue::TensorType(t));
+        v.type_ = Some(ty).into();
+        v
+    }
+
+    fn graph(
+        inputs: Vec<ValueInfoProto>,
+        nodes: Vec<NodeProto>,
+        inits: Vec<TensorProto>,
+    ) -> GraphProto {
+        let mut g = GraphProto::new();
+        g.input = inputs;
+        g.node = nodes;
+        g.initializer = inits;
+        g
+    }
+
+    fn i64s(name: &str, dims: &[i64], v: &[i64]) -> TensorProto {
+        super::super::graph::i64_tensor(name, dims, v)
+    }
+
+    /// The shape vector of a dynamic export's zero state: [Shape(x)[0], Shape(x)[1], 16].
+    fn zero_state_graph(fill: Option<TensorProto>) -> GraphProto {
+        let mut cos = node("ConstantOfShape", &["shape"], "zeros");
+        if let Some(t) = fill {
+            cos = with_tensor(cos, "value", t);
+        }
+        graph(
+            vec![input("x", FLOAT, &["batch", "64", "?"])],
+            vec![
+                node("Shape", &["x"], "s"),
+                with_int(node("Gather", &["s", "k0"], "b"), "axis", 0),
+                with_int(node("Gather", &["s", "k1"], "d"), "axis", 0),
+                node("Unsqueeze", &["b", "ax0"], "b1"),
+                node("Unsqueeze", &["d", "ax0"], "d1"),
+                with_int(node("Concat", &["b1", "d1", "n"], "shape"), "axis", 0),
+                cos,
+                with_int(node("Gather", &["s", "k2"], "l"), "axis", 0),
+            ],
+            vec![
+                i64s("k0", &[], &[0]),
+                i64s("k1", &[], &[1]),
+                i64s("k2", &[], &[2]),
+                i64s("ax0", &[1], &[0]),
+                i64s("n", &[1], &[16]),
+            ],
+        )
+    }
+
+    #[test]
+    fn constant_of_shape_takes_its_fill_type_not_its_shape_type() {
+        // ONNX: output type = the `value` attribute's type, float32 when absent.
+        let g = zero_state_graph(None);
+        let gi = GraphIndex::new(&g, Path::new("."));
+        let inf = Infer::new(&gi);
+        assert_eq!(inf.elem_type("shape"), Ok(INT64));
+        assert_eq!(inf.elem_type("zeros"), Ok(FLOAT));
+        let g = zero_state_graph(Some(i64s("v", &[1], &[0])));
+        let gi = GraphIndex::new(&g, Path::new("."));
+        assert_eq!(Infer::new(&gi).elem_type("zeros"), Ok(INT64));
+    }
+
+    #[test]
+    fn shape_vectors_propagate_through_shape_gather_unsqueeze_concat() {
+        let g = zero_state_graph(None);
+        let gi = GraphIndex::new(&g, Path::new("."));
+        let inf = Infer::new(&gi);
+        let want = vec![
+            SymDim::Param("batch".into()),
+            SymDim::Known(64),
+            SymDim::Known(16),
+        ];
+        assert_eq!(inf.shape_value("shape"), Ok(want.clone()));
+        assert_eq!(inf.dims("zeros"), Some(want.clone()));
+        assert_eq!(inf.zero_fill("zeros"), Some(Ok(want)));
+        // The unnamed axis is "dim 2 of x", not a guess.
+        assert_eq!(inf.shape_value("l"), Ok(vec![SymDim::Of("x".into(), 2)]));
+    }
+
+    #[test]
+    fn unknown_shapes_are_explained() {
+        let mut g = zero_state_graph(None);
+        let mut custom = node("Custom", &["x"], "y");
+        custom.domain = "com.example".into();
+        g.node.insert(0, custom);
+        g.node[1].input[0] = "y".into();
+        let gi = GraphIndex::new(&g, Path::new("."));
+        let inf = Infer::new(&gi);
+        // Shape(y) as a whole needs y's rank; its elements by index do not.
+        let e = inf.shape_value("s").unwrap_err();
+        assert!(e.to_string().contains("the rank of 'y' is unknown"), "{e}");
+        let of = |k| SymDim::Of("y".into(), k);
+        assert_eq!(
+            inf.shape_value("shape"),
+            Ok(vec![of(0), of(1), SymDim::Known(16)])
+        );
+        let e = inf.elem_type("y").unwrap_err();
+        assert!(e.to_string().contains("com.example"), "{e}");
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy_rules() {
+        use SymDim::*;
+        let b = || Param("batch".to_string());
+        assert_eq!(
+            broadcast(
+                "v",
+                &[vec![b(), Known(1), Known(16)], vec![Known(64), Known(1)]]
+            ),
+            Some(vec![b(), Known(64), Known(16)])
+        );
+        // A fixed size beats a symbol (which must be 1 or that size); two symbols give a new one.
+        assert_eq!(
+            broadcast("v", &[vec![b()], vec![Known(3)]]),
+            Some(vec![Known(3)])
+        );
+        assert_eq!(
+            broadcast("v", &[vec![b()], vec![Param("seq".into())]]),
+            Some(vec![Of("v".into(), 0)])
+        );
+        assert_eq!(broadcast("v", &[vec![Known(2)], vec![Known(3)]]), None);
+    }
+
+    #[test]
+    fn long_chains_do_not_recurse() {
+        // 50k unary nodes: dims and type come out without growing the stack.
+        let mut nodes = Vec::new();
+        let mut prev = "x".to_string();
+        for i in 0..50_000 {
+            let out = format!("v{i}");
+            nodes.push(node(
+                if i % 2 == 0 { "Neg" } else { "Cast" },
+                &[&prev],
+                &out,
+            ));
+            if i % 2 == 1 {
+                nodes.last_mut().unwrap().attribute.push({
+                    let mut a = AttributeProto::new();
+                    a.name = "to".into();
+                    a.i = FLOAT as i64;
+                    a
+                });
+            }
+            prev = out;
+        }
+        let g = graph(vec![input("x", FLOAT, &["batch", "7"])], nodes, vec![]);
+        let gi = GraphIndex::new(&g, Path::new("."));
+        let inf = Infer::new(&gi);
+        assert_eq!(
+            inf.dims(&prev),
+            Some(vec![SymDim::Param("batch".into()), SymDim::Known(7)])
+        );
+        assert_eq!(inf.elem_type(&prev), Ok(FLOAT));
+    }
 }
