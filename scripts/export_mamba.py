@@ -341,6 +341,8 @@ def dynamic_jobs(hf, minimal):
         # Sequence only, in the list form: the exporter names the axes itself.
         ("hf_ts_dynseq_b1_L6", hf, "ts", 17, 1, DYN_L, {"input_ids": [1], "logits": [1]}),
         ("hf_ts_dynbs_b1_L6", hf, "ts", 17, 1, DYN_L, both),
+        ("hf_ts_dynb_b2_L6", hf, "ts", 17, 2, DYN_L,
+         {"input_ids": {0: "batch"}, "logits": {0: "batch"}}),
         ("hf_ts_dynbs_op14_b2_L6", hf, "ts", 14, 2, DYN_L, both),
         ("minimal_ts_dynbs_b2_L6", minimal, "ts", 17, 2, DYN_L, both),
         # dynamo specialises batch 1 (0/1 specialisation), so the example has batch 2.

@@ -50,9 +50,10 @@ fn existing_seq_name(v: &mut ValueInfoProto, len: usize) -> Option<String> {
     }
 }
 
-/// Makes the sequence axis of the graph's inputs and outputs symbolic. An axis that is
-/// already symbolic keeps its name, and that name is used for the others; otherwise it is
-/// [`SEQ_DIM`]. Returns the name.
+/// Makes the sequence axis of the graph's inputs and outputs symbolic. An axis that is already
+/// symbolic keeps its name; the name of an input's (the user's `dynamic_axes` name) is used for
+/// the fixed ones, else [`SEQ_DIM`]. Outputs' names are not taken: the TorchScript exporter
+/// makes some up (`Castlogits_dim_1`). Returns the name.
 pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchReport) -> String {
     let inits: std::collections::HashSet<String> =
         graph.initializer.iter().map(|t| t.name.clone()).collect();
@@ -60,7 +61,6 @@ pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchRe
         .input
         .iter_mut()
         .filter(|v| !inits.contains(&v.name))
-        .chain(graph.output.iter_mut())
         .find_map(|v| existing_seq_name(v, len))
         .unwrap_or_else(|| SEQ_DIM.to_string());
     let mut any_input = false;
