@@ -26,7 +26,8 @@ struct Args {
     #[arg(short, long)]
     output: PathBuf,
     /// Run original and patched through the CPU interpreter on generated inputs and compare;
-    /// exits non-zero above --tolerance. Also runs the patched model at a second length.
+    /// exits non-zero above --tolerance (a dynamic batch is compared at batch 1 and 2). Also
+    /// runs the patched model at a second length.
     #[arg(long)]
     verify: bool,
     /// Largest accepted error relative to the output's scale (max|Δ| / max|original|).
