@@ -357,6 +357,10 @@ impl<'a, 'g> Infer<'a, 'g> {
     fn op_dims(&self, s: &Shapes, n: &NodeProto, slot: usize, value: &str) -> Option<Vec<SymDim>> {
         let inp = |i: usize| n.input.get(i).filter(|x| !x.is_empty());
         let dims_in = |i: usize| inp(i).and_then(|x| self.dims_in(s, x));
+        // Only Split's and Dropout's later outputs are shaped like the first.
+        if slot > 0 && !matches!(n.op_type.as_str(), "Split" | "Dropout") {
+            return None;
+        }
         match n.op_type.as_str() {
             "Identity" | "Cast" | "CastLike" | "Neg" | "Exp" | "Log" | "Sqrt" | "Reciprocal"
             | "Abs" | "Sigmoid" | "Tanh" | "Relu" | "Softplus" | "Softsign" | "Erf" | "Gelu"
@@ -505,7 +509,6 @@ impl<'a, 'g> Infer<'a, 'g> {
             "Split" => {
                 let d = dims_in(0)?;
                 let axis = norm_axis(attr_i(n, "axis").unwrap_or(0), d.len())?;
-                let _ = slot;
                 Some(cut_axes(value, d, &[axis]))
             }
             "Concat" => {
@@ -572,6 +575,12 @@ impl<'a, 'g> Infer<'a, 'g> {
             }
         }
         if let Some(c) = self.g.constant(value) {
+            if !matches!(c.data_type, INT32 | INT64) {
+                return Err(unknown(
+                    value,
+                    format!("a {} constant is not a shape", type_name(c.data_type)),
+                ));
+            }
             return Ok(c.ints().into_iter().map(SymDim::Known).collect());
         }
         let Some((n, _)) = self.producer(value) else {
@@ -628,6 +637,10 @@ impl<'a, 'g> Infer<'a, 'g> {
                 let (a, e) =
                     shape_range(n, d.len() as i64).ok_or_else(|| op_unknown("bad start/end"))?;
                 Ok(d[a as usize..e as usize].to_vec())
+            }
+            // Only integer values are shapes: a Cast to float leaves them.
+            "Cast" if !matches!(attr_i(n, "to"), Some(6 | 7)) => {
+                Err(op_unknown("a cast to a non-integer type"))
             }
             "Cast" | "Identity" => self.val_in(s, inp(0)?, depth),
             "Unsqueeze" | "Squeeze" | "Reshape" | "Flatten" => {
@@ -714,7 +727,8 @@ impl<'a, 'g> Infer<'a, 'g> {
                                 "Add" => x + y,
                                 "Sub" => x - y,
                                 "Mul" => x * y,
-                                _ if y != 0 => x.div_euclid(y),
+                                // ONNX integer division truncates.
+                                _ if y != 0 => x / y,
                                 _ => return Err(op_unknown("division by zero")),
                             })),
                             _ => match (n.op_type.as_str(), x, y) {
