@@ -361,6 +361,31 @@ def declared_dims(v):
             for d in v.type.tensor_type.shape.dim]
 
 
+def write_onnx_shapes(model_path, out_path):
+    """onnx's own shape inference (with data propagation, the export's value_info removed) as
+    `value<TAB>element type<TAB>dims`, dims space-separated: a size, a name, or `?` (unknown,
+    or onnx's `unk__` symbols). The reference for the patcher's shape inference (onnx/src/patch/infer.rs)."""
+    m = onnx.load(model_path)
+    del m.graph.value_info[:]
+    m = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
+    lines = []
+    for v in m.graph.value_info:
+        t = v.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        dims = []
+        for d in t.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(str(d.dim_value))
+            elif d.HasField("dim_param") and not d.dim_param.startswith("unk__"):
+                dims.append(d.dim_param)
+            else:
+                dims.append("?")
+        lines.append(f"{v.name}\t{t.elem_type}\t{' '.join(dims)}")
+    with open(out_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def make_dynamic_fixture(out_root, name, model, exporter, opset, batch, length, dynamic,
                          tol=1e-4):
     """An export with dynamic axes, with references at other batch sizes and lengths:
@@ -403,6 +428,8 @@ def make_dynamic_fixture(out_root, name, model, exporter, opset, batch, length, 
         d = os.path.join(folder, f"expected_b{b}_L{l}")
         write_npys(os.path.join(d, "inputs"), {in_name: case_ids})
         write_npys(d, {out_name: want})
+
+    write_onnx_shapes(path, os.path.join(folder, "onnx_shapes.tsv"))
 
     meta = {
         "exporter": exporter,

@@ -289,3 +289,74 @@ fn refusals_name_the_value_and_its_type() {
     );
     assert!(e.contains(&node_name) && e.contains("com.example"), "{e}");
 }
+
+#[test]
+fn inferred_shapes_agree_with_onnx_shape_inference() {
+    // onnx's shape inference with data propagation (onnx_shapes.tsv, written by the fixture
+    // script on the export without its value_info) is the reference: element types are equal,
+    // every dim it gives as a size or an input's dim name is inferred here too, equal, and
+    // ranks agree.
+    use s6_onnx::patch::infer::{Infer, SymDim};
+    use s6_onnx::patch::GraphIndex;
+    for (name, ..) in FIXTURES {
+        let dir = fixture_dir(name);
+        let mut m = model::load(&dir.join("model.onnx")).unwrap();
+        m.graph.as_mut().unwrap().value_info.clear();
+        let g = m.graph.as_ref().unwrap();
+        let gi = GraphIndex::new(g, &dir);
+        let inf = Infer::new(&gi);
+        let tsv = std::fs::read_to_string(dir.join("onnx_shapes.tsv")).unwrap();
+        let (mut agreed, mut missed, mut values) = (0, Vec::new(), 0);
+        for line in tsv.lines().filter(|l| !l.is_empty()) {
+            let mut cols = line.split('\t');
+            let (value, elem, dims) = (
+                cols.next().unwrap(),
+                cols.next().unwrap(),
+                cols.next().unwrap_or(""),
+            );
+            assert_eq!(
+                inf.elem_type(value),
+                Ok(elem.parse::<i32>().unwrap()),
+                "{name}: element type of '{value}'"
+            );
+            let want: Vec<Option<SymDim>> = dims
+                .split(' ')
+                .filter(|d| !d.is_empty())
+                .map(|d| match d {
+                    "?" => None,
+                    d => Some(
+                        d.parse::<i64>()
+                            .map(SymDim::Known)
+                            .unwrap_or_else(|_| SymDim::Param(d.to_string())),
+                    ),
+                })
+                .collect();
+            values += 1;
+            let Some(got) = inf.dims(value) else {
+                missed.push(format!("'{value}': no dims, onnx {want:?}"));
+                continue;
+            };
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "{name}: rank of '{value}': {got:?} vs {want:?}"
+            );
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let Some(w) = w else { continue };
+                if let SymDim::Of(..) = g {
+                    missed.push(format!("'{value}' dim {i}: onnx {w:?}"));
+                } else {
+                    assert_eq!(g, w, "{name}: dim {i} of '{value}': {got:?} vs {want:?}");
+                    agreed += 1;
+                }
+            }
+        }
+        eprintln!("{name}: {values} values, {agreed} dims equal to onnx's");
+        assert!(agreed > 300, "{name}: {agreed}");
+        assert!(
+            missed.is_empty(),
+            "{name}: {:?}",
+            &missed[..missed.len().min(10)]
+        );
+    }
+}

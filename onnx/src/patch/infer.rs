@@ -465,7 +465,28 @@ impl<'a, 'g> Infer<'a, 'g> {
             "Conv" => {
                 let (x, w) = (dims_in(0)?, dims_in(1)?);
                 let mut out = vec![x.first()?.clone(), w.first()?.clone()];
-                out.extend((2..x.len()).map(|i| SymDim::Of(value.to_string(), i)));
+                // Fixed spatial sizes: ⌊(x + pads − dilation·(k − 1) − 1) / stride⌋ + 1
+                // (explicit pads only).
+                let sp = x.len().saturating_sub(2);
+                let explicit = attr_s(n, "auto_pad").is_none_or(|a| a == "NOTSET");
+                let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 2 * sp]);
+                let strides = attr_ints(n, "strides").unwrap_or_else(|| vec![1; sp]);
+                let dil = attr_ints(n, "dilations").unwrap_or_else(|| vec![1; sp]);
+                for i in 0..sp {
+                    let size = (|| {
+                        let (xi, k) = (known(&x[2 + i])?, known(w.get(2 + i)?)?);
+                        let (p, st, dl) = (
+                            pads.get(i)? + pads.get(sp + i)?,
+                            *strides.get(i)?,
+                            *dil.get(i)?,
+                        );
+                        (explicit && st > 0).then(|| (xi + p - dl * (k - 1) - 1).div_euclid(st) + 1)
+                    })();
+                    out.push(match size {
+                        Some(v) => SymDim::Known(v),
+                        None => SymDim::Of(value.to_string(), 2 + i),
+                    });
+                }
                 Some(out)
             }
             "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2" => {
@@ -493,23 +514,59 @@ impl<'a, 'g> Infer<'a, 'g> {
             // Slice and Split keep every axis but the ones they cut (sizes there are fresh).
             "Slice" => {
                 let d = dims_in(0)?;
-                let axes = match inp(3) {
-                    Some(a) => self.g.constant(a)?.ints(),
-                    None => match inp(1) {
-                        Some(st) => (0..self.dims_in(s, st)?.first().and_then(known)?).collect(),
-                        None => attr_ints(n, "axes")?,
-                    },
+                // starts/ends/axes/steps: inputs since opset 10, attributes before.
+                let vec_of = |i: usize, attr: &str| -> Option<Vec<SymDim>> {
+                    match inp(i) {
+                        Some(x) => self.val_in(s, x, MAX_EXPLAIN).ok(),
+                        None if n.input.len() <= 1 => {
+                            attr_ints(n, attr).map(|v| v.into_iter().map(SymDim::Known).collect())
+                        }
+                        None => None,
+                    }
                 };
-                let cut: Vec<usize> = axes
-                    .iter()
-                    .map(|&a| norm_axis(a, d.len()))
-                    .collect::<Option<_>>()?;
-                Some(cut_axes(value, d, &cut))
+                let starts = vec_of(1, "starts");
+                let ends = vec_of(2, "ends");
+                let axes: Vec<i64> = match vec_of(3, "axes") {
+                    Some(a) => a.iter().map(known).collect::<Option<_>>()?,
+                    None => (0..starts.as_ref().or(ends.as_ref())?.len() as i64).collect(),
+                };
+                let steps: Option<Vec<i64>> = match inp(4) {
+                    Some(x) => self.g.constant(x).map(|c| c.ints()),
+                    None => Some(vec![1; axes.len()]),
+                };
+                let mut out = d.clone();
+                for (k, &a) in axes.iter().enumerate() {
+                    let a = norm_axis(a, d.len())?;
+                    let sliced = (|| {
+                        let start = known(starts.as_ref()?.get(k)?)?;
+                        let end = ends.as_ref()?.get(k)?;
+                        let step = *steps.as_ref()?.get(k)?;
+                        slice_dim(&d[a], start, end, step)
+                    })();
+                    out[a] = sliced.unwrap_or_else(|| SymDim::Of(value.to_string(), a));
+                }
+                Some(out)
             }
             "Split" => {
                 let d = dims_in(0)?;
                 let axis = norm_axis(attr_i(n, "axis").unwrap_or(0), d.len())?;
-                Some(cut_axes(value, d, &[axis]))
+                let sizes = match inp(1) {
+                    Some(x) => self.g.constant(x).map(|c| c.ints()),
+                    None => attr_ints(n, "split"),
+                };
+                let size = match sizes {
+                    Some(v) => v.get(slot).copied(),
+                    // Equal parts of a known axis.
+                    None => known(&d[axis]).and_then(|t| {
+                        let k = n.output.len() as i64;
+                        (t % k == 0).then(|| t / k)
+                    }),
+                };
+                let mut out = cut_axes(value, d, &[axis]);
+                if let Some(sz) = size {
+                    out[axis] = SymDim::Known(sz);
+                }
+                Some(out)
             }
             "Concat" => {
                 let all: Option<Vec<Vec<SymDim>>> = (0..n.input.len()).map(dims_in).collect();
@@ -824,6 +881,30 @@ fn shape_range(n: &NodeProto, rank: i64) -> Option<(i64, i64)> {
     let s = clamp(attr_i(n, "start").unwrap_or(0));
     let e = clamp(attr_i(n, "end").unwrap_or(rank));
     Some((s, e.max(s)))
+}
+
+/// The size of axis `d` after `Slice(start, end, step)` (ONNX clamping), where it can be told:
+/// `d` fixed, or `[0, end)` with `end` past any size or equal to `d` itself.
+fn slice_dim(d: &SymDim, start: i64, end: &SymDim, step: i64) -> Option<SymDim> {
+    if step == 0 {
+        return None;
+    }
+    if let (SymDim::Known(n), SymDim::Known(e)) = (d, end) {
+        let (n, e) = (*n, *e);
+        let (lo, hi) = if step > 0 { (0, n) } else { (-1, n - 1) };
+        let fix = |x: i64| if x < 0 { x + n } else { x }.clamp(lo, hi);
+        let (s, e) = (fix(start), fix(e));
+        let len = if step > 0 {
+            (e - s + step - 1).div_euclid(step)
+        } else {
+            (s - e - step - 1).div_euclid(-step)
+        };
+        return Some(SymDim::Known(len.max(0)));
+    }
+    if start == 0 && step == 1 && (end == d || known(end).is_some_and(|e| e >= i64::MAX / 2)) {
+        return Some(d.clone());
+    }
+    None
 }
 
 /// `d` with the axes in `cut` replaced by fresh symbols of `value`.
