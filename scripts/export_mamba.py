@@ -8,6 +8,11 @@ Models (fixed seeds, so reruns give the same weights and inputs):
     torch.stack), exported with the TorchScript exporter at two lengths and with the dynamo
     exporter at one.
 
+  * the same models exported with dynamic axes (TorchScript `dynamic_axes`: sequence only,
+    batch and sequence, batch 1 and 2, opset 17 and 14; dynamo `dynamic_shapes` on batch),
+    under fixtures/dynamic/<name>/, with references at other batch sizes and lengths
+    (expected_b<B>_L<L>/, see make_dynamic_fixture).
+
 For every export, fixtures/models/<name>/ (fp16 exports: fixtures/fp16/<name>/) holds
   model.onnx                 the export (use_cache off, batch 1, input `input_ids`)
   inputs/<input>.npy         the inputs at the export length
@@ -218,8 +223,12 @@ def make_ids(length, salt):
     return rng.integers(0, VOCAB, size=(BATCH, length), dtype=np.int64)
 
 
-def export(model, ids, path, dynamo, opset):
+def export(model, ids, path, dynamo, opset, dynamic=None):
+    """`dynamic`: `dynamic_axes` for the TorchScript exporter, `dynamic_shapes` for dynamo."""
     args = (torch.from_numpy(ids),)
+    extra = {}
+    if dynamic is not None:
+        extra["dynamic_shapes" if dynamo else "dynamic_axes"] = dynamic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
@@ -232,6 +241,7 @@ def export(model, ids, path, dynamo, opset):
                 opset_version=opset,
                 external_data=False,
                 verbose=False,
+                **extra,
             )
             prog.save(path)
         else:
@@ -244,6 +254,7 @@ def export(model, ids, path, dynamo, opset):
                 dynamo=False,
                 opset_version=opset,
                 do_constant_folding=True,
+                **extra,
             )
     # The dynamo exporter may name its outputs itself; the fixtures use the graph's names.
     m = onnx.load(path)
@@ -316,6 +327,137 @@ def make_fixture(out_root, name, model, exporter, length, other, tol=1e-4):
     print(f"{name}: {len(m.graph.node)} nodes, ort vs torch {err:.2e}", file=sys.stderr)
 
 
+# ---------------------------------------------------------------- dynamic-axes exports
+
+# (name, model, exporter, opset, batch, length, dynamic axes/shapes, spelled as the user would)
+DYN_L = 6
+
+
+def dynamic_jobs(hf, minimal):
+    from torch.export import Dim
+
+    both = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
+    return [
+        # Sequence only, in the list form: the exporter names the axes itself.
+        ("hf_ts_dynseq_b1_L6", hf, "ts", 17, 1, DYN_L, {"input_ids": [1], "logits": [1]}),
+        ("hf_ts_dynbs_b1_L6", hf, "ts", 17, 1, DYN_L, both),
+        ("hf_ts_dynb_b2_L6", hf, "ts", 17, 2, DYN_L,
+         {"input_ids": {0: "batch"}, "logits": {0: "batch"}}),
+        ("hf_ts_dynbs_op14_b2_L6", hf, "ts", 14, 2, DYN_L, both),
+        ("minimal_ts_dynbs_b2_L6", minimal, "ts", 17, 2, DYN_L, both),
+        # dynamo specialises batch 1 (0/1 specialisation), so the example has batch 2.
+        ("hf_dynamo_dynb_b2_L6", hf, "dynamo", 18, 2, DYN_L,
+         {"input_ids": {0: Dim("batch", min=1, max=64)}}),
+    ]
+
+
+def batch_ids(batch, length, salt):
+    rng = np.random.default_rng(SEED + 1000 * batch + 100 * length + salt)
+    return rng.integers(0, VOCAB, size=(batch, length), dtype=np.int64)
+
+
+def declared_dims(v):
+    return [d.dim_param if d.HasField("dim_param") else d.dim_value
+            for d in v.type.tensor_type.shape.dim]
+
+
+def write_onnx_shapes(model_path, out_path):
+    """onnx's own shape inference (with data propagation, the export's value_info removed) as
+    `value<TAB>element type<TAB>dims`, dims space-separated: a size, a name, or `?` (unknown,
+    or onnx's `unk__` symbols). The reference for the patcher's shape inference (onnx/src/patch/infer.rs)."""
+    m = onnx.load(model_path)
+    del m.graph.value_info[:]
+    m = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
+    lines = []
+    for v in m.graph.value_info:
+        t = v.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        dims = []
+        for d in t.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(str(d.dim_value))
+            elif d.HasField("dim_param") and not d.dim_param.startswith("unk__"):
+                dims.append(d.dim_param)
+            else:
+                dims.append("?")
+        lines.append(f"{v.name}\t{t.elem_type}\t{' '.join(dims)}")
+    with open(out_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def make_dynamic_fixture(out_root, name, model, exporter, opset, batch, length, dynamic,
+                         tol=1e-4):
+    """An export with dynamic axes, with references at other batch sizes and lengths:
+    expected/ (onnxruntime at the export shape) and expected_b<B>_L<L>/ (PyTorch; where the
+    export's batch is dynamic, onnxruntime on the original at the export length must agree)."""
+    folder = os.path.join(out_root, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    path = os.path.join(folder, "model.onnx")
+    ids = batch_ids(batch, length, 0)
+    m = export(model, ids, path, exporter == "dynamo", opset, dynamic)
+    in_name, out_name = m.graph.input[0].name, m.graph.output[0].name
+    in_dims = declared_dims(m.graph.input[0])
+    dyn_batch = not isinstance(in_dims[0], int) or in_dims[0] == 0
+    dyn_seq = not isinstance(in_dims[1], int) or in_dims[1] == 0
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (ort_out,) = sess.run(None, {in_name: ids})
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(ids)).numpy()
+    worst = float(np.max(np.abs(ort_out - torch_out)))
+    if worst > tol:
+        sys.exit(f"{name}: onnxruntime and PyTorch disagree by {worst}")
+    write_npys(os.path.join(folder, "inputs"), {in_name: ids})
+    write_npys(os.path.join(folder, "expected"), {out_name: ort_out})
+
+    other_batches = [b for b in (1, 3) if b != batch] if dyn_batch else []
+    cases = [(batch, 9), (batch, 3)] + [(b, l) for b in other_batches for l in (length, 9)]
+    for b, l in cases:
+        case_ids = batch_ids(b, l, 1)
+        with torch.no_grad():
+            want = model(torch.from_numpy(case_ids)).numpy()
+        if l == length:
+            # The original runs at other batch sizes (its loop bakes only the length).
+            (got,) = sess.run(None, {in_name: case_ids})
+            e = float(np.max(np.abs(got - want)))
+            if e > tol:
+                sys.exit(f"{name}: onnxruntime at batch {b} differs from PyTorch by {e}")
+            worst = max(worst, e)
+        d = os.path.join(folder, f"expected_b{b}_L{l}")
+        write_npys(os.path.join(d, "inputs"), {in_name: case_ids})
+        write_npys(d, {out_name: want})
+
+    write_onnx_shapes(path, os.path.join(folder, "onnx_shapes.tsv"))
+
+    meta = {
+        "exporter": exporter,
+        "model": "transformers.MambaForCausalLM" if name.startswith("hf") else "mamba-minimal",
+        "seq_len": length,
+        "batch": batch,
+        "dynamic": {k: {str(a): str(n) for a, n in (v.items() if isinstance(v, dict)
+                                                    else enumerate(v))}
+                    for k, v in dynamic.items()},
+        "input_dims": in_dims,
+        "dynamic_batch": dyn_batch,
+        "dynamic_seq_declared": dyn_seq,
+        "cases": [f"expected_b{b}_L{l}" for b, l in cases],
+        "hidden": HIDDEN,
+        "layers": LAYERS,
+        "opset": [{"domain": o.domain, "version": o.version} for o in m.opset_import],
+        "input": in_name,
+        "output": out_name,
+        "nodes": len(m.graph.node),
+        "initializers": len(m.graph.initializer),
+        "ort_vs_torch_max_abs": worst,
+    }
+    with open(os.path.join(folder, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print(f"{name}: {len(m.graph.node)} nodes, input {in_dims}, ort vs torch {worst:.2e}",
+          file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "fixtures", "models"))
@@ -350,6 +492,11 @@ def main():
             make_fixture(fp16_root, name, hf16, exporter, 6, 9, tol=2e-2)
     if not only or "mamba2_ts_L8" in only:
         export_mamba2(args.out)
+    # Exports with dynamic axes (torch.onnx's dynamic_axes / dynamic_shapes), kept apart.
+    dyn_root = os.path.join(args.out, "..", "dynamic")
+    for name, model, exporter, opset, batch, length, dyn in dynamic_jobs(hf, minimal):
+        if not only or name in only:
+            make_dynamic_fixture(dyn_root, name, model, exporter, opset, batch, length, dyn)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,18 @@ if [ "$arch" = x86_64 ]; then
     pip_target "$deps/rtx" tensorrt-rtx-cu12-libs==1.7.1.116
   fi
   echo "export S6_TRT_RTX_LIB_DIR='$deps/rtx/tensorrt_rtx_libs'" >>"$env_file"
+  # Its Python bindings (a wheel per Python version), for the test that loads the plugin the way
+  # a Python user does.
+  if [ ! -d "$deps/rtx-py/tensorrt_rtx_bindings" ]; then
+    if pip_target "$deps/rtx-py" tensorrt-rtx-cu12-bindings==1.7.1.116 2>/dev/null; then
+      say "fetched the TensorRT-RTX 1.7.1 Python bindings"
+    else
+      say "no TensorRT-RTX 1.7.1 Python bindings for $(python3 -V 2>&1): the Python loading test will skip"
+    fi
+  fi
+  if [ -d "$deps/rtx-py/tensorrt_rtx_bindings" ]; then
+    echo "export S6_TRT_RTX_PYTHONPATH='$deps/rtx-py'" >>"$env_file"
+  fi
 fi
 
 # --- nvcc + CUDA headers ---

@@ -14,6 +14,7 @@
 #![cfg(feature = "trt")]
 
 mod error_metrics;
+mod skip;
 mod trt_common;
 use error_metrics::errors;
 

@@ -13,6 +13,7 @@
 //! `S6_TRT_REQUIRE=1` makes it a failure (CI).
 #![cfg(feature = "trt")]
 
+mod skip;
 mod trt_common;
 
 use std::path::{Path, PathBuf};

@@ -634,6 +634,103 @@ mod tests {
         assert!(e.contains("`y`"), "{e}");
     }
 
+    /// The IPluginV3 engine path: `getFieldsToSerialize` → `createPlugin(kRUNTIME)` gives the
+    /// same plugin for every attribute combination.
+    #[test]
+    fn v3_fields_round_trip_every_combination() {
+        for bits in 0u32..256 {
+            let mut a = S6Attrs::default();
+            for (i, n) in S6Attrs::FIELD_NAMES.iter().enumerate() {
+                a.set(n, ((bits >> i) & 1) as i64).unwrap();
+            }
+            let c = PluginCore::new(a);
+            let values = c.field_values();
+            assert_eq!(values.len(), 8);
+            let mut fs = FieldSet::default();
+            for (n, &v) in S6Attrs::FIELD_NAMES.iter().zip(&values) {
+                // SAFETY: a pointer to a live i32, length 1.
+                unsafe {
+                    fs.add_raw(
+                        n.as_bytes(),
+                        super::super::fields::field_type::INT32,
+                        1,
+                        &v as *const i32 as *const u8,
+                    )
+                }
+                .unwrap();
+            }
+            assert_eq!(*fs.build().unwrap(), c, "bits {bits:08b}");
+        }
+    }
+
+    /// Every single-field mutation of a stored field list (type, length, value, null data) is
+    /// accepted exactly when it still means a 0/1 integer, and none panics.
+    #[test]
+    fn v3_fields_mutations_are_refused_or_equal() {
+        use super::super::fields::field_type::*;
+        let base: Vec<i64> = vec![1, 1, 1, 0, 0, 1, 0, 0];
+        let types: Vec<i32> = (-1..=12).collect();
+        let lengths = [-1i32, 0, 1, 2];
+        let values = [i64::MIN, -1, 0, 1, 2, 256, i64::MAX];
+        let mut cases = 0;
+        for pos in 0..8 {
+            for &ftype in &types {
+                for &length in &lengths {
+                    for &value in &values {
+                        for null in [false, true] {
+                            let mut fs = FieldSet::default();
+                            let data = [value; 2];
+                            for (i, n) in S6Attrs::FIELD_NAMES.iter().enumerate() {
+                                let (t, len, p) = if i == pos {
+                                    (
+                                        ftype,
+                                        length,
+                                        if null {
+                                            std::ptr::null()
+                                        } else {
+                                            data.as_ptr() as *const u8
+                                        },
+                                    )
+                                } else {
+                                    (INT64, 1, &base[i] as *const i64 as *const u8)
+                                };
+                                // SAFETY: p is null or points to two live i64 values, which
+                                // covers every integer width at lengths up to 2.
+                                unsafe { fs.add_raw(n.as_bytes(), t, len, p) }.unwrap();
+                            }
+                            cases += 1;
+                            let got = fs.build();
+                            // What an integer field of this width reads from `value`'s bytes.
+                            let read = match ftype {
+                                INT8 => Some(value as i8 as i64),
+                                INT16 => Some(value as i16 as i64),
+                                INT32 => Some(value as i32 as i64),
+                                INT64 => Some(value),
+                                _ => None,
+                            };
+                            let ok = !null && length == 1 && matches!(read, Some(0 | 1));
+                            assert_eq!(
+                                got.is_ok(),
+                                ok,
+                                "pos {pos} type {ftype} len {length} value {value} null {null}"
+                            );
+                            if let Ok(core) = got {
+                                let mut want = base.clone();
+                                want[pos] = read.unwrap();
+                                let want: Vec<i32> = want.iter().map(|&x| x as i32).collect();
+                                assert_eq!(core.field_values(), want);
+                            } else {
+                                let e = got.unwrap_err().to_string();
+                                assert!(e.contains(S6Attrs::FIELD_NAMES[pos]), "{e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 8 * 14 * 4 * 7 * 2);
+    }
+
     #[test]
     fn panics_become_errors() {
         let r: Result<(), _> = guard("test", || panic!("boom"));

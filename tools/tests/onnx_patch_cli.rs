@@ -302,3 +302,49 @@ fn refuses_external_data_outside_the_model_folder() {
         stderr(&o)
     );
 }
+
+#[test]
+fn dynamic_axes_export_verifies_at_batch_2_and_keeps_its_dim_names() {
+    // A TorchScript export with dynamic_axes {0: "batch", 1: "seq"}: verified against the
+    // original at batch 1 and 2, run at another length and batch; the names survive.
+    let d = tmpdir("dynamic");
+    let out = d.join("patched.onnx");
+    let report = d.join("report.json");
+    let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/dynamic/hf_ts_dynbs_b1_L6/model.onnx");
+    let o = patch(&[
+        input.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--verify".as_ref(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("verify L=6: logits"), "{err}");
+    assert!(err.contains("verify L=6 batch 2: logits"), "{err}");
+    assert!(
+        err.contains("verify L=4 batch 3: patched model runs, output shapes [[3, 4, 96]]"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ABOVE TOLERANCE") && !err.contains("skipped"),
+        "{err}"
+    );
+    let json = std::fs::read_to_string(&report).unwrap();
+    assert!(json.contains("\"seq_dim\": \"seq\""), "{json}");
+    assert!(json.contains("\"batch\": 2"), "{json}");
+    assert!(!json.contains("\"ok\": false"), "{json}");
+    let m = model::load(&out).unwrap();
+    let dims: Vec<String> = match m.graph.input[0].type_.value.as_ref().unwrap() {
+        s6_onnx::proto::type_proto::Value::TensorType(t) => t
+            .shape
+            .dim
+            .iter()
+            .map(|d| d.dim_param().to_string())
+            .collect(),
+        _ => unreachable!(),
+    };
+    assert_eq!(dims, ["batch", "seq"]);
+}

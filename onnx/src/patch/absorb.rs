@@ -297,8 +297,9 @@ impl Rule for ZGate {
                 }
             }
             let Some(z) = z else { continue };
+            // z must have u's type (the op's one activation type); unknown is not folded.
             let (tz, tu) = (g.dtype(&z), g.dtype(&sn.u));
-            if g.constant(&z).is_some() || (tz.is_some() && tu.is_some() && tz != tu) {
+            if g.constant(&z).is_some() || tz.is_none() || tz != tu {
                 continue;
             }
             sn.z = Some(z);

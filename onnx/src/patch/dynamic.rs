@@ -20,7 +20,8 @@ fn dims_mut(
 }
 
 /// The sequence axis of a graph input/output: axis 1 (PyTorch's (B, L, …)) when it has the
-/// export length, else the only axis that has it.
+/// export length, else the only axis that has it; in an export made with a dynamic sequence
+/// axis (`dynamic_axes`), axis 1 when it is already symbolic.
 fn seq_axis(v: &mut ValueInfoProto, len: usize) -> Option<usize> {
     let dims = dims_mut(v)?;
     let is_l = |d: &onnx_protobuf::tensor_shape_proto::Dimension| matches!(d.value, Some(DimValue::DimValue(x)) if x == len as i64);
@@ -33,12 +34,35 @@ fn seq_axis(v: &mut ValueInfoProto, len: usize) -> Option<usize> {
         .filter(|(_, d)| is_l(d))
         .map(|(i, _)| i)
         .collect();
-    (hits.len() == 1).then(|| hits[0])
+    if hits.len() == 1 {
+        return Some(hits[0]);
+    }
+    (hits.is_empty() && dims.len() >= 2 && !matches!(dims[1].value, Some(DimValue::DimValue(_))))
+        .then_some(1)
 }
 
-pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchReport) {
+/// The name a symbolic sequence axis already has (the user's `dynamic_axes` name), if any.
+fn existing_seq_name(v: &mut ValueInfoProto, len: usize) -> Option<String> {
+    let ax = seq_axis(v, len)?;
+    match &dims_mut(v)?[ax].value {
+        Some(DimValue::DimParam(p)) if !p.is_empty() => Some(p.clone()),
+        _ => None,
+    }
+}
+
+/// Makes the sequence axis of the graph's inputs and outputs symbolic. An axis that is already
+/// symbolic keeps its name; the name of an input's (the user's `dynamic_axes` name) is used for
+/// the fixed ones, else [`SEQ_DIM`]. Outputs' names are not taken: the TorchScript exporter
+/// makes some up (`Castlogits_dim_1`). Returns the name.
+pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchReport) -> String {
     let inits: std::collections::HashSet<String> =
         graph.initializer.iter().map(|t| t.name.clone()).collect();
+    let name = graph
+        .input
+        .iter_mut()
+        .filter(|v| !inits.contains(&v.name))
+        .find_map(|v| existing_seq_name(v, len))
+        .unwrap_or_else(|| SEQ_DIM.to_string());
     let mut any_input = false;
     for v in graph
         .input
@@ -49,7 +73,9 @@ pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchRe
         if let Some(ax) = seq_axis(v, len) {
             any_input = true;
             if let Some(d) = dims_mut(v) {
-                d[ax].value = Some(DimValue::DimParam(SEQ_DIM.to_string()));
+                if !matches!(&d[ax].value, Some(DimValue::DimParam(p)) if !p.is_empty()) {
+                    d[ax].value = Some(DimValue::DimParam(name.clone()));
+                }
             }
         }
     }
@@ -82,11 +108,12 @@ pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchRe
         if let Some(dims) = dims_mut(v) {
             for d in dims.iter_mut() {
                 if matches!(d.value, Some(DimValue::DimValue(x)) if x == len as i64) {
-                    d.value = Some(DimValue::DimParam(SEQ_DIM.to_string()));
+                    d.value = Some(DimValue::DimParam(name.clone()));
                 }
             }
         }
     }
+    name
 }
 
 /// Shape-taking ops whose constant shape contains the export length: they may still bake it.

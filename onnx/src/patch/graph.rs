@@ -184,36 +184,10 @@ impl<'g> GraphIndex<'g> {
         v
     }
 
-    /// The element type of `value` (ONNX code) where the graph makes it plain: declared inputs,
-    /// initializers, constants, Casts, and ops whose output type is their first input's.
+    /// The element type of `value` (ONNX code) where it can be worked out
+    /// ([`super::infer::Infer::elem_type`] says why when it cannot).
     pub fn dtype(&self, value: &str) -> Option<i32> {
-        let mut v = value.to_string();
-        for _ in 0..10_000 {
-            if let Some(t) = self.initializer(&v) {
-                return Some(t.data_type);
-            }
-            if let Some(i) = self.graph.input.iter().find(|i| i.name == v) {
-                return match i.type_.value.as_ref()? {
-                    onnx_protobuf::type_proto::Value::TensorType(t) => Some(t.elem_type),
-                    _ => None,
-                };
-            }
-            let (_, n) = self.producer(&v)?;
-            if !is_default_domain(n) {
-                return None;
-            }
-            match n.op_type.as_str() {
-                "Cast" => return attr_i(n, "to").map(|t| t as i32),
-                "Constant" => return self.constant_proto(&v).map(|t| t.data_type),
-                "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" => return Some(INT64),
-                "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "Not" | "And"
-                | "Or" | "Xor" | "IsNaN" | "IsInf" => return Some(BOOL),
-                "Where" => v = n.input.get(1)?.clone(),
-                "Gather" | "GatherElements" | "GatherND" => v = n.input.first()?.clone(),
-                _ => v = n.input.first()?.clone(),
-            }
-        }
-        None
+        super::infer::Infer::new(self).elem_type(value).ok()
     }
 
     /// Follows Casts between floating types (fp32, fp16, bf16, fp64) and Identity nodes. Used

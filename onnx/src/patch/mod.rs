@@ -11,6 +11,7 @@ pub mod conv_slice;
 pub mod dynamic;
 pub mod error;
 pub mod graph;
+pub mod infer;
 pub mod rewrite;
 pub mod s6node;
 pub mod scan;
@@ -36,6 +37,9 @@ pub struct PatchReport {
     pub initializers_after: usize,
     /// The export's sequence length (steps of the unrolled scans).
     pub export_seq_len: Option<usize>,
+    /// The symbolic name of the sequence axis in the patched graph (`seq_len`, or the name the
+    /// export already gave it).
+    pub seq_dim: Option<String>,
     /// Rule name → times applied.
     pub rules: BTreeMap<String, usize>,
     /// `S6Scan` node name → attribute summary.
@@ -72,7 +76,7 @@ impl PatchReport {
             .collect();
         let warnings: Vec<String> = self.warnings.iter().map(|w| s(w)).collect();
         format!(
-            "{{\n  \"layers_patched\": {},\n  \"nodes_before\": {},\n  \"nodes_after\": {},\n  \"initializers_before\": {},\n  \"initializers_after\": {},\n  \"export_seq_len\": {},\n  \"seconds\": {:.6},\n  \"rules\": {{{}}},\n  \"scans\": [{}],\n  \"warnings\": [{}]\n}}\n",
+            "{{\n  \"layers_patched\": {},\n  \"nodes_before\": {},\n  \"nodes_after\": {},\n  \"initializers_before\": {},\n  \"initializers_after\": {},\n  \"export_seq_len\": {},\n  \"seq_dim\": {},\n  \"seconds\": {:.6},\n  \"rules\": {{{}}},\n  \"scans\": [{}],\n  \"warnings\": [{}]\n}}\n",
             self.layers_patched,
             self.nodes_before,
             self.nodes_after,
@@ -80,6 +84,10 @@ impl PatchReport {
             self.initializers_after,
             self.export_seq_len
                 .map(|l| l.to_string())
+                .unwrap_or_else(|| "null".into()),
+            self.seq_dim
+                .as_deref()
+                .map(s)
                 .unwrap_or_else(|| "null".into()),
             self.seconds,
             rules.join(", "),
@@ -122,7 +130,7 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
     }
     report.export_seq_len = ctx.seq_len;
     if let Some(l) = ctx.seq_len {
-        dynamic::make_seq_dynamic(graph, l, &mut report);
+        report.seq_dim = Some(dynamic::make_seq_dynamic(graph, l, &mut report));
         dynamic::warn_baked_shapes(graph, base_dir, l, &mut report);
     }
     for n in &graph.node {

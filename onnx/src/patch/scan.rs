@@ -16,7 +16,11 @@
 //! Concat looks like a scan, any failed proof is an error naming the node.
 
 use super::error::PatchError;
-use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, FLOAT};
+use super::graph::{
+    attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, BFLOAT16, DOUBLE, FLOAT,
+    FLOAT16,
+};
+use super::infer::{self, type_name, Infer};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::{GraphProto, NodeProto};
@@ -423,13 +427,10 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         match (&up.h_prev, prev_expected) {
             (Some(p), Some(e)) if *p == e => {}
             (Some(p), None) => {
-                let zero = g
-                    .constant(p)
-                    .map(|c| c.values.iter().all(|&v| v == 0.0))
-                    .unwrap_or(false);
-                if !zero {
-                    initial_state = Some(p.clone());
-                }
+                // A zero fill (constant, or ConstantOfShape / Expand over the input's dynamic
+                // dims) is the op's default; its shape is checked below, once the layout is
+                // known.
+                initial_state = Some(p.clone());
             }
             (None, None) => {}
             _ => {
@@ -471,6 +472,20 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         let mut rest = [Ax::B, Ax::D, Ax::N].into_iter();
         for (i, slot) in layout.iter_mut().enumerate() {
             *slot = if i == ta { Ax::L } else { rest.next().unwrap() };
+        }
+    }
+
+    // h_{-1} = 0 is dropped when it cannot broadcast the state beyond (B, D, N); otherwise
+    // it stays the initial state (right at runtime as long as it is (B, D, N)).
+    let inf = Infer::new(g);
+    if let Some(z) = initial_state.clone() {
+        match inf.zero_fill(&z) {
+            Some(Ok(dims)) => match infer::zero_state_fits(&inf, &z, &dims, &da, &dbu, ta) {
+                Ok(()) => initial_state = None,
+                Err(e) => tracing::info!("zero initial state kept as an input: {e}"),
+            },
+            Some(Err(e)) => tracing::info!("zero initial state of unknown shape kept: {e}"),
+            None => {}
         }
     }
 
@@ -601,32 +616,20 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
 
     // Dtypes per the contract: u, Δ, B, C share one; A and the initial state are fp32. Casts to
     // fp32 were looked through, so an fp16 export would show up here.
-    let act = [
-        ("u", u_f.base.as_str()),
-        ("Δ", delta_f.base.as_str()),
-        ("B", b_f.base.as_str()),
-        ("C", r0.c_src.as_str()),
-    ];
-    let types: Vec<(&str, Option<i32>)> = act.iter().map(|(k, v)| (*k, g.dtype(v))).collect();
-    let known: Vec<i32> = types.iter().filter_map(|(_, t)| *t).collect();
-    let fp32_inputs = [("A", a_f.base.as_str())]
-        .into_iter()
-        .chain(initial_state.as_deref().map(|s| ("initial_state", s)));
-    let bad_fp32 = fp32_inputs
-        .filter(|(_, v)| g.dtype(v).is_some_and(|t| t != FLOAT))
-        .map(|(k, _)| k)
-        .next();
-    if known.windows(2).any(|w| w[0] != w[1]) || bad_fp32.is_some() {
-        return Err(PatchError::Unsupported {
-            what: format!(
-                "a scan whose inputs mix element types (u, Δ, B, C: {types:?}{}); the op wants one \
-                 activation type and fp32 A and state — patch the fp32 export, convert afterwards",
-                bad_fp32.map(|k| format!("; {k} not fp32")).unwrap_or_default()
-            ),
-            node: concat.name.clone(),
-            op_type: concat.op_type.clone(),
-        });
-    }
+    check_types(
+        &inf,
+        concat,
+        &[
+            ("u", u_f.base.as_str()),
+            ("Δ", delta_f.base.as_str()),
+            ("B", b_f.base.as_str()),
+            ("C", r0.c_src.as_str()),
+        ],
+        &[("A", a_f.base.as_str())]
+            .into_iter()
+            .chain(initial_state.as_deref().map(|s| ("initial_state", s)))
+            .collect::<Vec<_>>(),
+    )?;
 
     match ctx.seq_len {
         None => ctx.seq_len = Some(steps),
@@ -673,6 +676,53 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     patch.add_nodes.push(node.to_node());
     patch.scans_created = 1;
     Ok(Some(patch))
+}
+
+/// The op's type rules: one activation type for u, Δ, B, C; fp32 for A and the initial
+/// state. Every type must be known; a refusal names the values and their types (or what is
+/// unknown about them).
+fn check_types(
+    inf: &Infer,
+    at: &NodeProto,
+    acts: &[(&str, &str)],
+    fp32: &[(&str, &str)],
+) -> Result<(), PatchError> {
+    let unsupported = |what: String| PatchError::Unsupported {
+        what,
+        node: at.name.clone(),
+        op_type: at.op_type.clone(),
+    };
+    let typed = |(k, v): &(&str, &str)| -> Result<(String, i32), PatchError> {
+        inf.elem_type(v)
+            .map(|t| (format!("{k} '{v}' {}", type_name(t)), t))
+            .map_err(|e| {
+                unsupported(format!(
+                    "a scan whose {k} '{v}' has an element type that cannot be worked out ({e})"
+                ))
+            })
+    };
+    let acts: Vec<(String, i32)> = acts.iter().map(typed).collect::<Result<_, _>>()?;
+    if acts.windows(2).any(|w| w[0].1 != w[1].1) {
+        let list: Vec<&str> = acts.iter().map(|(s, _)| s.as_str()).collect();
+        return Err(unsupported(format!(
+            "a scan whose u, Δ, B, C differ in element type ({}); the op wants one activation type",
+            list.join(", ")
+        )));
+    }
+    for x in fp32 {
+        let (s, t) = typed(x)?;
+        if t != FLOAT {
+            let advice = if matches!(t, FLOAT16 | BFLOAT16 | DOUBLE) {
+                " — patch the fp32 export, convert afterwards"
+            } else {
+                ""
+            };
+            return Err(unsupported(format!(
+                "a scan whose {s} is not float32; the op wants fp32 A and state{advice}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// True when the state `h` (or a float Cast of it) has a use other than the path into

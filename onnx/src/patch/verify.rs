@@ -34,13 +34,37 @@ pub enum VerifyError {
     Input { name: String, reason: String },
 }
 
+/// The sizes generated inputs take: symbolic dims named `seq_dim` (and an unnamed axis 1, the
+/// sequence axis of PyTorch's (B, L, …)) get `seq_len`, every other symbolic dim `batch`.
+#[derive(Clone, Debug)]
+pub struct Sizes<'a> {
+    pub seq_dim: &'a str,
+    pub seq_len: usize,
+    pub batch: usize,
+}
+
 /// Deterministic inputs of the model's own types: integer ids below the vocabulary size (the
 /// row count of the embedding table the input indexes), floats in [-1, 1). Symbolic dims take
-/// `seq_len` (sequence) or 1.
+/// `seq_len` (sequence, named [`super::dynamic::SEQ_DIM`]) or 1.
 pub fn make_inputs(
     model: &ModelProto,
     session: &Session,
     seq_len: usize,
+    seed: u64,
+) -> Result<HashMap<String, Tensor>, VerifyError> {
+    let sizes = Sizes {
+        seq_dim: super::dynamic::SEQ_DIM,
+        seq_len,
+        batch: 1,
+    };
+    make_inputs_at(model, session, &sizes, seed)
+}
+
+/// [`make_inputs`] at `sizes`.
+pub fn make_inputs_at(
+    model: &ModelProto,
+    session: &Session,
+    sizes: &Sizes,
     seed: u64,
 ) -> Result<HashMap<String, Tensor>, VerifyError> {
     let mut state = seed
@@ -61,10 +85,12 @@ pub fn make_inputs(
         let dims = info.dims.as_ref().ok_or_else(|| err("rank not declared"))?;
         let shape: Vec<usize> = dims
             .iter()
-            .map(|d| match d {
+            .enumerate()
+            .map(|(i, d)| match d {
                 Dim::Fixed(n) => *n,
-                Dim::Symbolic(s) if s == super::dynamic::SEQ_DIM => seq_len,
-                _ => 1,
+                Dim::Symbolic(s) if s == sizes.seq_dim => sizes.seq_len,
+                Dim::Unknown if i == 1 => sizes.seq_len,
+                _ => sizes.batch,
             })
             .collect();
         let n: usize = shape.iter().product();
@@ -157,6 +183,22 @@ pub fn verify(
     patched_dir: &Path,
     seq_len: usize,
 ) -> Result<Vec<OutputError>, VerifyError> {
+    let sizes = Sizes {
+        seq_dim: super::dynamic::SEQ_DIM,
+        seq_len,
+        batch: 1,
+    };
+    verify_at(original, original_dir, patched, patched_dir, &sizes)
+}
+
+/// [`verify`] at `sizes`.
+pub fn verify_at(
+    original: &ModelProto,
+    original_dir: &Path,
+    patched: &ModelProto,
+    patched_dir: &Path,
+    sizes: &Sizes,
+) -> Result<Vec<OutputError>, VerifyError> {
     let so = Session::new(original, original_dir).map_err(|source| VerifyError::Interp {
         which: "original",
         source,
@@ -165,8 +207,20 @@ pub fn verify(
         which: "patched",
         source,
     })?;
-    let inputs = make_inputs(original, &so, seq_len, 7)?;
+    let inputs = make_inputs_at(original, &so, sizes, 7)?;
     let a = run(&so, &inputs, "original")?;
     let b = run(&sp, &inputs, "patched")?;
     compare(&a, &b)
+}
+
+/// True when some graph input of `session` has a symbolic dim other than the sequence axis
+/// (a dynamic batch).
+pub fn has_dynamic_batch(session: &Session, seq_dim: &str) -> bool {
+    session.inputs().any(|i| {
+        i.dims.iter().flatten().enumerate().any(|(ax, d)| match d {
+            Dim::Symbolic(s) => s != seq_dim,
+            Dim::Unknown => ax != 1,
+            Dim::Fixed(_) => false,
+        })
+    })
 }

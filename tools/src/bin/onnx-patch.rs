@@ -26,7 +26,8 @@ struct Args {
     #[arg(short, long)]
     output: PathBuf,
     /// Run original and patched through the CPU interpreter on generated inputs and compare;
-    /// exits non-zero above --tolerance. Also runs the patched model at a second length.
+    /// exits non-zero above --tolerance (a dynamic batch is compared at batch 1 and 2). Also
+    /// runs the patched model at a second length.
     #[arg(long)]
     verify: bool,
     /// Largest accepted error relative to the output's scale (max|Δ| / max|original|).
@@ -90,35 +91,74 @@ fn run(args: Args) -> Result<ExitCode> {
     let mut failed = false;
     if args.verify {
         let l = report.export_seq_len.unwrap_or(1);
-        let errs =
-            patch::verify::verify(&original, &in_dir, &patched, &in_dir, l).context("--verify")?;
-        let mut parts = Vec::new();
-        for e in &errs {
-            let ok = e.rel_to_scale <= args.tolerance;
-            failed |= !ok;
-            eprintln!(
-                "verify L={l}: {}: max abs {:.3e}, max rel {:.3e}, rel to scale {:.3e} {}",
-                e.name,
-                e.max_abs,
-                e.max_rel,
-                e.rel_to_scale,
-                if ok { "ok" } else { "ABOVE TOLERANCE" }
-            );
-            parts.push(format!(
-                "{{\"output\": \"{}\", \"seq_len\": {l}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
-                e.name.replace('"', "\\\""),
-                e.max_abs,
-                e.max_rel,
-                e.rel_to_scale
-            ));
-        }
-        // The patched model must also run at another length.
-        let other = if l > 2 { l - 2 } else { l + 3 };
+        let seq_dim = report
+            .seq_dim
+            .clone()
+            .unwrap_or_else(|| patch::dynamic::SEQ_DIM.to_string());
         let sp = s6_onnx::interp::Session::new(&patched, &in_dir).context("patched model")?;
-        let inputs = patch::verify::make_inputs(&patched, &sp, other, 11)?;
+        // A dynamic batch is verified at batch 2 too, where the original runs there.
+        let dynamic_batch = patch::verify::has_dynamic_batch(&sp, &seq_dim);
+        let batches: &[usize] = if dynamic_batch { &[1, 2] } else { &[1] };
+        let mut parts = Vec::new();
+        for &batch in batches {
+            let sizes = patch::verify::Sizes {
+                seq_dim: &seq_dim,
+                seq_len: l,
+                batch,
+            };
+            let errs = match patch::verify::verify_at(&original, &in_dir, &patched, &in_dir, &sizes)
+            {
+                Ok(e) => e,
+                Err(
+                    e @ patch::verify::VerifyError::Interp {
+                        which: "original", ..
+                    },
+                ) if batch > 1 => {
+                    eprintln!(
+                        "verify L={l} batch {batch}: skipped, the original does not run there ({e})"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e).context("--verify"),
+            };
+            // Batch 1 keeps the plain "L=…" label.
+            let at = if batch == 1 {
+                format!("L={l}")
+            } else {
+                format!("L={l} batch {batch}")
+            };
+            for e in &errs {
+                let ok = e.rel_to_scale <= args.tolerance;
+                failed |= !ok;
+                eprintln!(
+                    "verify {at}: {}: max abs {:.3e}, max rel {:.3e}, rel to scale {:.3e} {}",
+                    e.name,
+                    e.max_abs,
+                    e.max_rel,
+                    e.rel_to_scale,
+                    if ok { "ok" } else { "ABOVE TOLERANCE" }
+                );
+                parts.push(format!(
+                    "{{\"output\": \"{}\", \"seq_len\": {l}, \"batch\": {batch}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
+                    e.name.replace('"', "\\\""),
+                    e.max_abs,
+                    e.max_rel,
+                    e.rel_to_scale
+                ));
+            }
+        }
+        // The patched model must also run at another length (and batch, where it is dynamic).
+        let other = if l > 2 { l - 2 } else { l + 3 };
+        let sizes = patch::verify::Sizes {
+            seq_dim: &seq_dim,
+            seq_len: other,
+            batch: if dynamic_batch { 3 } else { 1 },
+        };
+        let inputs = patch::verify::make_inputs_at(&patched, &sp, &sizes, 11)?;
         let outs = patch::verify::run(&sp, &inputs, "patched")?;
         eprintln!(
-            "verify L={other}: patched model runs, output shapes {:?}",
+            "verify L={other} batch {}: patched model runs, output shapes {:?}",
+            sizes.batch,
             outs.iter()
                 .map(|(_, t)| t.shape.clone())
                 .collect::<Vec<_>>()
