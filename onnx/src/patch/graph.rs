@@ -265,34 +265,10 @@ pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
 
 /// Reads the bytes of a tensor's external data (location relative to `base_dir`).
 pub fn external_bytes(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, PatchError> {
-    let err = |reason: String| PatchError::Tensor {
+    crate::data::read_external(t, base_dir).map_err(|e| PatchError::Tensor {
         name: t.name.clone(),
-        reason,
-    };
-    let mut location = None;
-    let (mut offset, mut length) = (0u64, None);
-    for e in &t.external_data {
-        match e.key.as_str() {
-            "location" => location = Some(e.value.clone()),
-            "offset" => offset = e.value.parse().map_err(|_| err("bad offset".into()))?,
-            "length" => length = Some(e.value.parse().map_err(|_| err("bad length".into()))?),
-            _ => {}
-        }
-    }
-    let location = location.ok_or_else(|| err("external data without a location".into()))?;
-    let path = crate::model::external_path(base_dir, &location).map_err(|e| err(e.to_string()))?;
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let len = match length {
-        Some(l) => l,
-        None => f.metadata().map_err(|e| err(e.to_string()))?.len() - offset,
-    };
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| err(e.to_string()))?;
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact(&mut buf)
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
-    Ok(buf)
+        reason: e.to_string(),
+    })
 }
 
 pub fn is_external(t: &TensorProto) -> bool {
@@ -305,7 +281,7 @@ pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError
         name: t.name.clone(),
         reason: reason.to_string(),
     };
-    let n: usize = t.dims.iter().map(|&d| d.max(0) as usize).product();
+    let n = crate::data::numel(&t.dims).map_err(|e| err(&e.to_string()))?;
     let raw;
     let bytes: &[u8] = if is_external(t) {
         raw = external_bytes(t, base_dir)?;
