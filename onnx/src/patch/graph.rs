@@ -164,7 +164,7 @@ impl<'g> GraphIndex<'g> {
     pub fn through_identity(&self, value: &str) -> String {
         let mut v = value.to_string();
         while let Some((_, n)) = self.producer_op(&v, "Identity") {
-            v = n.input[0].clone();
+            v = input(n, 0).to_string();
         }
         v
     }
@@ -179,7 +179,7 @@ impl<'g> GraphIndex<'g> {
             if !copies {
                 break;
             }
-            v = n.input[0].clone();
+            v = input(n, 0).to_string();
         }
         v
     }
@@ -228,10 +228,21 @@ impl<'g> GraphIndex<'g> {
             if !copies {
                 break;
             }
-            v = n.input[0].clone();
+            v = input(n, 0).to_string();
         }
         v
     }
+}
+
+/// Input `k` of `n`, or "" (ONNX's omitted input, which no node produces) when the node has
+/// fewer inputs: a malformed node then simply fails to match.
+pub fn input(n: &NodeProto, k: usize) -> &str {
+    n.input.get(k).map_or("", String::as_str)
+}
+
+/// Output `k` of `n`, or "" when the node has fewer outputs.
+pub fn output(n: &NodeProto, k: usize) -> &str {
+    n.output.get(k).map_or("", String::as_str)
 }
 
 pub fn is_default_domain(n: &NodeProto) -> bool {

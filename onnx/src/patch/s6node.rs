@@ -1,7 +1,7 @@
 //! The `S6Scan` node as the patcher builds and re-reads it (attributes as INTs, packed inputs,
 //! per `plugin/contract.rs`).
 
-use super::graph::attr_i;
+use super::graph::{attr_i, output};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, NodeProto};
 use s6plugin::contract::{S6Attrs, ONNX_DOMAIN, OP_TYPE};
@@ -97,7 +97,7 @@ impl ScanNode {
             z,
             delta_bias,
             initial_state,
-            y: n.output[0].clone(),
+            y: output(n, 0).to_string(),
             last_state: n.output.get(1).cloned(),
         })
     }

@@ -97,7 +97,7 @@ fn vocab_of(model: &ModelProto, input: &str) -> Option<i64> {
         .find(|n| n.op_type == "Gather" && n.input.get(1).map(String::as_str) == Some(input))?;
     g.initializer
         .iter()
-        .find(|t| t.name == n.input[0])
+        .find(|t| Some(&t.name) == n.input.first())
         .and_then(|t| t.dims.first().copied())
 }
 

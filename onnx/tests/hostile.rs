@@ -1,0 +1,176 @@
+//! Malformed and unusual models: the patcher and the interpreter answer with an error or a
+//! correct result, never a panic or a silently wrong model.
+
+use s6_onnx::interp::{Session, Tensor};
+use s6_onnx::patch::{self, s6node::ScanNode};
+use s6_onnx::{model, npy};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+const FIXTURES: [&str; 8] = [
+    "hf_ts_L12",
+    "hf_ts_L7",
+    "hf_dynamo_L12",
+    "hf_dynamo_L7",
+    "hf_dynamo_L1",
+    "minimal_ts_L12",
+    "minimal_ts_L7",
+    "minimal_dynamo_L12",
+];
+
+fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/models")
+        .join(name)
+}
+
+fn read_dir_npy(dir: &Path) -> HashMap<String, Tensor> {
+    let mut out = HashMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) == Some("npy") {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            out.insert(name, npy::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn scans(m: &onnx_protobuf::ModelProto) -> Vec<ScanNode> {
+    m.graph
+        .node
+        .iter()
+        .filter_map(ScanNode::from_node)
+        .collect()
+}
+
+#[test]
+fn nodes_missing_inputs_or_outputs_are_errors_not_panics() {
+    // Every op the rules inspect, with its inputs (then its outputs) cut to each shorter length.
+    let ops = [
+        "Concat",
+        "Unsqueeze",
+        "Gather",
+        "Squeeze",
+        "MatMul",
+        "Einsum",
+        "Add",
+        "Mul",
+        "Exp",
+        "Identity",
+        "Cast",
+        "Softplus",
+        "Where",
+        "Greater",
+        "Sigmoid",
+        "Conv",
+        "Slice",
+    ];
+    let mut cases = 0;
+    for name in FIXTURES {
+        let dir = fixture_dir(name);
+        let original = model::load(&dir.join("model.onnx")).unwrap();
+        for op in ops {
+            let max_in = original
+                .graph
+                .node
+                .iter()
+                .filter(|n| n.op_type == op)
+                .map(|n| n.input.len())
+                .max();
+            let Some(max_in) = max_in else { continue };
+            for keep in 0..max_in {
+                for cut_outputs in [false, true] {
+                    let mut m = original.clone();
+                    for n in m.graph.as_mut().unwrap().node.iter_mut() {
+                        if n.op_type == op {
+                            if cut_outputs {
+                                n.output.clear();
+                            } else {
+                                n.input.truncate(keep);
+                            }
+                        }
+                    }
+                    let r = catch_unwind(AssertUnwindSafe(|| patch::patch_model(&mut m, &dir)));
+                    assert!(
+                        r.is_ok(),
+                        "{name}: patch panicked on {op} nodes cut to {keep} inputs (outputs cut: {cut_outputs})"
+                    );
+                    cases += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{cases} truncated-node models patched without a panic");
+    assert!(cases > 100);
+}
+
+#[test]
+fn a_size_one_d_or_delta_bias_is_not_folded_as_per_channel() {
+    // D (1, D, 1) and the Δ bias (D, 1) replaced by single values that broadcast: a valid model,
+    // but not the op's per-channel D / delta_bias, so they must stay outside the node.
+    let dir = fixture_dir("hf_ts_L7");
+    let mut m = model::load(&dir.join("model.onnx")).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let mut changed = 0;
+    for t in g.initializer.iter_mut() {
+        let one = if t.dims == [1, 64, 1] {
+            vec![1, 1, 1]
+        } else if t.dims == [64, 1] {
+            vec![1, 1]
+        } else {
+            continue;
+        };
+        t.dims = one;
+        t.raw_data = 0.5f32.to_le_bytes().to_vec();
+        t.float_data.clear();
+        changed += 1;
+    }
+    assert_eq!(changed, 4, "two D and two Δ bias initializers");
+    let inputs = read_dir_npy(&dir.join("inputs"));
+    let want = Session::new(&m, &dir).unwrap().run(&inputs).unwrap();
+
+    let mut patched = m.clone();
+    patch::patch_model(&mut patched, &dir).unwrap();
+    for s in scans(&patched) {
+        assert!(!s.attrs.has_d && !s.attrs.has_delta_bias, "{:?}", s.attrs);
+    }
+    let got = Session::new(&patched, &dir).unwrap().run(&inputs).unwrap();
+    assert_eq!(got.len(), want.len());
+    for ((n, g), (_, w)) in got.iter().zip(&want) {
+        assert_eq!(g.shape, w.shape, "{n}");
+        let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(&w) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{n}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn an_l1_export_keeps_its_size_one_axes() {
+    use onnx_protobuf::tensor_shape_proto::dimension::Value as DV;
+    use onnx_protobuf::type_proto::Value as TV;
+    let dir = fixture_dir("hf_dynamo_L1");
+    let mut m = model::load(&dir.join("model.onnx")).unwrap();
+    patch::patch_model(&mut m, &dir).unwrap();
+    let g = m.graph.as_ref().unwrap();
+    let dims = |v: &onnx_protobuf::ValueInfoProto| -> Vec<Option<DV>> {
+        match v.type_.value.as_ref() {
+            Some(TV::TensorType(t)) => t.shape.dim.iter().map(|d| d.value.clone()).collect(),
+            _ => vec![],
+        }
+    };
+    let seq = Some(DV::DimParam("seq_len".into()));
+    // input_ids (1, L) and logits (1, L, V): only axis 1 is the sequence, the batch stays 1.
+    for v in g.input.iter().chain(&g.output) {
+        let d = dims(v);
+        assert_eq!(d[0], Some(DV::DimValue(1)), "{}: {d:?}", v.name);
+        assert_eq!(d[1], seq, "{}: {d:?}", v.name);
+    }
+    // No value_info axis is renamed: with L = 1 a size-1 axis cannot be told from L.
+    for v in &g.value_info {
+        assert!(!dims(v).contains(&seq), "{}: {:?}", v.name, dims(v));
+    }
+}
