@@ -174,3 +174,172 @@ fn an_l1_export_keeps_its_size_one_axes() {
         assert!(!dims(v).contains(&seq), "{}: {:?}", v.name, dims(v));
     }
 }
+
+/// A one-node model of `op` with constant inputs `consts` (name, int64 values) and int
+/// attributes.
+fn one_node(
+    op: &str,
+    consts: &[(&str, Vec<i64>)],
+    attr_tensor: Option<Tensor>,
+) -> onnx_protobuf::ModelProto {
+    use onnx_protobuf::*;
+    let mut g = GraphProto::new();
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = format!("the_{op}");
+    for (name, v) in consts {
+        let t = Tensor::from_i64(
+            if v.len() == 1 && name.starts_with('s') {
+                vec![]
+            } else {
+                vec![v.len()]
+            },
+            v.clone(),
+        )
+        .unwrap();
+        g.initializer.push(t.to_proto(name));
+        n.input.push(name.to_string());
+    }
+    if let Some(t) = attr_tensor {
+        let mut a = AttributeProto::new();
+        a.name = "value".into();
+        a.type_ = attribute_proto::AttributeType::TENSOR.into();
+        a.t = protobuf::MessageField::some(t.to_proto("value"));
+        n.attribute.push(a);
+    }
+    n.output.push("y".into());
+    g.node.push(n);
+    let mut o = ValueInfoProto::new();
+    o.name = "y".into();
+    g.output.push(o);
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    let mut op = OperatorSetIdProto::new();
+    op.version = 18;
+    m.opset_import.push(op);
+    m.graph = protobuf::MessageField::some(g);
+    m
+}
+
+fn run_err(m: &onnx_protobuf::ModelProto) -> String {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        Session::new(m, Path::new(".")).and_then(|s| s.run(&HashMap::new()))
+    }))
+    .expect("the interpreter panicked");
+    match r {
+        Ok(outs) => panic!(
+            "ran: {:?}",
+            outs.iter().map(|(n, t)| (n, &t.shape)).collect::<Vec<_>>()
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn ops_refuse_outputs_past_the_allocation_cap() {
+    // Sizes a model asks for, far past the default cap of 4 GiB on one tensor.
+    let huge = 1i64 << 40;
+    let f32_one = Tensor::from_f32(vec![1], vec![1.0]).unwrap();
+    let cases = [
+        one_node(
+            "ConstantOfShape",
+            &[("shape", vec![huge])],
+            Some(f32_one.clone()),
+        ),
+        one_node(
+            "ConstantOfShape",
+            &[("shape", vec![1 << 20, 1 << 20, 1 << 20, 1 << 20])],
+            None,
+        ),
+        one_node(
+            "Range",
+            &[("s0", vec![0]), ("s1", vec![huge]), ("s2", vec![1])],
+            None,
+        ),
+        // limit − start overflows int64.
+        one_node(
+            "Range",
+            &[
+                ("s0", vec![i64::MIN]),
+                ("s1", vec![i64::MAX]),
+                ("s2", vec![1]),
+            ],
+            None,
+        ),
+        one_node(
+            "Expand",
+            &[("x", vec![1]), ("shape", vec![huge, huge])],
+            None,
+        ),
+        one_node("Tile", &[("x", vec![1]), ("reps", vec![huge])], None),
+    ];
+    for m in &cases {
+        let e = run_err(m);
+        assert!(
+            e.contains("--max-tensor-bytes") || e.contains("more elements than fit"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn tensors_with_overflowing_dims_are_refused() {
+    let mut t = Tensor::from_f32(vec![1], vec![1.0]).unwrap().to_proto("w");
+    t.dims = vec![i64::MAX, 4];
+    let e = Tensor::from_proto(&t, Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'w'") && e.contains("more elements than fit"),
+        "{e}"
+    );
+    t.dims = vec![1 << 31, 1 << 31];
+    let e = Tensor::from_proto(&t, Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'w'") && e.contains("--max-tensor-bytes"), "{e}");
+}
+
+#[test]
+fn verify_fails_when_the_patched_model_lost_or_renamed_an_output() {
+    let dir = fixture_dir("hf_ts_L7");
+    let mut original = model::load(&dir.join("model.onnx")).unwrap();
+    // A second output, so that one can be lost and the other still compared.
+    let extra = expose_first(&mut original, "Softplus");
+    let mut patched = original.clone();
+    patch::patch_model(&mut patched, &dir).unwrap();
+    let ok = patch::verify::verify(&original, &dir, &patched, &dir, 7).unwrap();
+    assert_eq!(ok.len(), 2);
+
+    let mut lost = patched.clone();
+    lost.graph
+        .as_mut()
+        .unwrap()
+        .output
+        .retain(|o| o.name != extra);
+    let e = patch::verify::verify(&original, &dir, &lost, &dir, 7).unwrap_err();
+    assert!(e.to_string().contains("outputs differ"), "{e}");
+
+    let mut renamed = patched.clone();
+    let g = renamed.graph.as_mut().unwrap();
+    let logits = g.output[0].name.clone();
+    for n in g.node.iter_mut() {
+        for o in n.output.iter_mut().filter(|o| **o == logits) {
+            *o = "renamed".into();
+        }
+    }
+    g.output[0].name = "renamed".into();
+    let e = patch::verify::verify(&original, &dir, &renamed, &dir, 7).unwrap_err();
+    assert!(e.to_string().contains("outputs differ"), "{e}");
+}
+
+/// Adds the value produced by the first node of `op_type` as an extra graph output.
+fn expose_first(m: &mut onnx_protobuf::ModelProto, op_type: &str) -> String {
+    let g = m.graph.as_mut().unwrap();
+    let name = g.node.iter().find(|n| n.op_type == op_type).unwrap().output[0].clone();
+    let mut vi = g.output[0].clone();
+    vi.name = name.clone();
+    vi.type_ = Default::default();
+    g.output.push(vi);
+    name
+}

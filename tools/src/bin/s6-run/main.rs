@@ -110,6 +110,9 @@ struct Args {
     /// No progress or summary lines on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+
+    #[command(flatten)]
+    limits: s6_tools::limits::Limits,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +148,7 @@ fn describe_dims(dims: &Option<Vec<Dim>>) -> String {
 
 /// Returns Ok(false) when --compare found a difference above tolerance.
 fn run(args: &Args) -> Result<bool> {
+    args.limits.apply();
     if args.list_ops {
         for op in s6_onnx::interp::ops::supported_ops() {
             println!("{op}");
