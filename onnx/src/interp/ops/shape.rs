@@ -282,10 +282,11 @@ fn split(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
         None => match node.attrs.ints("split")? {
             Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
             None => {
-                let n = node.attrs.int("num_outputs")?.map_or(n_out, |n| n as usize);
-                if n == 0 {
-                    return Err(node.error("zero outputs"));
+                let n = node.attrs.int("num_outputs")?.unwrap_or(n_out as i64);
+                if n <= 0 || n as usize != n_out {
+                    return Err(node.error(format!("num_outputs {n} for {n_out} outputs")));
                 }
+                let n = n as usize;
                 // Opset 18: uneven splits give ceil(dim / n) to all but the last.
                 let chunk = dim.div_ceil(n);
                 (0..n)
@@ -294,7 +295,8 @@ fn split(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
             }
         },
     };
-    if sizes.iter().sum::<usize>() != dim || sizes.len() != n_out {
+    let total = sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b));
+    if total != Some(dim) || sizes.len() != n_out {
         return Err(node.error(format!(
             "split sizes {sizes:?} do not cover axis {axis} of {:?} with {n_out} outputs",
             x.shape
