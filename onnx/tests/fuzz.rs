@@ -436,7 +436,10 @@ fn mutated_models_end_in_an_error_or_a_result() {
     }
     let _ = std::panic::take_hook();
     std::fs::remove_dir_all(&dir).unwrap();
-    eprintln!(
+    // Straight to stderr (libtest swallows eprintln! of a passing test): CI logs the count.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "fuzz: {cases} cases (seed {seed:#x}) over {} fixtures, {} panics; mutations {kinds:?}",
         originals.len(),
         failures.len()
