@@ -343,3 +343,30 @@ fn expose_first(m: &mut onnx_protobuf::ModelProto, op_type: &str) -> String {
     g.output.push(vi);
     name
 }
+
+#[test]
+fn cyclic_graphs_are_refused_before_the_rules_walk_them() {
+    let dir = fixture_dir("hf_ts_L7");
+    let original = model::load(&dir.join("model.onnx")).unwrap();
+    // A Mul reading its own output, and two Muls reading each other's.
+    let muls: Vec<usize> = original
+        .graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op_type == "Mul")
+        .map(|(i, _)| i)
+        .collect();
+    let mut self_loop = original.clone();
+    let g = self_loop.graph.as_mut().unwrap();
+    g.node[muls[0]].input[0] = g.node[muls[0]].output[0].clone();
+    let mut two = original.clone();
+    let g = two.graph.as_mut().unwrap();
+    let (a, b) = (muls[0], muls[1]);
+    g.node[a].input[0] = g.node[b].output[0].clone();
+    g.node[b].input[0] = g.node[a].output[0].clone();
+    for mut m in [self_loop, two] {
+        let e = patch::patch_model(&mut m, &dir).unwrap_err();
+        assert!(matches!(e, patch::PatchError::Cycle { .. }), "{e}");
+    }
+}
