@@ -13,7 +13,7 @@ use half::f16;
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::{DataLocation, DataType as PDT};
 use onnx_protobuf::{type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
-use s6plugin::contract::{S6Attrs, ONNX_DOMAIN, OP_TYPE};
+use s6plugin::contract::{ONNX_DOMAIN, OP_TYPE};
 use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
@@ -54,12 +54,7 @@ fn node_err(n: &NodeProto, reason: impl Into<String>) -> Fp16Error {
 
 /// Input slots of an S6Scan node that the contract fixes to fp32.
 fn fp32_slots(n: &NodeProto) -> Result<Vec<usize>, Fp16Error> {
-    let mut attrs = S6Attrs::default();
-    for a in &n.attribute {
-        attrs
-            .set(&a.name, a.i)
-            .map_err(|e| node_err(n, e.to_string()))?;
-    }
+    let attrs = crate::patch::s6node::attrs_of(n).map_err(|e| node_err(n, e.to_string()))?;
     if n.input.len() != attrs.num_inputs() || n.output.len() != attrs.num_outputs() {
         return Err(node_err(
             n,
@@ -393,6 +388,7 @@ pub fn convert(model: &mut ModelProto) -> Result<Fp16Report, Fp16Error> {
 mod tests {
     use super::*;
     use onnx_protobuf::{tensor_shape_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+    use s6plugin::contract::S6Attrs;
 
     fn vi(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
         let mut shape = TensorShapeProto::new();
@@ -472,13 +468,15 @@ mod tests {
             &["u", "delta", "A", "B", "C", "D", "h0"],
             &["y", "last"],
         );
-        for (k, v) in [
-            ("has_D", 1),
-            ("has_initial_state", 1),
-            ("has_last_state", 1),
-            ("delta_softplus", 1),
-        ] {
-            scan.attribute.push(int_attr(k, v));
+        // All eight flags, zeros included (the contract requires them).
+        for k in S6Attrs::FIELD_NAMES {
+            let on = [
+                "has_D",
+                "has_initial_state",
+                "has_last_state",
+                "delta_softplus",
+            ];
+            scan.attribute.push(int_attr(k, on.contains(&k) as i64));
         }
         let mut cast = node("Cast", "", &["ids"], &["idsf"]);
         cast.attribute.push(int_attr("to", F32 as i64));

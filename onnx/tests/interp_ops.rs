@@ -218,6 +218,13 @@ fn s6scan_node_runs_the_reference() {
         ],
         &["y"],
     );
+    // The contract requires all eight flags, zeros included.
+    for name in s6plugin::contract::S6Attrs::FIELD_NAMES {
+        let mut a = s6_onnx::proto::AttributeProto::new();
+        a.name = name.into();
+        a.type_ = s6_onnx::proto::attribute_proto::AttributeType::INT.into();
+        m.graph.as_mut().unwrap().node[0].attribute.push(a);
+    }
     let mut os = s6_onnx::proto::OperatorSetIdProto::new();
     os.domain = "s6plugin".into();
     os.version = 1;
