@@ -134,17 +134,10 @@ fn f16_tensor(t: &TensorProto) -> Result<TensorProto, Fp16Error> {
             "stored as external data; --to-fp16 handles models with embedded weights only",
         ));
     }
-    let vals: Vec<f32> = if !t.raw_data.is_empty() {
-        if t.raw_data.len() % 4 != 0 {
-            return Err(bad("raw_data length is not a multiple of 4"));
-        }
-        t.raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    } else {
-        t.float_data.clone()
-    };
+    // The one reader of TensorProto data (raw or typed fields; dims checked).
+    let vals = crate::interp::Tensor::from_proto(t, std::path::Path::new("."))
+        .map_err(|e| bad(&e.to_string()))?
+        .to_f32_vec();
     // A finite weight beyond fp16's range would silently become ±inf.
     if let Some((i, v)) = vals
         .iter()

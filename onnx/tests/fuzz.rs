@@ -5,7 +5,7 @@
 //! conversion. Every case must end in an error or a result: a panic fails the test, an
 //! allocation past the cap aborts it (see `Capped`). Fixed seed: a failure reproduces.
 //!
-//! `S6_FUZZ_CASES` sets the number of cases (default: 1500 in debug builds, as `cargo test`
+//! `S6_FUZZ_CASES` sets the number of cases (default: 1000 in debug builds, as `cargo test`
 //! runs it in CI, 20000 with optimisations); `S6_FUZZ_SEED` another seed.
 
 use s6_onnx::interp::Session;
@@ -341,7 +341,7 @@ fn mutated_models_end_in_an_error_or_a_result() {
     let cases: usize = std::env::var("S6_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 1500 } else { 20000 });
+        .unwrap_or(if cfg!(debug_assertions) { 1000 } else { 20000 });
     let seed: u64 = std::env::var("S6_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())

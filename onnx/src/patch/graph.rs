@@ -274,83 +274,17 @@ pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     (0..r).contains(&a).then_some(a as usize)
 }
 
-/// Reads the bytes of a tensor's external data (location relative to `base_dir`).
-pub fn external_bytes(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, PatchError> {
-    crate::data::read_external(t, base_dir).map_err(|e| PatchError::Tensor {
+/// Decodes a numeric tensor to f64 values (through the interpreter's decoder, the one reader
+/// of TensorProto data).
+pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError> {
+    let v = crate::interp::Tensor::from_proto(t, base_dir).map_err(|e| PatchError::Tensor {
         name: t.name.clone(),
         reason: e.to_string(),
-    })
-}
-
-pub fn is_external(t: &TensorProto) -> bool {
-    t.data_location.value() == onnx_protobuf::tensor_proto::DataLocation::EXTERNAL as i32
-}
-
-/// Decodes a numeric tensor to f64 values.
-pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError> {
-    let err = |reason: &str| PatchError::Tensor {
-        name: t.name.clone(),
-        reason: reason.to_string(),
-    };
-    let n = crate::data::numel(&t.dims).map_err(|e| err(&e.to_string()))?;
-    let raw;
-    let bytes: &[u8] = if is_external(t) {
-        raw = external_bytes(t, base_dir)?;
-        &raw
-    } else {
-        &t.raw_data
-    };
-    let values: Vec<f64> = match t.data_type {
-        FLOAT if !bytes.is_empty() => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        FLOAT => t.float_data.iter().map(|&v| v as f64).collect(),
-        // fp16 and bf16: raw little-endian halves, or one per int32_data entry.
-        FLOAT16 | BFLOAT16 => {
-            let halves: Vec<u16> = if !bytes.is_empty() {
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .collect()
-            } else {
-                t.int32_data.iter().map(|&v| v as u16).collect()
-            };
-            halves
-                .into_iter()
-                .map(|h| {
-                    if t.data_type == FLOAT16 {
-                        half::f16::from_bits(h).to_f64()
-                    } else {
-                        half::bf16::from_bits(h).to_f64()
-                    }
-                })
-                .collect()
-        }
-        DOUBLE if !bytes.is_empty() => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        DOUBLE => t.double_data.clone(),
-        INT64 if !bytes.is_empty() => bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        INT64 => t.int64_data.iter().map(|&v| v as f64).collect(),
-        INT32 if !bytes.is_empty() => bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        INT32 => t.int32_data.iter().map(|&v| v as f64).collect(),
-        _ => return Err(err("unsupported data type for a constant")),
-    };
-    if values.len() != n {
-        return Err(err("element count does not match dims"));
-    }
+    })?;
     Ok(ConstValue {
         dims: t.dims.clone(),
         data_type: t.data_type,
-        values,
+        values: v.to_f64_vec(),
     })
 }
 
