@@ -22,7 +22,7 @@ scripts/setup.sh
 step "2/5 build libs6plugin.so and the tools"
 features=()
 [ "$(uname -s)" = Linux ] && features=(--features trt)
-cargo build --release -p s6plugin "${features[@]}"
+cargo build --release -p s6plugin ${features[@]+"${features[@]}"} # bash 3.2: empty array
 cargo build --release -p s6-tools
 bin=target/release
 if [ -f "$bin/libs6plugin.so" ]; then

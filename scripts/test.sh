@@ -11,4 +11,11 @@ features=()
 if [ "$(uname -s)" = Linux ]; then
   features=(--features s6plugin/trt)
 fi
-cargo test --workspace "${features[@]}" "$@"
+# wgpu (Vulkan) wants a runtime folder; without one the loader prints errors the tests do not
+# cause.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  export XDG_RUNTIME_DIR
+fi
+# ${a[@]+"${a[@]}"}: macOS's bash 3.2 calls an empty "${a[@]}" unbound under set -u.
+cargo test --workspace ${features[@]+"${features[@]}"} "$@"
