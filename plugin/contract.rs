@@ -225,6 +225,79 @@ impl S6Attrs {
     }
 }
 
+/// One attribute of an `S6Scan` node as a reader found it (the contract has no ONNX types: each
+/// reader maps its own attribute representation to this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrValue<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+    /// Any other type (float, tensor, list, ...): refused for every name.
+    Other(&'static str),
+}
+
+impl S6Attrs {
+    /// The one reader of an `S6Scan` node's attributes, with the rules of `docs/s6scan.md` that
+    /// every consumer applies: all eight flags present, once, as INT 0 or 1; `plugin_version`
+    /// (STRING `"1"`) and `plugin_namespace` (STRING `""`) accepted; anything else refused.
+    pub fn from_attributes<'a>(
+        attrs: impl IntoIterator<Item = (&'a str, AttrValue<'a>)>,
+    ) -> Result<S6Attrs, ContractError> {
+        let bad = |name: &str, reason: String| ContractError::Attribute {
+            name: name.to_string(),
+            reason,
+        };
+        let mut out = S6Attrs::default();
+        let mut seen = [false; 8];
+        let mut seen_mechanism = [false; 2];
+        for (name, value) in attrs {
+            if let Some(i) = Self::FIELD_NAMES.iter().position(|f| *f == name) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(bad(name, "given twice".into()));
+                }
+                match value {
+                    AttrValue::Int(v) => out.set(name, v)?,
+                    AttrValue::Str(_) => {
+                        return Err(bad(name, "must be an INT, is a STRING".into()))
+                    }
+                    AttrValue::Other(t) => {
+                        return Err(bad(name, format!("must be an INT, is {t}")))
+                    }
+                }
+                continue;
+            }
+            let (k, want) = match name {
+                "plugin_version" => (0, PLUGIN_VERSION),
+                "plugin_namespace" => (1, PLUGIN_NAMESPACE),
+                _ => {
+                    return Err(ContractError::UnknownAttribute {
+                        name: name.to_string(),
+                    })
+                }
+            };
+            if std::mem::replace(&mut seen_mechanism[k], true) {
+                return Err(bad(name, "given twice".into()));
+            }
+            match value {
+                AttrValue::Str(s) if s == want.as_bytes() => {}
+                AttrValue::Str(s) => {
+                    return Err(bad(
+                        name,
+                        format!("must be {want:?}, got {:?}", String::from_utf8_lossy(s)),
+                    ))
+                }
+                _ => return Err(bad(name, format!("must be the STRING {want:?}"))),
+            }
+        }
+        if let Some(i) = seen.iter().position(|s| !s) {
+            return Err(bad(
+                Self::FIELD_NAMES[i],
+                "missing (all eight flags are required, zeros included)".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 /// Problem sizes: batch, channels D (`dim`), sequence L, state N, groups G of B/C.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ScanDims {
@@ -599,6 +672,40 @@ mod tests {
         assert!(a.set("has_D", 2).is_err());
         assert!(matches!(
             a.set("nope", 1),
+            Err(ContractError::UnknownAttribute { .. })
+        ));
+    }
+
+    #[test]
+    fn one_reader_applies_every_attribute_rule() {
+        use AttrValue::*;
+        let all = |v: i64| S6Attrs::FIELD_NAMES.map(|n| (n, Int(v)));
+        let a = S6Attrs::from_attributes(all(1)).unwrap();
+        assert!(a.values().iter().all(|&v| v));
+        // The parser's two mechanism attributes, with their only allowed values.
+        let mut with = all(0).to_vec();
+        with.push(("plugin_version", Str(b"1")));
+        with.push(("plugin_namespace", Str(b"")));
+        assert_eq!(
+            S6Attrs::from_attributes(with.clone()),
+            Ok(S6Attrs::default())
+        );
+        with[8].1 = Str(b"2");
+        assert!(S6Attrs::from_attributes(with).is_err());
+        // Missing, twice, wrong type, wrong value, unknown.
+        let e = S6Attrs::from_attributes(all(0).into_iter().skip(1)).unwrap_err();
+        assert!(e.to_string().contains("delta_softplus") && e.to_string().contains("missing"));
+        let mut twice = all(0).to_vec();
+        twice.push(("has_z", Int(0)));
+        assert!(S6Attrs::from_attributes(twice).is_err());
+        let mut typed = all(0);
+        typed[2].1 = Other("FLOAT");
+        assert!(S6Attrs::from_attributes(typed).is_err());
+        assert!(S6Attrs::from_attributes(all(2)).is_err());
+        let mut unknown = all(0).to_vec();
+        unknown.push(("has_w", Int(0)));
+        assert!(matches!(
+            S6Attrs::from_attributes(unknown),
             Err(ContractError::UnknownAttribute { .. })
         ));
     }

@@ -23,7 +23,7 @@ scripts/setup.sh
 step "2/5 build libs6plugin.so and the tools"
 features=()
 [ "$(uname -s)" = Linux ] && features=(--features trt)
-cargo build --release -p s6plugin "${features[@]}"
+cargo build --release -p s6plugin ${features[@]+"${features[@]}"} # bash 3.2: empty array
 cargo build --release -p s6-tools
 if [ "$(uname -s)" = Linux ] && [ -n "${S6_TRT_RTX_INCLUDE_DIR:-}" ]; then
   # The plugin for TensorRT-RTX, which builds the engine of step 5 where no TensorRT is installed.

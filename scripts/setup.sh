@@ -36,6 +36,11 @@ fi
 pip_target() { # pip_target DIR SPEC...
   local dir=$1
   shift
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    say "python3 -m pip is missing (needed for: $*)."
+    say "install it — Debian/Ubuntu: sudo apt-get install python3-pip; elsewhere: python3 -m ensurepip --user — then run scripts/setup.sh again"
+    exit 1
+  fi
   python3 -m pip install -q --disable-pip-version-check --no-deps --target "$dir" "$@"
 }
 

@@ -18,4 +18,11 @@ if [ "$(uname -s)" = Linux ]; then
     export S6_PLUGIN_LIB_RTX="$S6_PLUGIN_VARIANTS_DIR/libs6plugin-rtx1.so"
   fi
 fi
+# wgpu (Vulkan) wants a runtime folder; without one the loader prints errors the tests do not
+# cause.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  export XDG_RUNTIME_DIR
+fi
+# ${a[@]+"${a[@]}"}: macOS's bash 3.2 calls an empty "${a[@]}" unbound under set -u.
 cargo test --workspace ${features[@]+"${features[@]}"} "$@"

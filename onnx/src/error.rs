@@ -16,4 +16,10 @@ pub enum OnnxError {
     Parse { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    #[error("tensor '{name}': {source}")]
+    Tensor {
+        name: String,
+        #[source]
+        source: crate::data::DataError,
+    },
 }

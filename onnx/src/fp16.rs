@@ -9,10 +9,11 @@
 //! way round, a `Cast` is inserted. Subgraph-carrying ops (If, Loop, Scan) and external data are
 //! refused rather than half converted.
 
+use half::f16;
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::{DataLocation, DataType as PDT};
 use onnx_protobuf::{type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
-use s6plugin::contract::{S6Attrs, ONNX_DOMAIN, OP_TYPE};
+use s6plugin::contract::{ONNX_DOMAIN, OP_TYPE};
 use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
@@ -53,11 +54,18 @@ fn node_err(n: &NodeProto, reason: impl Into<String>) -> Fp16Error {
 
 /// Input slots of an S6Scan node that the contract fixes to fp32.
 fn fp32_slots(n: &NodeProto) -> Result<Vec<usize>, Fp16Error> {
-    let mut attrs = S6Attrs::default();
-    for a in &n.attribute {
-        attrs
-            .set(&a.name, a.i)
-            .map_err(|e| node_err(n, e.to_string()))?;
+    let attrs = crate::patch::s6node::attrs_of(n).map_err(|e| node_err(n, e.to_string()))?;
+    if n.input.len() != attrs.num_inputs() || n.output.len() != attrs.num_outputs() {
+        return Err(node_err(
+            n,
+            format!(
+                "{} inputs and {} outputs, the has_* flags call for {} and {}",
+                n.input.len(),
+                n.output.len(),
+                attrs.num_inputs(),
+                attrs.num_outputs()
+            ),
+        ));
     }
     Ok(attrs
         .inputs()
@@ -126,23 +134,27 @@ fn f16_tensor(t: &TensorProto) -> Result<TensorProto, Fp16Error> {
             "stored as external data; --to-fp16 handles models with embedded weights only",
         ));
     }
-    let vals: Vec<f32> = if !t.raw_data.is_empty() {
-        if t.raw_data.len() % 4 != 0 {
-            return Err(bad("raw_data length is not a multiple of 4"));
-        }
-        t.raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    } else {
-        t.float_data.clone()
-    };
+    // The one reader of TensorProto data (raw or typed fields; dims checked).
+    let vals = crate::interp::Tensor::from_proto(t, std::path::Path::new("."))
+        .map_err(|e| bad(&e.to_string()))?
+        .to_f32_vec();
+    // A finite weight beyond fp16's range would silently become ±inf.
+    if let Some((i, v)) = vals
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.is_finite() && v.abs() > f16::MAX.to_f32())
+    {
+        return Err(bad(&format!(
+            "element {i} is {v}, beyond fp16's range ±{}: it would become ±inf",
+            f16::MAX
+        )));
+    }
     let mut out = t.clone();
     out.data_type = F16;
     out.float_data.clear();
     out.raw_data = vals
         .iter()
-        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .flat_map(|v| f16::from_f32(*v).to_le_bytes())
         .collect();
     Ok(out)
 }
@@ -150,6 +162,18 @@ fn f16_tensor(t: &TensorProto) -> Result<TensorProto, Fp16Error> {
 /// Converts a float attribute value (`Constant`'s value/value_float(s), `ConstantOfShape`'s
 /// value) to fp16 in place.
 fn convert_node_attrs(n: &mut NodeProto) -> Result<(), Fp16Error> {
+    let (name, op) = (n.name.clone(), n.op_type.clone());
+    convert_attrs(n).map_err(|e| match e {
+        Fp16Error::Tensor { tensor, reason } if tensor.is_empty() => Fp16Error::Node {
+            node: name,
+            op,
+            reason: format!("attribute value: {reason}"),
+        },
+        e => e,
+    })
+}
+
+fn convert_attrs(n: &mut NodeProto) -> Result<(), Fp16Error> {
     let op = n.op_type.clone();
     for a in n.attribute.iter_mut() {
         match (op.as_str(), a.name.as_str()) {
@@ -357,6 +381,7 @@ pub fn convert(model: &mut ModelProto) -> Result<Fp16Report, Fp16Error> {
 mod tests {
     use super::*;
     use onnx_protobuf::{tensor_shape_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+    use s6plugin::contract::S6Attrs;
 
     fn vi(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
         let mut shape = TensorShapeProto::new();
@@ -436,13 +461,15 @@ mod tests {
             &["u", "delta", "A", "B", "C", "D", "h0"],
             &["y", "last"],
         );
-        for (k, v) in [
-            ("has_D", 1),
-            ("has_initial_state", 1),
-            ("has_last_state", 1),
-            ("delta_softplus", 1),
-        ] {
-            scan.attribute.push(int_attr(k, v));
+        // All eight flags, zeros included (the contract requires them).
+        for k in S6Attrs::FIELD_NAMES {
+            let on = [
+                "has_D",
+                "has_initial_state",
+                "has_last_state",
+                "delta_softplus",
+            ];
+            scan.attribute.push(int_attr(k, on.contains(&k) as i64));
         }
         let mut cast = node("Cast", "", &["ids"], &["idsf"]);
         cast.attribute.push(int_attr("to", F32 as i64));
@@ -586,5 +613,30 @@ mod tests {
             c.attribute[0].t.raw_data,
             half::f16::from_f32(1.5).to_le_bytes().to_vec()
         );
+    }
+
+    #[test]
+    fn weights_beyond_fp16_range_are_refused_by_name() {
+        let mut m = model();
+        m.graph.mut_or_insert_default().initializer[0] = init("W", &[4, 4], &[7e4; 16]);
+        let e = convert(&mut m).unwrap_err().to_string();
+        assert!(
+            e.contains("\"W\"") && e.contains("beyond fp16's range"),
+            "{e}"
+        );
+        // Infinities stay infinities: nothing is lost.
+        let mut m = model();
+        m.graph.mut_or_insert_default().initializer[0] = init("W", &[4, 4], &[f32::INFINITY; 16]);
+        convert(&mut m).unwrap();
+    }
+
+    #[test]
+    fn scan_nodes_with_too_few_inputs_are_refused() {
+        let mut m = model();
+        let g = m.graph.mut_or_insert_default();
+        let scan = g.node.iter_mut().find(|n| n.op_type == "S6Scan").unwrap();
+        scan.input.truncate(5);
+        let e = convert(&mut m).unwrap_err().to_string();
+        assert!(e.contains("flags call for 7"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! ONNX side of s6plugin: the graph model (load/save, external data), the Mamba scan patcher
 //! and a CPU interpreter.
 
+pub mod data;
 pub mod error;
 pub mod fp16;
 pub mod interp;

@@ -88,32 +88,15 @@ pub fn is_external(t: &TensorProto) -> bool {
     t.data_location.value() == DataLocation::EXTERNAL as i32
 }
 
-/// (location, offset, length) of an external tensor.
-fn ext_info(t: &TensorProto, base_dir: &Path) -> Result<(String, u64, Option<u64>), OnnxError> {
-    let (mut loc, mut off, mut len) = (None, 0u64, None);
-    for e in &t.external_data {
-        let num = |v: &str| {
-            v.parse::<u64>().map_err(|_| {
-                ext_err(
-                    base_dir,
-                    format!("tensor '{}': bad {} '{v}'", t.name, e.key),
-                )
-            })
-        };
-        match e.key.as_str() {
-            "location" => loc = Some(e.value.clone()),
-            "offset" => off = num(&e.value)?,
-            "length" => len = Some(num(&e.value)?),
-            _ => {}
-        }
-    }
-    let loc = loc.ok_or_else(|| {
-        ext_err(
-            base_dir,
-            format!("tensor '{}': external data without location", t.name),
-        )
-    })?;
-    Ok((loc, off, len))
+/// (file, offset, length) of an external tensor, its range checked against the file's size.
+fn ext_range(t: &TensorProto, base_dir: &Path) -> Result<(PathBuf, u64, u64), OnnxError> {
+    let tensor_err = |source| OnnxError::Tensor {
+        name: t.name.clone(),
+        source,
+    };
+    crate::data::external_ref(t, base_dir)
+        .and_then(|r| r.resolve(base_dir))
+        .map_err(tensor_err)
 }
 
 /// Every initializer (main graph) of `model`.
@@ -133,20 +116,7 @@ pub fn check_external_data(model: &ModelProto, base_dir: &Path) -> Result<Vec<Pa
         if !is_external(t) {
             continue;
         }
-        let (loc, off, len) = ext_info(t, base_dir)?;
-        let path = external_path(base_dir, &loc)?;
-        let size = std::fs::metadata(&path)
-            .map_err(|source| OnnxError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        if off + len.unwrap_or(0) > size {
-            return Err(ext_err(
-                &path,
-                format!("tensor '{}': data runs past the end of the file", t.name),
-            ));
-        }
+        let (path, _, _) = ext_range(t, base_dir)?;
         if !files.contains(&path) {
             files.push(path);
         }
@@ -160,20 +130,10 @@ pub fn inline_external_data(model: &mut ModelProto, base_dir: &Path) -> Result<(
         if !is_external(t) {
             continue;
         }
-        let (loc, off, len) = ext_info(t, base_dir)?;
-        let path = external_path(base_dir, &loc)?;
-        let io = |source| OnnxError::Io {
-            path: path.clone(),
+        let buf = crate::data::read_external(t, base_dir).map_err(|source| OnnxError::Tensor {
+            name: t.name.clone(),
             source,
-        };
-        let mut f = std::fs::File::open(&path).map_err(io)?;
-        let len = match len {
-            Some(l) => l,
-            None => f.metadata().map_err(io)?.len().saturating_sub(off),
-        };
-        f.seek(SeekFrom::Start(off)).map_err(io)?;
-        let mut buf = vec![0u8; len as usize];
-        f.read_exact(&mut buf).map_err(io)?;
+        })?;
         t.raw_data = buf;
         t.external_data.clear();
         t.data_location = DataLocation::DEFAULT.into();
@@ -257,17 +217,12 @@ fn write_external(model: &ModelProto, path: &Path, src_dir: &Path) -> Result<Pat
         for t in tensors_mut(&mut out) {
             let len;
             if is_external(t) {
-                let (loc, off, l) = ext_info(t, src_dir)?;
-                let src = external_path(src_dir, &loc)?;
+                let (src, off, l) = ext_range(t, src_dir)?;
                 let sio = |source| OnnxError::Io {
                     path: src.clone(),
                     source,
                 };
                 let mut r = std::fs::File::open(&src).map_err(sio)?;
-                let l = match l {
-                    Some(l) => l,
-                    None => r.metadata().map_err(sio)?.len().saturating_sub(off),
-                };
                 r.seek(SeekFrom::Start(off)).map_err(sio)?;
                 // File to file: std copies in the kernel (copy_file_range) where it can, so the
                 // data never passes through this process's memory.

@@ -61,6 +61,13 @@ fn check(case: &Path) -> Result<(), String> {
             ));
         }
         let (atol, rtol) = tol(want.dtype());
+        if got.len() != want.len() {
+            return Err(format!(
+                "{name}/{o}: {} elements, want {}",
+                got.len(),
+                want.len()
+            ));
+        }
         for (i, (a, b)) in got.to_f64_vec().iter().zip(want.to_f64_vec()).enumerate() {
             let same_nan = a.is_nan() && b.is_nan();
             let same_inf = a.is_infinite() && a == &b;
@@ -211,6 +218,13 @@ fn s6scan_node_runs_the_reference() {
         ],
         &["y"],
     );
+    // The contract requires all eight flags, zeros included.
+    for name in s6plugin::contract::S6Attrs::FIELD_NAMES {
+        let mut a = s6_onnx::proto::AttributeProto::new();
+        a.name = name.into();
+        a.type_ = s6_onnx::proto::attribute_proto::AttributeType::INT.into();
+        m.graph.as_mut().unwrap().node[0].attribute.push(a);
+    }
     let mut os = s6_onnx::proto::OperatorSetIdProto::new();
     os.domain = "s6plugin".into();
     os.version = 1;
@@ -250,6 +264,8 @@ fn s6scan_node_runs_the_reference() {
             want[i] = c[t] as f64 * h;
         }
     }
+    assert_eq!(y.shape, [1, 2, 3]);
+    assert_eq!(y.len(), want.len());
     for (g, w) in y.to_f64_vec().iter().zip(&want) {
         assert!((g - w).abs() < 1e-6, "{g} vs {w}");
     }
@@ -270,7 +286,10 @@ fn large_elementwise_ops_match_plain_loops() {
         let s = Session::new(&m, Path::new(".")).unwrap();
         let inputs: HashMap<String, Tensor> =
             feeds.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        s.run(&inputs).unwrap().remove(0).1.to_f32_vec()
+        let v = s.run(&inputs).unwrap().remove(0).1.to_f32_vec();
+        // `.all()` below is only a check when every element is there.
+        assert_eq!(v.len(), r * c, "{op}: output length");
+        v
     };
     let t = |shape: Vec<usize>, v: &Vec<f32>| Tensor::from_f32(shape, v.clone()).unwrap();
     let (ri, ci) = (r as i64, c as i64);

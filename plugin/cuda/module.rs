@@ -35,6 +35,9 @@ pub struct Kernels {
     pub sm_count: u32,
     /// Where the image came from ("fatbin sm_80,…" or "nvrtc sm_XY").
     pub origin: &'static str,
+    /// The module the handles belong to (to revalidate a cache entry where the driver has no
+    /// context ids).
+    module: sys::CUmodule,
 }
 
 // SAFETY: CUfunction handles are plain driver handles, valid in any thread for the life of
@@ -43,7 +46,8 @@ unsafe impl Send for Kernels {}
 
 struct Entry {
     ctx: usize,
-    ctx_id: u64,
+    /// `None` on drivers before CUDA 12.0 (no `cuCtxGetId`).
+    ctx_id: Option<u64>,
     kernels: Kernels,
 }
 
@@ -73,8 +77,18 @@ pub fn driver_present() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
-/// Current context and its unique id (the id tells a new context at a reused address apart).
-fn current_context() -> Result<(sys::CUcontext, u64), CudaError> {
+/// `cuCtxGetId`, which drivers have from CUDA 12.0 on: looked up, not called blindly, so that
+/// the kernels also load on older drivers (JetPack 5 ships CUDA 11.4).
+fn ctx_get_id() -> Option<unsafe extern "C" fn(sys::CUcontext, *mut u64) -> sys::CUresult> {
+    type F = unsafe extern "C" fn(sys::CUcontext, *mut u64) -> sys::CUresult;
+    static F_: std::sync::OnceLock<Option<F>> = std::sync::OnceLock::new();
+    // SAFETY: the symbol, where present, has exactly this signature (cuda.h, CUDA >= 12.0).
+    *F_.get_or_init(|| unsafe { sys::culib().get::<F>(b"cuCtxGetId\0").ok().map(|f| *f) })
+}
+
+/// Current context and its unique id where the driver has one (the id tells a new context at a
+/// reused address apart).
+fn current_context() -> Result<(sys::CUcontext, Option<u64>), CudaError> {
     if !driver_present() {
         return Err(CudaError::Driver("libcuda could not be loaded".into()));
     }
@@ -84,10 +98,22 @@ fn current_context() -> Result<(sys::CUcontext, u64), CudaError> {
     if ctx.is_null() {
         return Err(CudaError::NoContext);
     }
-    let mut id: std::ffi::c_ulonglong = 0;
+    let Some(get_id) = ctx_get_id() else {
+        return Ok((ctx, None));
+    };
+    let mut id = 0u64;
     // SAFETY: ctx is the current, live context; out-pointer to a local.
-    check(unsafe { sys::cuCtxGetId(ctx, &mut id) }, "cuCtxGetId")?;
-    Ok((ctx, id))
+    check(unsafe { get_id(ctx, &mut id) }, "cuCtxGetId")?;
+    Ok((ctx, Some(id)))
+}
+
+/// Without context ids, a cached module is only trusted while the driver still resolves a
+/// kernel in it (a context destroyed and recreated at the same address loses its modules).
+fn still_loaded(k: &Kernels) -> bool {
+    let mut f: sys::CUfunction = std::ptr::null_mut();
+    // SAFETY: NUL-terminated name, out-pointer to a local; the driver validates the handle.
+    let r = unsafe { sys::cuModuleGetFunction(&mut f, k.module, c"s6_decode32_f32".as_ptr()) };
+    r == sys::CUresult::CUDA_SUCCESS && f == k.decode32[0]
 }
 
 /// Kernels of the current context, loading the module on first use in that context.
@@ -100,7 +126,9 @@ pub fn kernels() -> Result<Kernels, CudaError> {
         .iter()
         .find(|e| e.ctx == ctx as usize && e.ctx_id == ctx_id)
     {
-        return Ok(e.kernels);
+        if ctx_id.is_some() || still_loaded(&e.kernels) {
+            return Ok(e.kernels);
+        }
     }
     let kernels = load()?;
     // A destroyed context's entry at the same address is stale: drop it.
@@ -190,6 +218,7 @@ fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kern
         decode: [[null; DECODE_CONFIGS.len()]; 3],
         sm_count,
         origin,
+        module: m,
     };
     for (di, dt) in ["f32", "f16", "bf16"].into_iter().enumerate() {
         for (ci, (lanes, npl, _)) in PREFILL_CONFIGS.iter().enumerate() {

@@ -8,7 +8,6 @@ use crate::context::WgpuContext;
 use crate::error::WgpuError;
 use crate::scan::ScanInputs;
 use s6_onnx::interp::{Backend, InterpError, Tensor, TensorData};
-use s6_onnx::proto::attribute_proto::AttributeType;
 use s6_onnx::proto::NodeProto;
 use s6plugin::contract::{check_dtypes, infer_dims, InputRole, ONNX_DOMAIN, OP_TYPE};
 use s6plugin::{DType, S6Attrs};
@@ -151,20 +150,10 @@ impl WgpuBackend {
     }
 }
 
-/// The contract's attributes of an `S6Scan` node; `None` when one is not a 0/1 INT (the CPU
-/// op then reports it). Other attributes (e.g. TensorRT's `plugin_version`) are ignored.
+/// The contract's attributes of an `S6Scan` node, through its one reader; `None` when they
+/// break its rules (the CPU op then reports why).
 fn scan_attrs(node: &NodeProto) -> Option<S6Attrs> {
-    let mut attrs = S6Attrs::default();
-    for a in &node.attribute {
-        if !S6Attrs::FIELD_NAMES.contains(&a.name.as_str()) {
-            continue;
-        }
-        if a.type_.enum_value() != Ok(AttributeType::INT) {
-            return None;
-        }
-        attrs.set(&a.name, a.i).ok()?;
-    }
-    Some(attrs)
+    s6_onnx::patch::s6node::attrs_of(node).ok()
 }
 
 fn dtype_of(d: &TensorData) -> Option<DType> {

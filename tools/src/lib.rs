@@ -1,4 +1,5 @@
 //! Shared pieces of the s6plugin command-line tools.
 
 pub mod engine;
+pub mod limits;
 pub mod logging;

@@ -19,6 +19,8 @@ pub struct Progress<'a> {
     /// The node just finished.
     pub node: &'a str,
     pub op_type: &'a str,
+    /// Who ran it: a backend's name, or "cpu".
+    pub backend: &'a str,
 }
 
 type ProgressFn = Box<dyn Fn(&Progress<'_>) + Send + Sync>;
@@ -97,6 +99,7 @@ impl Session {
         }
 
         let total = plan.nodes.len();
+        let mut ran_on;
         for (idx, node) in plan.nodes.iter().enumerate() {
             let outs = {
                 let args: Vec<Option<&Tensor>> = node
@@ -105,6 +108,7 @@ impl Session {
                     .map(|s| s.and_then(|s| values[s].as_deref()))
                     .collect();
                 let mut done = None;
+                ran_on = "cpu";
                 for b in &self.backends {
                     if let Some(o) = b.try_run(&node.proto, &args).map_err(|e| match e {
                         InterpError::Backend { .. } => e,
@@ -115,6 +119,7 @@ impl Session {
                         },
                     })? {
                         done = Some(o);
+                        ran_on = b.name();
                         break;
                     }
                 }
@@ -151,6 +156,7 @@ impl Session {
                     total,
                     node: &node.name,
                     op_type: &node.op_type,
+                    backend: ran_on,
                 });
             }
         }

@@ -5,7 +5,7 @@ use super::error::InterpError;
 use half::{bf16, f16};
 use onnx_protobuf::tensor_proto::DataLocation;
 use onnx_protobuf::TensorProto;
-use std::path::{Component, Path};
+use std::path::Path;
 
 /// Element types the interpreter handles. Discriminants are ONNX `TensorProto.DataType` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -496,14 +496,9 @@ impl Tensor {
         };
         let dtype = DataType::from_onnx(t.data_type)
             .ok_or_else(|| err(format!("unsupported data type code {}", t.data_type)))?;
-        let mut shape = Vec::with_capacity(t.dims.len());
-        for &d in &t.dims {
-            if d < 0 {
-                return Err(err(format!("negative dimension in {:?}", t.dims)));
-            }
-            shape.push(d as usize);
-        }
-        let n: usize = shape.iter().product();
+        let n = crate::data::numel(&t.dims).map_err(|e| err(e.to_string()))?;
+        crate::data::check_alloc(n, dtype.size_bytes()).map_err(|e| err(e.to_string()))?;
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
         let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
         let data = if external {
             let bytes = read_external(t, base_dir)?;
@@ -573,61 +568,19 @@ fn typed_fields(t: &TensorProto, dtype: DataType) -> Result<TensorData, String> 
     })
 }
 
-/// Reads the bytes of an external-data tensor (`location`, `offset`, `length` keys).
+/// Reads the bytes of an external-data tensor (the one reader: `crate::data`).
 fn read_external(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, InterpError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut location = None;
-    let mut offset = 0u64;
-    let mut length = None;
-    for kv in &t.external_data {
-        let parse = |v: &str| {
-            v.parse::<u64>().map_err(|_| InterpError::Tensor {
-                name: t.name.clone(),
-                reason: format!("external_data {}={v:?} is not a byte count", kv.key),
-            })
-        };
-        match kv.key.as_str() {
-            "location" => location = Some(kv.value.clone()),
-            "offset" => offset = parse(&kv.value)?,
-            "length" => length = Some(parse(&kv.value)?),
-            _ => {}
-        }
-    }
-    let location = location.ok_or_else(|| InterpError::Tensor {
-        name: t.name.clone(),
-        reason: "external data without a location".into(),
-    })?;
-    let rel = Path::new(&location);
-    let escapes = rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-    let path = base_dir.join(rel);
-    let ext_err = |reason: String| InterpError::ExternalData {
-        name: t.name.clone(),
-        path: path.clone(),
-        reason,
-    };
-    if escapes {
-        return Err(ext_err(
-            "location must be a relative path inside the model's folder".into(),
-        ));
-    }
-    let mut f = std::fs::File::open(&path).map_err(|e| ext_err(e.to_string()))?;
-    let size = f.metadata().map_err(|e| ext_err(e.to_string()))?.len();
-    let length = match length {
-        Some(l) => l,
-        None => size.saturating_sub(offset),
-    };
-    if offset.checked_add(length).is_none_or(|end| end > size) {
-        return Err(ext_err(format!(
-            "offset {offset} + length {length} exceeds the file's {size} bytes"
-        )));
-    }
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| ext_err(e.to_string()))?;
-    let mut buf = vec![0u8; length as usize];
-    f.read_exact(&mut buf).map_err(|e| ext_err(e.to_string()))?;
-    Ok(buf)
+    crate::data::read_external(t, base_dir).map_err(|e| match e {
+        crate::data::DataError::External { path, reason } => InterpError::ExternalData {
+            name: t.name.clone(),
+            path,
+            reason,
+        },
+        other => InterpError::Tensor {
+            name: t.name.clone(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -699,7 +652,28 @@ mod tests {
         kv.value = "../secret.bin".into();
         q.external_data.push(kv);
         let e = Tensor::from_proto(&q, Path::new("/tmp")).unwrap_err();
-        assert!(e.to_string().contains("inside the model's folder"), "{e}");
+        assert!(e.to_string().contains("model's folder"), "{e}");
+    }
+
+    #[test]
+    fn external_data_cannot_link_out_of_folder() {
+        let root = std::env::temp_dir().join(format!("s6-interp-link-{}", std::process::id()));
+        let (model_dir, outside) = (root.join("model"), root.join("outside.bin"));
+        std::fs::create_dir_all(&model_dir).unwrap();
+        std::fs::write(&outside, 1.0f32.to_le_bytes()).unwrap();
+        std::os::unix::fs::symlink(&outside, model_dir.join("w.bin")).unwrap();
+        let mut q = TensorProto::new();
+        q.name = "w".into();
+        q.data_type = 1;
+        q.dims = vec![1];
+        q.data_location = DataLocation::EXTERNAL.into();
+        let mut kv = onnx_protobuf::StringStringEntryProto::new();
+        kv.key = "location".into();
+        kv.value = "w.bin".into();
+        q.external_data.push(kv);
+        let e = Tensor::from_proto(&q, &model_dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(e.contains("links out of the model's folder"), "{e}");
     }
 
     #[test]

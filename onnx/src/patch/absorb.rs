@@ -3,7 +3,9 @@
 //! too: the contract's threshold is the same), the Δ bias, the D skip and the z gate.
 
 use super::error::PatchError;
-use super::graph::{attr_i, f32_tensor, is_default_domain, GraphIndex, BFLOAT16, FLOAT, FLOAT16};
+use super::graph::{
+    attr_i, f32_tensor, input, is_default_domain, output, GraphIndex, BFLOAT16, FLOAT, FLOAT16,
+};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::NodeProto;
@@ -31,12 +33,13 @@ fn replace(si: usize, sn: &ScanNode, also: &[usize]) -> Patch {
 }
 
 /// A per-channel fp32 constant for an activation laid out (B, D, L) or (B, L, D), reshaped to
-/// (D) as a new initializer.
+/// (D) as a new initializer; `a` is the scan's A (D, N), which gives D.
 fn per_channel(
     g: &GraphIndex,
     ctx: &mut Ctx,
     value: &str,
     channels_last: bool,
+    a: &str,
     what: &str,
     patch: &mut Patch,
 ) -> Option<String> {
@@ -57,6 +60,12 @@ fn per_channel(
         }
     }
     let d = dim?;
+    // A size-1 constant broadcasts one value over every channel; the op wants one per channel.
+    // The channel count is A's first axis when A is a constant; otherwise only d > 1 is sure.
+    let channels = g.constant_proto(a).and_then(|t| t.dims.first().copied());
+    if channels.map_or(d <= 1, |c| c != d) {
+        return None;
+    }
     let name = ctx.fresh(g, what);
     let t = if proto.data_type == FLOAT {
         // Same bytes (inline or external), new shape.
@@ -87,21 +96,21 @@ impl Rule for Softplus {
                 continue;
             }
             let x = if let Some((_, sp)) = op(g, &sn.delta, "Softplus") {
-                sp.input[0].clone()
+                input(sp, 0).to_string()
             } else if let Some((_, w)) = op(g, &sn.delta, "Where") {
                 // Where(Greater(x, 20), x, Softplus(x))
-                let Some((_, gt)) = op(g, &w.input[0], "Greater") else {
+                let Some((_, gt)) = op(g, input(w, 0), "Greater") else {
                     continue;
                 };
-                let Some((_, sp)) = op(g, &w.input[2], "Softplus") else {
+                let Some((_, sp)) = op(g, input(w, 2), "Softplus") else {
                     continue;
                 };
-                let x = &w.input[1];
-                let thr = g.constant(&gt.input[1]).and_then(|c| c.scalar());
-                if gt.input[0] != *x || sp.input[0] != *x || thr != Some(20.0) {
+                let x = input(w, 1);
+                let thr = g.constant(input(gt, 1)).and_then(|c| c.scalar());
+                if input(gt, 0) != x || input(sp, 0) != x || thr != Some(20.0) {
                     continue;
                 }
-                x.clone()
+                x.to_string()
             } else {
                 continue;
             };
@@ -132,12 +141,13 @@ impl Rule for DeltaBias {
                 if let Some(bias) = per_channel(
                     g,
                     ctx,
-                    &add.input[b],
+                    input(add, b),
                     sn.attrs.channels_last,
+                    &sn.a,
                     "delta_bias",
                     &mut patch,
                 ) {
-                    sn.delta = add.input[m].clone();
+                    sn.delta = input(add, m).to_string();
                     sn.delta_bias = Some(bias);
                     let mut p = replace(si, &sn, &[]);
                     p.add_initializers = patch.add_initializers;
@@ -173,11 +183,11 @@ struct YUse<'g> {
 fn y_use<'g>(g: &GraphIndex<'g>, sn: &ScanNode) -> Option<YUse<'g>> {
     let (c, n) = single_use(g, &sn.y)?;
     if n.op_type == "Cast" && attr_i(n, "to") == Some(FLOAT as i64) {
-        let (oi, op) = single_use(g, &n.output[0])?;
+        let (oi, op) = single_use(g, output(n, 0))?;
         return Some(YUse {
             op_idx: oi,
             op,
-            seen_as: n.output[0].clone(),
+            seen_as: output(n, 0).to_string(),
             cast: Some((c, n)),
         });
     }
@@ -192,7 +202,7 @@ fn y_use<'g>(g: &GraphIndex<'g>, sn: &ScanNode) -> Option<YUse<'g>> {
 /// Replaces the scan node by `sn` computing what `u.op` computed, and drops `u.op` (and the
 /// Cast): the node now produces `u.op`'s output, through a new Cast when there was one.
 fn fold_into(si: usize, mut sn: ScanNode, u: &YUse, ctx: &mut Ctx, g: &GraphIndex) -> Patch {
-    let out = u.op.output[0].clone();
+    let out = output(u.op, 0).to_string();
     let mut p = Patch::default();
     p.remove.push(si);
     p.remove.push(u.op_idx);
@@ -229,24 +239,25 @@ impl Rule for DSkip {
             if add.op_type != "Add" {
                 continue;
             }
-            let other = if add.input[0] == yu.seen_as {
-                &add.input[1]
+            let other = if input(add, 0) == yu.seen_as {
+                input(add, 1)
             } else {
-                &add.input[0]
+                input(add, 0)
             };
             let Some((_, mul)) = op(g, &g.strip_casts(other), "Mul") else {
                 continue;
             };
             for (x, dv) in [(0, 1), (1, 0)] {
-                if g.strip_casts(&mul.input[x]) != sn.u {
+                if g.strip_casts(input(mul, x)) != sn.u {
                     continue;
                 }
                 let mut inits = Patch::default();
                 if let Some(d) = per_channel(
                     g,
                     ctx,
-                    &mul.input[dv],
+                    input(mul, dv),
                     sn.attrs.channels_last,
+                    &sn.a,
                     "D",
                     &mut inits,
                 ) {
@@ -279,10 +290,10 @@ impl Rule for ZGate {
             if mul.op_type != "Mul" {
                 continue;
             }
-            let other = if mul.input[0] == yu.seen_as {
-                &mul.input[1]
+            let other = if input(mul, 0) == yu.seen_as {
+                input(mul, 1)
             } else {
-                &mul.input[0]
+                input(mul, 0)
             };
             // silu(z) = Mul(z, Sigmoid(z))
             let Some((_, silu)) = op(g, &g.strip_casts(other), "Mul") else {
@@ -290,9 +301,9 @@ impl Rule for ZGate {
             };
             let mut z = None;
             for (a, b) in [(0, 1), (1, 0)] {
-                if let Some((_, sig)) = op(g, &silu.input[b], "Sigmoid") {
-                    if g.strip_casts(&sig.input[0]) == g.strip_casts(&silu.input[a]) {
-                        z = Some(g.strip_casts(&silu.input[a]));
+                if let Some((_, sig)) = op(g, input(silu, b), "Sigmoid") {
+                    if g.strip_casts(input(sig, 0)) == g.strip_casts(input(silu, a)) {
+                        z = Some(g.strip_casts(input(silu, a)));
                     }
                 }
             }

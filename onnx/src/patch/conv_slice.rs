@@ -5,7 +5,7 @@
 //! every length.
 
 use super::error::PatchError;
-use super::graph::{attr_ints, i64_tensor, is_default_domain, GraphIndex};
+use super::graph::{attr_ints, i64_tensor, input, is_default_domain, GraphIndex};
 use super::rewrite::{Ctx, Patch, Rule};
 
 pub struct CausalConvSlice;
@@ -22,16 +22,19 @@ impl Rule for CausalConvSlice {
             if n.op_type != "Slice" || !is_default_domain(n) || n.input.len() < 4 {
                 continue;
             }
-            let Some((_, conv)) = g.producer_op(&n.input[0], "Conv") else {
+            let Some((_, conv)) = g.producer_op(input(n, 0), "Conv") else {
                 continue;
             };
-            let Some(w) = g.constant_proto(&conv.input[1]) else {
+            let Some(w) = g.constant_proto(input(conv, 1)) else {
                 continue;
             };
             if w.dims.len() != 3 {
                 continue;
             }
             let k = w.dims[2];
+            if !(1..=i64::MAX / 2).contains(&k) {
+                continue;
+            }
             let ones = |name: &str| attr_ints(conv, name).is_none_or(|v| v.iter().all(|&x| x == 1));
             let pads = attr_ints(conv, "pads").unwrap_or_default();
             if pads != [k - 1, k - 1] || !ones("strides") || !ones("dilations") {

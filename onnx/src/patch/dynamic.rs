@@ -28,6 +28,10 @@ fn seq_axis(v: &mut ValueInfoProto, len: usize) -> Option<usize> {
     if dims.len() >= 2 && is_l(&dims[1]) {
         return Some(1);
     }
+    // With L = 1, any size-1 axis (a batch of 1, say) would pass for the sequence axis.
+    if len == 1 {
+        return None;
+    }
     let hits: Vec<usize> = dims
         .iter()
         .enumerate()
@@ -105,6 +109,22 @@ pub fn make_seq_dynamic(graph: &mut GraphProto, len: usize, report: &mut PatchRe
         .iter_mut()
         .filter(|v| dynamic.contains(&v.name))
     {
+        if len == 1 {
+            // Every size-1 axis looks like L = 1: drop the shape hint rather than rename them
+            // all (runtimes infer shapes themselves).
+            let ambiguous = dims_mut(v).is_some_and(|d| {
+                d.iter()
+                    .any(|x| matches!(x.value, Some(DimValue::DimValue(1))))
+            });
+            if ambiguous {
+                if let Some(TypeValue::TensorType(t)) =
+                    v.type_.as_mut().and_then(|t| t.value.as_mut())
+                {
+                    t.shape = Default::default();
+                }
+            }
+            continue;
+        }
         if let Some(dims) = dims_mut(v) {
             for d in dims.iter_mut() {
                 if matches!(d.value, Some(DimValue::DimValue(x)) if x == len as i64) {

@@ -164,7 +164,7 @@ impl<'g> GraphIndex<'g> {
     pub fn through_identity(&self, value: &str) -> String {
         let mut v = value.to_string();
         while let Some((_, n)) = self.producer_op(&v, "Identity") {
-            v = n.input[0].clone();
+            v = input(n, 0).to_string();
         }
         v
     }
@@ -179,7 +179,7 @@ impl<'g> GraphIndex<'g> {
             if !copies {
                 break;
             }
-            v = n.input[0].clone();
+            v = input(n, 0).to_string();
         }
         v
     }
@@ -202,10 +202,21 @@ impl<'g> GraphIndex<'g> {
             if !copies {
                 break;
             }
-            v = n.input[0].clone();
+            v = input(n, 0).to_string();
         }
         v
     }
+}
+
+/// Input `k` of `n`, or "" (ONNX's omitted input, which no node produces) when the node has
+/// fewer inputs: a malformed node then simply fails to match.
+pub fn input(n: &NodeProto, k: usize) -> &str {
+    n.input.get(k).map_or("", String::as_str)
+}
+
+/// Output `k` of `n`, or "" when the node has fewer outputs.
+pub fn output(n: &NodeProto, k: usize) -> &str {
+    n.output.get(k).map_or("", String::as_str)
 }
 
 pub fn is_default_domain(n: &NodeProto) -> bool {
@@ -237,107 +248,17 @@ pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     (0..r).contains(&a).then_some(a as usize)
 }
 
-/// Reads the bytes of a tensor's external data (location relative to `base_dir`).
-pub fn external_bytes(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, PatchError> {
-    let err = |reason: String| PatchError::Tensor {
-        name: t.name.clone(),
-        reason,
-    };
-    let mut location = None;
-    let (mut offset, mut length) = (0u64, None);
-    for e in &t.external_data {
-        match e.key.as_str() {
-            "location" => location = Some(e.value.clone()),
-            "offset" => offset = e.value.parse().map_err(|_| err("bad offset".into()))?,
-            "length" => length = Some(e.value.parse().map_err(|_| err("bad length".into()))?),
-            _ => {}
-        }
-    }
-    let location = location.ok_or_else(|| err("external data without a location".into()))?;
-    let path = crate::model::external_path(base_dir, &location).map_err(|e| err(e.to_string()))?;
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let len = match length {
-        Some(l) => l,
-        None => f.metadata().map_err(|e| err(e.to_string()))?.len() - offset,
-    };
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| err(e.to_string()))?;
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact(&mut buf)
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
-    Ok(buf)
-}
-
-pub fn is_external(t: &TensorProto) -> bool {
-    t.data_location.value() == onnx_protobuf::tensor_proto::DataLocation::EXTERNAL as i32
-}
-
-/// Decodes a numeric tensor to f64 values.
+/// Decodes a numeric tensor to f64 values (through the interpreter's decoder, the one reader
+/// of TensorProto data).
 pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError> {
-    let err = |reason: &str| PatchError::Tensor {
+    let v = crate::interp::Tensor::from_proto(t, base_dir).map_err(|e| PatchError::Tensor {
         name: t.name.clone(),
-        reason: reason.to_string(),
-    };
-    let n: usize = t.dims.iter().map(|&d| d.max(0) as usize).product();
-    let raw;
-    let bytes: &[u8] = if is_external(t) {
-        raw = external_bytes(t, base_dir)?;
-        &raw
-    } else {
-        &t.raw_data
-    };
-    let values: Vec<f64> = match t.data_type {
-        FLOAT if !bytes.is_empty() => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        FLOAT => t.float_data.iter().map(|&v| v as f64).collect(),
-        // fp16 and bf16: raw little-endian halves, or one per int32_data entry.
-        FLOAT16 | BFLOAT16 => {
-            let halves: Vec<u16> = if !bytes.is_empty() {
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .collect()
-            } else {
-                t.int32_data.iter().map(|&v| v as u16).collect()
-            };
-            halves
-                .into_iter()
-                .map(|h| {
-                    if t.data_type == FLOAT16 {
-                        half::f16::from_bits(h).to_f64()
-                    } else {
-                        half::bf16::from_bits(h).to_f64()
-                    }
-                })
-                .collect()
-        }
-        DOUBLE if !bytes.is_empty() => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        DOUBLE => t.double_data.clone(),
-        INT64 if !bytes.is_empty() => bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        INT64 => t.int64_data.iter().map(|&v| v as f64).collect(),
-        INT32 if !bytes.is_empty() => bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        INT32 => t.int32_data.iter().map(|&v| v as f64).collect(),
-        _ => return Err(err("unsupported data type for a constant")),
-    };
-    if values.len() != n {
-        return Err(err("element count does not match dims"));
-    }
+        reason: e.to_string(),
+    })?;
     Ok(ConstValue {
         dims: t.dims.clone(),
         data_type: t.data_type,
-        values,
+        values: v.to_f64_vec(),
     })
 }
 

@@ -822,7 +822,7 @@ impl<'a, 'g> Infer<'a, 'g> {
                     // An inline tensor (external data in an attribute is not read here).
                     Some(a) => {
                         let t = a.t.as_ref()?;
-                        if super::graph::is_external(t) {
+                        if crate::model::is_external(t) {
                             return None;
                         }
                         super::graph::decode(t, std::path::Path::new(""))

@@ -118,6 +118,8 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
         initializers_before: graph.initializer.len(),
         ..Default::default()
     };
+    // The rules walk producers back from values: a cycle would send them round forever.
+    rewrite::topo_sort(graph)?;
     scan::refuse_mamba2(graph)?;
     let mut ctx = Ctx::new(base_dir);
     rewrite::run_to_fixed_point(graph, &default_rules(), &mut ctx, &mut report)?;

@@ -111,8 +111,21 @@ pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
     let n = graph.node.len();
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, node) in graph.node.iter().enumerate() {
-        for o in &node.output {
+        // "" is an omitted optional input or output, not a value.
+        for o in node.output.iter().filter(|o| !o.is_empty()) {
             producer.insert(o.as_str(), i);
+        }
+        // A node reading its own output is a cycle of one.
+        if let Some(x) = node
+            .input
+            .iter()
+            .find(|x| !x.is_empty() && node.output.contains(x))
+        {
+            return Err(PatchError::Cycle {
+                node: node.name.clone(),
+                op_type: node.op_type.clone(),
+                value: x.clone(),
+            });
         }
     }
     let mut indeg = vec![0usize; n];

@@ -1,10 +1,27 @@
 //! The `S6Scan` node as the patcher builds and re-reads it (attributes as INTs, packed inputs,
 //! per `plugin/contract.rs`).
 
-use super::graph::attr_i;
+use super::graph::output;
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, NodeProto};
-use s6plugin::contract::{S6Attrs, ONNX_DOMAIN, OP_TYPE};
+use s6plugin::contract::{AttrValue, S6Attrs, ONNX_DOMAIN, OP_TYPE};
+use s6plugin::ContractError;
+
+/// The node's flags through the contract's one reader (`S6Attrs::from_attributes`): every
+/// part of s6plugin that reads an `S6Scan` node applies the same rules.
+pub fn attrs_of(n: &NodeProto) -> Result<S6Attrs, ContractError> {
+    S6Attrs::from_attributes(n.attribute.iter().map(|a| {
+        let v = match a.type_.enum_value() {
+            Ok(AttributeType::INT) => AttrValue::Int(a.i),
+            Ok(AttributeType::STRING) => AttrValue::Str(&a.s),
+            Ok(AttributeType::FLOAT) => AttrValue::Other("a FLOAT"),
+            Ok(AttributeType::TENSOR) => AttrValue::Other("a TENSOR"),
+            Ok(AttributeType::INTS) => AttrValue::Other("INTS"),
+            _ => AttrValue::Other("of another type"),
+        };
+        (a.name.as_str(), v)
+    }))
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct ScanNode {
@@ -67,10 +84,7 @@ impl ScanNode {
         if n.op_type != OP_TYPE || n.domain != ONNX_DOMAIN {
             return None;
         }
-        let mut attrs = S6Attrs::default();
-        for name in S6Attrs::FIELD_NAMES {
-            attrs.set(name, attr_i(n, name).unwrap_or(0)).ok()?;
-        }
+        let attrs = attrs_of(n).ok()?;
         if n.input.len() != attrs.num_inputs() || n.output.len() != attrs.num_outputs() {
             return None;
         }
@@ -97,7 +111,7 @@ impl ScanNode {
             z,
             delta_bias,
             initial_state,
-            y: n.output[0].clone(),
+            y: output(n, 0).to_string(),
             last_state: n.output.get(1).cloned(),
         })
     }

@@ -17,8 +17,8 @@
 
 use super::error::PatchError;
 use super::graph::{
-    attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, BFLOAT16, DOUBLE, FLOAT,
-    FLOAT16,
+    attr_i, attr_ints, attr_s, input, is_default_domain, norm_axis, output, GraphIndex, BFLOAT16,
+    DOUBLE, FLOAT, FLOAT16,
 };
 use super::infer::{self, type_name, Infer};
 use super::rewrite::{Ctx, Patch, Rule};
@@ -41,7 +41,7 @@ impl Rule for UnrolledScan {
             // A one-step scan (L = 1) has no Concat: its only step is just Unsqueezed.
             let lone = n.op_type == "Unsqueeze"
                 && !g
-                    .consumers(&n.output[0])
+                    .consumers(output(n, 0))
                     .iter()
                     .any(|&c| g.node(c).op_type == "Concat");
             if n.op_type == "Concat" || lone {
@@ -79,8 +79,8 @@ fn scalar_index(g: &GraphIndex, value: &str) -> Option<i64> {
 /// `Gather(src, k, axis)` with a scalar constant index: (src, k, axis).
 fn step_gather(g: &GraphIndex, value: &str) -> Option<(String, i64, i64)> {
     let (_, n) = g.producer_op(&g.strip_casts(value), "Gather")?;
-    let k = scalar_index(g, &n.input[1])?;
-    Some((n.input[0].clone(), k, attr_i(n, "axis").unwrap_or(0)))
+    let k = scalar_index(g, input(n, 1))?;
+    Some((input(n, 0).to_string(), k, attr_i(n, "axis").unwrap_or(0)))
 }
 
 /// One step's readout: the state it reads and C_t.
@@ -115,9 +115,9 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
             if ht.len() != 3 || ct != [ht[0], ht[2]] || ot != [ht[0], ht[1]] {
                 return None;
             }
-            let (c_src, k, c_axis) = step_gather(g, &p.input[1])?;
+            let (c_src, k, c_axis) = step_gather(g, input(p, 1))?;
             Some(Readout {
-                h: g.strip_float_casts(&p.input[0]),
+                h: g.strip_float_casts(input(p, 0)),
                 c_src,
                 c_axis,
                 k,
@@ -128,7 +128,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
         "Gather" | "Squeeze" => {
             // (B, D, 1) → (B, D): Gather(·, 0, axis=2|-1) or Squeeze(axes=[2|-1]).
             let ok = if p.op_type == "Gather" {
-                scalar_index(g, &p.input[1]) == Some(0)
+                scalar_index(g, input(p, 1)) == Some(0)
                     && matches!(attr_i(p, "axis"), Some(2) | Some(-1))
             } else {
                 let axes =
@@ -138,14 +138,14 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
             if !ok {
                 return None;
             }
-            let (mi, mm) = g.producer_op(&g.strip_casts(&p.input[0]), "MatMul")?;
-            let (_, uc) = g.producer_op(&g.strip_casts(&mm.input[1]), "Unsqueeze")?;
+            let (mi, mm) = g.producer_op(&g.strip_casts(input(p, 0)), "MatMul")?;
+            let (_, uc) = g.producer_op(&g.strip_casts(input(mm, 1)), "Unsqueeze")?;
             if !matches!(unsqueeze_axes(g, uc)?.as_slice(), [-1] | [2]) {
                 return None;
             }
-            let (c_src, k, c_axis) = step_gather(g, &uc.input[0])?;
+            let (c_src, k, c_axis) = step_gather(g, input(uc, 0))?;
             Some(Readout {
-                h: g.strip_float_casts(&mm.input[0]),
+                h: g.strip_float_casts(input(mm, 0)),
                 c_src,
                 c_axis,
                 k,
@@ -183,18 +183,18 @@ fn match_update(g: &GraphIndex, h: &str, at: &NodeProto) -> Result<Update, Patch
         ));
     }
     for (p, q) in [(0, 1), (1, 0)] {
-        let Some((_, mul)) = g.producer_op(&g.strip_casts(&add.input[p]), "Mul") else {
+        let Some((_, mul)) = g.producer_op(&g.strip_casts(input(add, p)), "Mul") else {
             continue;
         };
-        let Some(dbu) = step_gather(g, &add.input[q]) else {
+        let Some(dbu) = step_gather(g, input(add, q)) else {
             continue;
         };
         for (r, s) in [(0, 1), (1, 0)] {
-            if let Some(da) = step_gather(g, &mul.input[r]) {
+            if let Some(da) = step_gather(g, input(mul, r)) {
                 return Ok(Update {
                     da,
                     dbu,
-                    h_prev: Some(g.strip_float_casts(&mul.input[s])),
+                    h_prev: Some(g.strip_float_casts(input(mul, s))),
                 });
             }
         }
@@ -257,8 +257,8 @@ fn factors_at(
     }
     match g.producer(&v) {
         Some((_, n)) if top && is_default_domain(n) && n.op_type == "Mul" => {
-            let mut f = factors_at(g, &n.input[0], rank, at, true)?;
-            f.extend(factors_at(g, &n.input[1], rank, at, true)?);
+            let mut f = factors_at(g, input(n, 0), rank, at, true)?;
+            f.extend(factors_at(g, input(n, 1), rank, at, true)?);
             Ok(f)
         }
         Some((_, n)) if is_default_domain(n) && n.op_type == "Unsqueeze" => {
@@ -270,7 +270,7 @@ fn factors_at(
                 .collect::<Result<_, _>>()?;
             inserted.sort_unstable();
             let kept: Vec<usize> = (0..rank).filter(|a| !inserted.contains(a)).collect();
-            let inner = factors_at(g, &n.input[0], kept.len(), at, false)?;
+            let inner = factors_at(g, input(n, 0), kept.len(), at, false)?;
             Ok(inner
                 .into_iter()
                 .map(|f| Factor {
@@ -347,15 +347,18 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     let elements: Vec<String> = if concat.op_type == "Concat" {
         concat.input.clone()
     } else {
-        vec![concat.output[0].clone()]
+        vec![output(concat, 0).to_string()]
     };
     let steps = elements.len();
     // Candidate test: the first element is Unsqueeze(readout of a state update).
-    let first = match g.producer_op(&elements[0], "Unsqueeze") {
+    let Some(first_elem) = elements.first() else {
+        return Ok(None);
+    };
+    let first = match g.producer_op(first_elem, "Unsqueeze") {
         Some((_, u)) => u,
         None => return Ok(None),
     };
-    let Some(r0) = match_readout(g, &first.input[0]) else {
+    let Some(r0) = match_readout(g, input(first, 0)) else {
         return Ok(None);
     };
     match g.producer(&r0.h) {
@@ -386,7 +389,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         if axes.len() != 1 || norm_axis(axes[0], 3) != Some(cat_axis) {
             return Err(unprovable(u, "step output not stacked on the Concat axis"));
         }
-        let r = match_readout(g, &u.input[0])
+        let r = match_readout(g, input(u, 0))
             .ok_or_else(|| unprovable(u, format!("step {k}: output is not C_t · h_t")))?;
         let idx = if r.k < 0 { r.k + steps as i64 } else { r.k };
         if idx != k as i64 {
@@ -493,7 +496,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     let (_, exp) = g
         .producer_op(&g.strip_casts(&da), "Exp")
         .ok_or_else(|| unprovable(concat, "dA is not Exp(Δ·A)"))?;
-    let fa = factors(g, &exp.input[0], 4, exp)?;
+    let fa = factors(g, input(exp, 0), 4, exp)?;
     if fa.len() != 2 {
         return Err(unprovable(
             exp,
@@ -669,7 +672,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         c: r0.c_src.clone(),
         initial_state,
         last_state,
-        y: concat.output[0].clone(),
+        y: output(concat, 0).to_string(),
         ..Default::default()
     };
     patch.remove.push(ci);
@@ -745,7 +748,7 @@ fn used_outside_readout(g: &GraphIndex, h: &str, reader: usize) -> bool {
             if !float_cast {
                 return true;
             }
-            frontier.push(n.output[0].clone());
+            frontier.push(output(n, 0).to_string());
         }
     }
     false

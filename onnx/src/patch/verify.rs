@@ -32,6 +32,11 @@ pub enum VerifyError {
     },
     #[error("input '{name}': {reason}")]
     Input { name: String, reason: String },
+    #[error("the outputs differ: original {original:?}, patched {patched:?}")]
+    Outputs {
+        original: Vec<String>,
+        patched: Vec<String>,
+    },
 }
 
 /// The sizes generated inputs take: symbolic dims named `seq_dim` (and an unnamed axis 1, the
@@ -93,8 +98,9 @@ pub fn make_inputs_at(
                 _ => sizes.batch,
             })
             .collect();
-        let n: usize = shape.iter().product();
         let dtype = info.dtype.ok_or_else(|| err("element type not declared"))?;
+        let n = crate::data::checked_len(&shape, dtype.size_bytes())
+            .map_err(|e| err(&e.to_string()))?;
         let data = match dtype {
             DataType::I64 | DataType::I32 => {
                 let vocab = vocab_of(model, &info.name).unwrap_or(2) as f64;
@@ -123,7 +129,7 @@ fn vocab_of(model: &ModelProto, input: &str) -> Option<i64> {
         .find(|n| n.op_type == "Gather" && n.input.get(1).map(String::as_str) == Some(input))?;
     g.initializer
         .iter()
-        .find(|t| t.name == n.input[0])
+        .find(|t| Some(&t.name) == n.input.first())
         .and_then(|t| t.dims.first().copied())
 }
 
@@ -138,11 +144,19 @@ pub fn run(
         .map_err(|source| VerifyError::Interp { which, source })
 }
 
-/// Compares outputs position by position (the patch keeps outputs and their order).
+/// Compares outputs position by position: the patch keeps outputs, their names and their order,
+/// so a lost, added or renamed output is an error.
 pub fn compare(
     original: &[(String, Tensor)],
     patched: &[(String, Tensor)],
 ) -> Result<Vec<OutputError>, VerifyError> {
+    let names = |v: &[(String, Tensor)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if names(original) != names(patched) {
+        return Err(VerifyError::Outputs {
+            original: names(original),
+            patched: names(patched),
+        });
+    }
     let mut out = Vec::new();
     for ((name, a), (_, b)) in original.iter().zip(patched) {
         if a.shape != b.shape {

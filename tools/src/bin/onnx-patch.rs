@@ -36,6 +36,8 @@ struct Args {
     /// Write a JSON report (layers patched, nodes before/after, time, verification).
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    limits: s6_tools::limits::Limits,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitCode> {
     let start = Instant::now();
+    args.limits.apply();
     if model::same_file(&args.input, &args.output) {
         bail!(
             "refusing to write over the input: -o {} is {}",

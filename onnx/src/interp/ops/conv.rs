@@ -113,6 +113,9 @@ fn conv(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpEr
         }
     }
 
+    let mut out_shape = vec![x.shape[0], m];
+    out_shape.extend_from_slice(&out_sp);
+    super::alloc_len(node, &out_shape, 4)?;
     let xv = x.to_f32_vec();
     let wv = w.to_f32_vec();
     let bv = bias.map(|b| b.to_f32_vec());

@@ -3,7 +3,7 @@
 //! compute in f32.
 
 use super::elementwise::from_f32;
-use super::{broadcast_index, broadcast_shapes, input, opt_input, Registry};
+use super::{alloc_len, broadcast_index, broadcast_shapes, input, opt_input, Registry};
 use crate::interp::error::InterpError;
 use crate::interp::graph::Node;
 use crate::interp::tensor::{DataType, Tensor, TensorData};
@@ -134,6 +134,9 @@ pub fn matmul_tensors(node: &Node, a: &Tensor, b: &Tensor) -> Result<Tensor, Int
     let a_batch = &a_shape[..a_shape.len() - 2];
     let b_batch = &b_shape[..b_shape.len() - 2];
     let batch = broadcast_shapes(node, &[a_batch, b_batch])?;
+    let mut full = batch.clone();
+    full.extend([m, n]);
+    alloc_len(node, &full, 8)?;
     let ai = broadcast_index(a_batch, &batch);
     let bi = broadcast_index(b_batch, &batch);
     let nb = ai.len();

@@ -81,6 +81,17 @@ pub(crate) fn norm_axis(node: &Node, axis: i64, rank: usize) -> Result<usize, In
     Ok(if axis < 0 { axis + r } else { axis } as usize)
 }
 
+/// Element count of an output of `shape` with `elem_bytes`-sized elements, checked for overflow
+/// and against the cap on one tensor (`crate::data::max_tensor_bytes`).
+pub(crate) fn alloc_len(
+    node: &Node,
+    shape: &[usize],
+    elem_bytes: usize,
+) -> Result<usize, InterpError> {
+    crate::data::checked_len(shape, elem_bytes)
+        .map_err(|e| node.error(format!("output of shape {shape:?}: {e}")))
+}
+
 /// Row-major strides of `shape`.
 pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -108,6 +119,8 @@ pub(crate) fn broadcast_shapes(
             }
         }
     }
+    // Broadcasting ops build an index per output element.
+    alloc_len(node, &out, std::mem::size_of::<usize>())?;
     Ok(out)
 }
 

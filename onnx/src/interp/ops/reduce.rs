@@ -108,7 +108,8 @@ fn reduce(node: &Node, inputs: &[Option<&Tensor>], op: &str) -> Result<Vec<Tenso
         .zip(&reduced)
         .map(|(&d, &red)| if red { 1 } else { d })
         .collect();
-    let out_n: usize = kept_shape.iter().product();
+    // A zero-size input can have huge other axes: the output need not be small.
+    let out_n = super::alloc_len(node, &kept_shape, 8)?;
     let count: usize = x
         .shape
         .iter()

@@ -12,23 +12,9 @@ pub fn register(r: &mut Registry) {
     r.insert((contract::ONNX_DOMAIN, contract::OP_TYPE), s6scan);
 }
 
-/// Attribute names TensorRT's ONNX parser may see on the node that are no op flags.
-const IGNORED_ATTRS: [&str; 2] = ["plugin_version", "plugin_namespace"];
-
-/// The node's `S6Attrs` (absent flags are 0).
+/// The node's `S6Attrs`, through the contract's one reader.
 pub fn attrs_of(node: &Node) -> Result<S6Attrs, InterpError> {
-    let mut a = S6Attrs::default();
-    for name in node.attrs.names() {
-        if IGNORED_ATTRS.contains(&name) {
-            continue;
-        }
-        let v = node
-            .attrs
-            .int(name)?
-            .ok_or_else(|| node.error(format!("attribute '{name}' missing")))?;
-        a.set(name, v).map_err(|e| node.error(e.to_string()))?;
-    }
-    Ok(a)
+    crate::patch::s6node::attrs_of(&node.proto).map_err(|e| node.error(e.to_string()))
 }
 
 fn s6scan(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpError> {

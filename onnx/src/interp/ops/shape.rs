@@ -1,7 +1,9 @@
 //! Shape and data-movement ops: Shape, Reshape, (Un)Squeeze, Flatten, Concat, Split, Slice,
 //! Gather, Expand, Transpose, Tile, Pad, Trilu, Constant, ConstantOfShape, Range, Size.
 
-use super::{broadcast_index, broadcast_shapes, input, norm_axis, opt_input, strides, Registry};
+use super::{
+    alloc_len, broadcast_index, broadcast_shapes, input, norm_axis, opt_input, strides, Registry,
+};
 use crate::interp::error::InterpError;
 use crate::interp::graph::Node;
 use crate::interp::tensor::{Tensor, TensorData};
@@ -280,10 +282,11 @@ fn split(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
         None => match node.attrs.ints("split")? {
             Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
             None => {
-                let n = node.attrs.int("num_outputs")?.map_or(n_out, |n| n as usize);
-                if n == 0 {
-                    return Err(node.error("zero outputs"));
+                let n = node.attrs.int("num_outputs")?.unwrap_or(n_out as i64);
+                if n <= 0 || n as usize != n_out {
+                    return Err(node.error(format!("num_outputs {n} for {n_out} outputs")));
                 }
+                let n = n as usize;
                 // Opset 18: uneven splits give ceil(dim / n) to all but the last.
                 let chunk = dim.div_ceil(n);
                 (0..n)
@@ -292,7 +295,8 @@ fn split(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
             }
         },
     };
-    if sizes.iter().sum::<usize>() != dim || sizes.len() != n_out {
+    let total = sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b));
+    if total != Some(dim) || sizes.len() != n_out {
         return Err(node.error(format!(
             "split sizes {sizes:?} do not cover axis {axis} of {:?} with {n_out} outputs",
             x.shape
@@ -503,10 +507,11 @@ fn tile(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpEr
         .shape
         .iter()
         .zip(&reps)
-        .map(|(&d, &r)| d * r as usize)
-        .collect();
+        .map(|(&d, &r)| d.checked_mul(r as usize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| node.error(format!("repeats {reps:?} of {:?} overflow", x.shape)))?;
     let src = strides(&x.shape);
-    let n: usize = shape.iter().product();
+    let n = alloc_len(node, &shape, 8)?;
     let mut idx = Vec::with_capacity(n);
     let mut ctr = vec![0usize; shape.len()];
     for _ in 0..n {
@@ -557,8 +562,10 @@ fn constant_of_shape(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tens
         return Err(node.error(format!("negative dimension in {dims:?}")));
     }
     let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    let n: usize = shape.iter().product();
-    let data = match node.attrs.tensor("value")? {
+    let value = node.attrs.tensor("value")?;
+    let elem = value.map_or(4, |v| v.dtype().size_bytes());
+    let n = alloc_len(node, &shape, elem)?;
+    let data = match value {
         Some(v) if v.len() == 1 => {
             map_data!(&v.data, src => vec![src[0]; n])
         }
@@ -581,19 +588,25 @@ fn range(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
         if d == 0.0 {
             return Err(node.error("delta 0"));
         }
-        let n = ((l - s) / d).ceil().max(0.0) as usize;
+        let n = ((l - s) / d).ceil().max(0.0);
+        if !n.is_finite() || n >= u64::MAX as f64 {
+            return Err(node.error(format!("range({s}, {l}, {d}) has no finite length")));
+        }
+        let n = alloc_len(node, &[n as usize], dtype.size_bytes())?;
         TensorData::from_f64_iter(dtype, (0..n).map(|i| s + i as f64 * d))
     } else {
         let (s, l, d) = (s.to_i64_vec()[0], l.to_i64_vec()[0], d.to_i64_vec()[0]);
         if d == 0 {
             return Err(node.error("delta 0"));
         }
-        let span = l - s;
-        let n = if (span > 0) == (d > 0) && span != 0 {
-            ((span.abs() + d.abs() - 1) / d.abs()) as usize
+        // In i128: `l - s` of two int64 values can overflow.
+        let (span, step) = (l as i128 - s as i128, d as i128);
+        let n = if (span > 0) == (step > 0) && span != 0 {
+            usize::try_from((span.abs() + step.abs() - 1) / step.abs()).unwrap_or(usize::MAX)
         } else {
             0
         };
+        let n = alloc_len(node, &[n], 8)?;
         TensorData::I64((0..n as i64).map(|i| s + i * d).collect()).cast(dtype)
     };
     let n = data.len();
@@ -638,13 +651,16 @@ fn pad(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpErr
     }
     let mut shape = Vec::with_capacity(r);
     for a in 0..r {
-        let d = x.shape[a] as i64 + before[a] + after[a];
+        let d = (x.shape[a] as i64)
+            .checked_add(before[a])
+            .and_then(|d| d.checked_add(after[a]))
+            .unwrap_or(-1);
         if d < 0 {
             return Err(node.error(format!("pads {raw:?} crop {:?} below zero", x.shape)));
         }
         shape.push(d as usize);
     }
-    let n: usize = shape.iter().product();
+    let n = alloc_len(node, &shape, 16)?;
     let src = strides(&x.shape);
     // Source index per output element; None = the constant.
     let mut idx: Vec<Option<usize>> = Vec::with_capacity(n);
