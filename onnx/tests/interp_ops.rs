@@ -91,6 +91,43 @@ fn every_op_fixture_matches_onnxruntime() {
     );
 }
 
+/// The op list (`s6-run --list-ops`) names every op a fixture exercises, and the ops the
+/// vision-Mamba exports and common Mamba LMs need are among them.
+#[test]
+fn supported_ops_cover_the_fixtures_and_vision_ops() {
+    let listed = s6_onnx::interp::ops::supported_ops();
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(fixtures()).unwrap() {
+        let p = e.unwrap().path().join("model.onnx");
+        let Ok(m) = model::load(&p) else { continue };
+        for n in &m.graph.as_ref().unwrap().node {
+            if !listed.contains(&n.op_type) {
+                missing.push(n.op_type.clone());
+            }
+        }
+    }
+    for op in [
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "InstanceNormalization",
+        "Conv",
+        "Gelu",
+        "Erf",
+        "HardSwish",
+        "HardSigmoid",
+        "Resize",
+        "Einsum",
+        "Trilu",
+        "CumSum",
+    ] {
+        if !listed.iter().any(|o| o == op) {
+            missing.push(op.to_string());
+        }
+    }
+    assert!(missing.is_empty(), "not in supported_ops(): {missing:?}");
+}
+
 /// A one-node model built in Rust.
 fn one_node(
     op: &str,
