@@ -256,6 +256,8 @@ def main():
          {"equation": "...d,nd->...n"})
     case("einsum_repeated_out_order", "Einsum", [f32(3, 4, 2)], {"equation": "abc->cab"})
     case("trilu_batched_upper", "Trilu", [f32(2, 3, 5, 4)])
+    case("onehot_neg_idx", "OneHot", [i64(0, -1, 2, 5, -7).reshape(5, 1), np.array(4, np.int64),
+                                      np.array([0.5, 3.0], np.float32)], {"axis": 1}, opset=11)
     case("cumsum_f16_rev", "CumSum", [h(2, 5), np.array(1, np.int64)], {"reverse": 1})
     print(f"wrote {len(os.listdir(ROOT))} cases under {ROOT}")
 

@@ -7,6 +7,7 @@ pub mod einsum;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
+pub mod onehot;
 pub mod reduce;
 pub mod resize;
 pub mod scan;
@@ -39,6 +40,7 @@ pub fn registry() -> &'static Registry {
         scan::register(&mut r);
         activation::register(&mut r);
         norm::register(&mut r);
+        onehot::register(&mut r);
         resize::register(&mut r);
         r
     })
