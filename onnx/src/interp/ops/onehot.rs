@@ -24,7 +24,7 @@ fn one_hot(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Inter
         )));
     }
     let depth_v = depth.to_f64_vec()[0];
-    if !(depth_v >= 1.0) || depth_v > MAX_ELEMENTS as f64 {
+    if depth_v.is_nan() || depth_v < 1.0 || depth_v > MAX_ELEMENTS as f64 {
         return Err(node.error(format!("depth {depth_v} out of range")));
     }
     let d = depth_v as usize;
