@@ -16,7 +16,9 @@
 //! Concat looks like a scan, any failed proof is an error naming the node.
 
 use super::error::PatchError;
+use super::forms::{self, Role};
 use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, FLOAT};
+use super::groups;
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::{GraphProto, NodeProto};
@@ -85,6 +87,8 @@ struct Readout {
     c_src: String,
     c_axis: i64,
     k: i64,
+    /// C_t's axes: (batch, state), or with a channel axis when C is spread over channels.
+    c_roles: Vec<Role>,
     /// The readout's last node (named in errors).
     node: usize,
     /// The node that consumes the state (MatMul or Einsum).
@@ -99,27 +103,21 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
     }
     match p.op_type.as_str() {
         "Einsum" => {
-            let eq = attr_s(p, "equation")?.replace(' ', "");
-            let (lhs, out) = eq.split_once("->")?;
-            let terms: Vec<&str> = lhs.split(',').collect();
-            if terms.len() != 2 || p.input.len() != 2 {
-                return None;
-            }
-            let (ht, ct) = (terms[0].as_bytes(), terms[1].as_bytes());
-            let ot = out.as_bytes();
-            // h (b, d, n), C_t (b, n) → (b, d)
-            if ht.len() != 3 || ct != [ht[0], ht[2]] || ot != [ht[0], ht[1]] {
-                return None;
-            }
-            let (c_src, k, c_axis) = step_gather(g, &p.input[1])?;
-            Some(Readout {
-                h: g.strip_float_casts(&p.input[0]),
-                c_src,
-                c_axis,
-                k,
-                node: pi,
-                reader: pi,
-            })
+            // Any spelling: forms::readout_einsum finds the state operand and C_t's axes.
+            forms::readout_einsum(p)
+                .into_iter()
+                .find_map(|(hi, c_roles)| {
+                    let (c_src, k, c_axis) = step_gather(g, &p.input[1 - hi])?;
+                    Some(Readout {
+                        h: g.strip_float_casts(&p.input[hi]),
+                        c_src,
+                        c_axis,
+                        k,
+                        c_roles,
+                        node: pi,
+                        reader: pi,
+                    })
+                })
         }
         "Gather" | "Squeeze" => {
             // (B, D, 1) → (B, D): Gather(·, 0, axis=2|-1) or Squeeze(axes=[2|-1]).
@@ -145,6 +143,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
                 c_src,
                 c_axis,
                 k,
+                c_roles: vec![Role::Batch, Role::State],
                 node: pi,
                 reader: mi,
             })
@@ -313,6 +312,33 @@ fn factors_at(
     }
 }
 
+/// Splits a factor that is itself a broadcast product (Δ·u computed before its product with
+/// B) into its factors, their axes mapped through the outer factor's.
+fn split_factor(
+    g: &GraphIndex,
+    f: &Factor,
+    at: &NodeProto,
+) -> Result<Option<Vec<Factor>>, PatchError> {
+    if f.const_dims.is_some() {
+        return Ok(None);
+    }
+    let Some((_, mul)) = g.producer_op(&f.base, "Mul") else {
+        return Ok(None);
+    };
+    // One level only: u's own products (SiLU's x·sigmoid(x)) stay whole.
+    let mut parts = factors_at(g, &mul.input[0], f.map.len(), at, false)?;
+    parts.extend(factors_at(g, &mul.input[1], f.map.len(), at, false)?);
+    Ok(Some(
+        parts
+            .into_iter()
+            .map(|p| Factor {
+                map: p.map.iter().map(|m| m.and_then(|j| f.map[j])).collect(),
+                ..p
+            })
+            .collect(),
+    ))
+}
+
 /// Axis letters of the 4-D dA / dBu tensors.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ax {
@@ -391,7 +417,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
                 format!("step {k} reads C at index {}", r.k),
             ));
         }
-        if r.c_src != r0.c_src || r.c_axis != r0.c_axis {
+        if r.c_src != r0.c_src || r.c_axis != r0.c_axis || r.c_roles != r0.c_roles {
             return Err(unprovable(
                 g.node(r.node),
                 "steps read C from different tensors",
@@ -423,10 +449,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         match (&up.h_prev, prev_expected) {
             (Some(p), Some(e)) if *p == e => {}
             (Some(p), None) => {
-                let zero = g
-                    .constant(p)
-                    .map(|c| c.values.iter().all(|&v| v == 0.0))
-                    .unwrap_or(false);
+                let zero = forms::is_zero_fill(g, p);
                 if !zero {
                     initial_state = Some(p.clone());
                 }
@@ -502,7 +525,22 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         .producer(&g.strip_casts(&dbu))
         .map(|(_, n)| n)
         .unwrap_or(concat);
-    let fb = factors(g, &dbu, 4, dbu_node)?;
+    let mut fb = factors(g, &dbu, 4, dbu_node)?;
+    let is_delta = |f: &Factor| f.base == delta_f.base && f.map == delta_f.map;
+    // Δ·u (or Δ·B) formed before the product with the third factor: split the one holding Δ.
+    if fb.len() == 2 && !fb.iter().any(is_delta) {
+        let split = fb.iter().enumerate().find_map(|(i, f)| {
+            split_factor(g, f, dbu_node)
+                .ok()
+                .flatten()
+                .filter(|p| p.iter().any(is_delta))
+                .map(|p| (i, p))
+        });
+        if let Some((i, parts)) = split {
+            fb.remove(i);
+            fb.extend(parts);
+        }
+    }
     if fb.len() != 3 {
         return Err(unprovable(
             dbu_node,
@@ -511,7 +549,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     }
     let di = fb
         .iter()
-        .position(|f| f.base == delta_f.base && f.map == delta_f.map)
+        .position(is_delta)
         .ok_or_else(|| unprovable(dbu_node, "dBu does not use the Δ of dA"))?;
     let rest: Vec<&Factor> = fb
         .iter()
@@ -519,14 +557,17 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         .filter(|(i, _)| *i != di)
         .map(|(_, f)| f)
         .collect();
-    let (b_f, u_f) = if covers(rest[0], &layout, &[Ax::B, Ax::L, Ax::N]) {
+    // B is (B, N, L), or (B, D, N, L) when a grouped B is spread over the channels.
+    let is_b = |f: &Factor| {
+        covers(f, &layout, &[Ax::B, Ax::L, Ax::N])
+            || (f.const_dims.is_none() && covers(f, &layout, &[Ax::B, Ax::D, Ax::L, Ax::N]))
+    };
+    let (b_f, u_f) = if is_b(rest[0]) {
         (rest[0], rest[1])
     } else {
         (rest[1], rest[0])
     };
-    if !covers(b_f, &layout, &[Ax::B, Ax::L, Ax::N])
-        || !covers(u_f, &layout, &[Ax::B, Ax::D, Ax::L])
-    {
+    if !is_b(b_f) || !covers(u_f, &layout, &[Ax::B, Ax::D, Ax::L]) {
         return Err(unprovable(
             dbu_node,
             "cannot tell B (B, N, L) and u (B, D, L) apart",
@@ -553,23 +594,64 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
             op_type: concat.op_type.clone(),
         });
     }
-    let bc_last = match letters(b_f, &layout).as_slice() {
-        [Ax::B, Ax::N, Ax::L] => false,
-        [Ax::B, Ax::L, Ax::N] => true,
-        other => return Err(unprovable(dbu_node, format!("B has axes {other:?}"))),
+    // B's and C's layouts: (batch, N, L) / (batch, L, N), with a channel axis where grouped.
+    let bc_layout = |axes: &[Ax]| match axes {
+        [Ax::B, Ax::N, Ax::L] => Some((false, false)),
+        [Ax::B, Ax::L, Ax::N] => Some((true, false)),
+        [Ax::B, Ax::D, Ax::N, Ax::L] => Some((false, true)),
+        [Ax::B, Ax::L, Ax::D, Ax::N] => Some((true, true)),
+        _ => None,
     };
-    let c_last = match r0.c_axis {
-        1 | -2 => true,
-        2 | -1 => false,
-        _ => return Err(unprovable(g.node(r0.node), "C indexed on the batch axis")),
-    };
-    if c_last != bc_last {
+    let b_axes = letters(b_f, &layout);
+    let (bc_last, grouped) =
+        bc_layout(&b_axes).ok_or_else(|| unprovable(dbu_node, format!("B has axes {b_axes:?}")))?;
+    // C's axes: C_t's, with L inserted where the steps gather it.
+    let mut c_axes: Vec<Ax> = r0
+        .c_roles
+        .iter()
+        .map(|r| match r {
+            Role::Batch => Ax::B,
+            Role::Channel => Ax::D,
+            Role::State => Ax::N,
+        })
+        .collect();
+    let ca = norm_axis(r0.c_axis, c_axes.len() + 1)
+        .ok_or_else(|| unprovable(g.node(r0.node), "C's time axis out of range"))?;
+    c_axes.insert(ca, Ax::L);
+    let (c_last, c_grouped) = bc_layout(&c_axes)
+        .ok_or_else(|| unprovable(g.node(r0.node), format!("C has axes {c_axes:?}")))?;
+    if c_last != bc_last || c_grouped != grouped {
         return Err(PatchError::Unsupported {
             what: "B and C in different layouts".into(),
             node: g.node(r0.node).name.clone(),
             op_type: g.node(r0.node).op_type.clone(),
         });
     }
+    // Grouped: the node takes B and C before they were spread over the channels.
+    let (b_name, c_name) = if grouped {
+        let at_c = g.node(r0.node);
+        let axis_of_d = |axes: &[Ax]| axes.iter().position(|a| *a == Ax::D).unwrap_or(0);
+        let not_spread = |n: &NodeProto, what: &str| {
+            unprovable(
+                n,
+                format!("{what} has a channel axis but is not spread from a grouped tensor"),
+            )
+        };
+        let sb = groups::resolve(g, ctx, &b_f.base, axis_of_d(&b_axes), dbu_node)?
+            .ok_or_else(|| not_spread(dbu_node, "B"))?;
+        let sc = groups::resolve(g, ctx, &r0.c_src, axis_of_d(&c_axes), at_c)?
+            .ok_or_else(|| not_spread(at_c, "C"))?;
+        if sb.groups != sc.groups {
+            return Err(PatchError::Unsupported {
+                what: format!("B in {} groups, C in {}", sb.groups, sc.groups),
+                node: at_c.name.clone(),
+                op_type: at_c.op_type.clone(),
+            });
+        }
+        (sb.base, sc.base)
+    } else {
+        (b_f.base.clone(), r0.c_src.clone())
+    };
 
     // A as a (D, N) fp32 tensor.
     let mut patch = Patch::default();
@@ -662,8 +744,8 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         u: u_f.base.clone(),
         delta: delta_f.base.clone(),
         a: a_name,
-        b: b_f.base.clone(),
-        c: r0.c_src.clone(),
+        b: b_name,
+        c: c_name,
         initial_state,
         last_state,
         y: concat.output[0].clone(),

@@ -1,0 +1,84 @@
+//! Spellings of the scan's pieces that exports differ in, recognised by what they compute:
+//! the readout `y_t = Σₙ h_t · C_t` as an Einsum of any letters, operand order and with or
+//! without a channel axis on `C_t` (grouped `C` spread over the channels), and a zero initial
+//! state made at run time (`new_zeros` with a dynamic batch is a `ConstantOfShape`).
+
+use super::graph::{is_default_domain, GraphIndex};
+use onnx_protobuf::NodeProto;
+
+/// What an axis of `C_t` is, in the state's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Batch,
+    Channel,
+    State,
+}
+
+/// An Einsum's terms and explicit output, spaces removed; `None` for an implicit output or an
+/// ellipsis.
+pub fn einsum_terms(n: &NodeProto) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
+    let eq = super::graph::attr_s(n, "equation")?.replace(' ', "");
+    let (lhs, out) = eq.split_once("->")?;
+    if eq.contains("...") {
+        return None;
+    }
+    let terms = lhs.split(',').map(|t| t.as_bytes().to_vec()).collect();
+    Some((terms, out.as_bytes().to_vec()))
+}
+
+/// A readout Einsum `(h (b, d, n), C_t) → (b, d)`, summing over n: the position of the state
+/// operand and the roles of C_t's axes. The state is the operand whose letters the output
+/// starts with; `C_t` has batch and state axes, and a channel axis when `C` is spread over
+/// channels. Each candidate (state first or second) is returned for the caller to try.
+pub fn readout_einsum(n: &NodeProto) -> Vec<(usize, Vec<Role>)> {
+    let Some((terms, out)) = einsum_terms(n) else {
+        return Vec::new();
+    };
+    if terms.len() != 2 || n.input.len() != 2 {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    for hi in 0..2 {
+        let (ht, ct) = (&terms[hi], &terms[1 - hi]);
+        let distinct = |t: &[u8]| t.iter().enumerate().all(|(i, c)| !t[..i].contains(c));
+        if ht.len() != 3 || !distinct(ht) || !distinct(ct) || out != [ht[0], ht[1]] {
+            continue;
+        }
+        let roles: Option<Vec<Role>> = ct
+            .iter()
+            .map(|c| match ht.iter().position(|x| x == c) {
+                Some(0) => Some(Role::Batch),
+                Some(1) => Some(Role::Channel),
+                Some(2) => Some(Role::State),
+                _ => None,
+            })
+            .collect();
+        let Some(roles) = roles else { continue };
+        let has = |r: Role| roles.contains(&r);
+        if has(Role::Batch) && has(Role::State) {
+            found.push((hi, roles));
+        }
+    }
+    found
+}
+
+/// True when `value` is all zeros: a constant of zeros, or `ConstantOfShape` whose value is
+/// zero (or absent, which means zero).
+pub fn is_zero_fill(g: &GraphIndex, value: &str) -> bool {
+    if let Some(c) = g.constant(value) {
+        return c.values.iter().all(|&v| v == 0.0);
+    }
+    let v = g.strip_float_casts(value);
+    let Some((_, n)) = g.producer(&v) else {
+        return false;
+    };
+    if !is_default_domain(n) || n.op_type != "ConstantOfShape" {
+        return false;
+    }
+    match n.attribute.iter().find(|a| a.name == "value") {
+        None => true,
+        Some(a) => super::graph::decode(&a.t, std::path::Path::new(""))
+            .map(|c| c.values.iter().all(|&x| x == 0.0))
+            .unwrap_or(false),
+    }
+}
