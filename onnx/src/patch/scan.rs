@@ -673,12 +673,42 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
                     format!("A constant of shape {dims:?} is not (D, N)"),
                 ));
             }
-            let mut t = proto.clone();
-            t.name = ctx.fresh(g, "A");
-            t.dims = kept;
+            let name = ctx.fresh(g, "A");
+            let t = if proto.data_type == FLOAT {
+                let mut t = proto.clone();
+                t.name = name;
+                t.dims = kept;
+                t
+            } else {
+                // A half-precision export's A: the op takes it in fp32 (widening is exact).
+                let v = g
+                    .constant(&a_f.base)
+                    .ok_or_else(|| unprovable(exp, "A constant unreadable"))?;
+                let f: Vec<f32> = v.values.iter().map(|&x| x as f32).collect();
+                super::graph::f32_tensor(&name, &kept, &f)
+            };
             patch.add_initializers.push(t.clone());
             t.name
         }
+    };
+    // A computed in half precision (`-exp(A_log)` of an fp16 export) is widened by a Cast.
+    let a_name = match g.dtype(&a_name) {
+        Some(t) if t != FLOAT && a_f.const_dims.is_none() && is_float_type(t) => {
+            let wide = ctx.fresh(g, "A_fp32");
+            let mut cast = NodeProto::new();
+            cast.name = ctx.fresh(g, "Cast_A");
+            cast.op_type = "Cast".into();
+            cast.input = vec![a_name];
+            cast.output = vec![wide.clone()];
+            let mut to = onnx_protobuf::AttributeProto::new();
+            to.name = "to".into();
+            to.type_ = onnx_protobuf::attribute_proto::AttributeType::INT.into();
+            to.i = FLOAT as i64;
+            cast.attribute.push(to);
+            patch.add_nodes.push(cast);
+            wide
+        }
+        _ => a_name,
     };
 
     // Dtypes per the contract: u, Δ, B, C share one; A and the initial state are fp32. Casts to
@@ -691,9 +721,10 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     ];
     let types: Vec<(&str, Option<i32>)> = act.iter().map(|(k, v)| (*k, g.dtype(v))).collect();
     let known: Vec<i32> = types.iter().filter_map(|(_, t)| *t).collect();
-    let fp32_inputs = [("A", a_f.base.as_str())]
-        .into_iter()
-        .chain(initial_state.as_deref().map(|s| ("initial_state", s)));
+    let fp32_inputs = initial_state
+        .as_deref()
+        .map(|s| ("initial_state", s))
+        .into_iter();
     let bad_fp32 = fp32_inputs
         .filter(|(_, v)| g.dtype(v).is_some_and(|t| t != FLOAT))
         .map(|(k, _)| k)
@@ -755,6 +786,10 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     patch.add_nodes.push(node.to_node());
     patch.scans_created = 1;
     Ok(Some(patch))
+}
+
+fn is_float_type(t: i32) -> bool {
+    matches!(t, 10 | 11 | 16)
 }
 
 /// True when the state `h` (or a float Cast of it) has a use other than the path into
