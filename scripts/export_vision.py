@@ -104,14 +104,52 @@ def scan_single(u, delta, A, B, C, D):
     return y + u * D
 
 
+def scan_grouped_cl(u, delta, A, B, C, D, delta_bias):
+    """The grouped scan of scan_grouped spelled another way, channels-last: u, Δ (b, L, d),
+    B, C (b, L, G, N); B/C spread over the channels by unsqueeze + expand + reshape; other
+    einsum letters and operand orders; the readout as a product summed over N."""
+    b, L, d = u.shape
+    g = B.shape[2]
+    delta = F.softplus(delta_bias + delta)
+    dA = torch.exp(torch.einsum("xs,btx->btxs", A, delta))
+    Bx = B.unsqueeze(3).expand(b, L, g, d // g, B.shape[3]).reshape(b, L, d, B.shape[3])
+    Cx = C.unsqueeze(3).expand(b, L, g, d // g, C.shape[3]).reshape(b, L, d, C.shape[3])
+    dBu = torch.einsum("btx,btxs,btx->btxs", u, Bx, delta)
+    h = torch.zeros(b, d, A.shape[1], dtype=u.dtype)
+    ys = []
+    for t in range(L):
+        h = dBu[:, t] + dA[:, t] * h
+        ys.append((h * Cx[:, t]).sum(-1))
+    return torch.stack(ys, dim=1) + D * u
+
+
+def scan_interleaved(u, delta, A, B, C, D, delta_bias):
+    """NOT the contract's grouping: B/C tiled over the channels (channel d uses group d mod G,
+    `repeat` instead of `repeat_interleave`). The patcher must refuse it."""
+    b, d, L = u.shape
+    g = B.shape[1]
+    delta = F.softplus(delta + delta_bias[:, None])
+    dA = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
+    Bx = B.repeat(1, d // g, 1, 1)
+    Cx = C.repeat(1, d // g, 1, 1)
+    dBu = torch.einsum("bdl,bdnl,bdl->bdln", delta, Bx, u)
+    h = u.new_zeros((b, d, A.shape[1]))
+    ys = []
+    for t in range(L):
+        h = dA[:, :, t] * h + dBu[:, :, t]
+        ys.append(torch.einsum("bdn,bdn->bd", h, Cx[:, :, :, t]))
+    return torch.stack(ys, dim=2) + u * D[:, None]
+
+
 # ---------------------------------------------------------------- SS2D (VMamba)
 
 
 class SS2D(nn.Module):
     K = 4
 
-    def __init__(self, c=8, expand=2, n=4, rank=2):
+    def __init__(self, c=8, expand=2, n=4, rank=2, spelling="reference"):
         super().__init__()
+        self.spelling = spelling
         d = expand * c
         self.d, self.n, self.rank = d, n, rank
         k = self.K
@@ -140,15 +178,29 @@ class SS2D(nn.Module):
         x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight)
         dts, Bs, Cs = x_dbl.split([self.rank, self.n, self.n], dim=2)
         dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
-        y = scan_grouped(
-            xs.reshape(b, k * d, L),
-            dts.reshape(b, k * d, L),
-            -torch.exp(self.A_logs),
-            Bs,
-            Cs,
-            self.Ds,
-            self.dt_projs_bias.reshape(-1),
-        ).reshape(b, k, d, L)
+        args = (-torch.exp(self.A_logs),)
+        if self.spelling == "channels_last":
+            y = scan_grouped_cl(
+                xs.reshape(b, k * d, L).transpose(1, 2),
+                dts.reshape(b, k * d, L).transpose(1, 2),
+                *args,
+                Bs.permute(0, 3, 1, 2),
+                Cs.permute(0, 3, 1, 2),
+                self.Ds,
+                self.dt_projs_bias.reshape(-1),
+            ).transpose(1, 2)
+        else:
+            scan = scan_interleaved if self.spelling == "interleaved" else scan_grouped
+            y = scan(
+                xs.reshape(b, k * d, L),
+                dts.reshape(b, k * d, L),
+                *args,
+                Bs,
+                Cs,
+                self.Ds,
+                self.dt_projs_bias.reshape(-1),
+            )
+        y = y.reshape(b, k, d, L)
         # Back to row-major order and summed.
         y_rev = y[:, 2:].flip(-1)
         y_hw = y[:, 0] + y_rev[:, 0]
@@ -304,7 +356,19 @@ def main():
     vim = VimBlock().eval()
     perturb(vim, SEED + 3)
 
-    jobs = []
+    # The same SS2D weights with the scan spelled differently: channels-last with expand +
+    # reshape and a summed-product readout (patched like the reference), and B/C tiled
+    # instead of interleaved (a different model: refused).
+    variants = {}
+    for spelling in ("channels_last", "interleaved"):
+        torch.manual_seed(SEED)
+        variants[spelling] = SS2D(spelling=spelling).eval()
+        perturb(variants[spelling], SEED + 1)
+
+    jobs = [
+        ("ss2d_cl_expand_4x4", variants["channels_last"], "ss2d", (4, 4, 8), np.float32, 17, 1e-4),
+        ("ss2d_interleaved_4x4", variants["interleaved"], "ss2d", (4, 4, 8), np.float32, 17, 1e-4),
+    ]
     for dtype, tag, tol in ((np.float32, "", 1e-4), (np.float16, "_fp16", 3e-2)):
         for h, w in SS2D_SIZES:
             jobs.append((f"ss2d{tag}_{h}x{w}", ss2d, "ss2d", (h, w, 8), dtype, 17, tol))

@@ -9,16 +9,19 @@ use s6_onnx::{model, npy};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// (fixture, scans, B/C groups, fp16)
-const FIXTURES: [(&str, usize, usize, bool); 8] = [
-    ("ss2d_4x4", 1, 4, false),
-    ("ss2d_3x5", 1, 4, false),
-    ("ss2d_fp16_4x4", 1, 4, true),
-    ("ss2d_fp16_3x5", 1, 4, true),
-    ("vim_8x8", 2, 1, false),
-    ("vim_6x10", 2, 1, false),
-    ("vim_fp16_8x8", 2, 1, true),
-    ("vim_fp16_6x10", 2, 1, true),
+/// (fixture, scans, B/C groups, fp16, channels_last). `ss2d_cl_expand` is SS2D's scan spelled
+/// otherwise: channels-last, B/C (batch, L, G, N) spread by expand + reshape, other einsum
+/// letters and operand orders, the readout as a summed product.
+const FIXTURES: [(&str, usize, usize, bool, bool); 9] = [
+    ("ss2d_4x4", 1, 4, false, false),
+    ("ss2d_3x5", 1, 4, false, false),
+    ("ss2d_fp16_4x4", 1, 4, true, false),
+    ("ss2d_fp16_3x5", 1, 4, true, false),
+    ("ss2d_cl_expand_4x4", 1, 4, false, true),
+    ("vim_8x8", 2, 1, false, true),
+    ("vim_6x10", 2, 1, false, true),
+    ("vim_fp16_8x8", 2, 1, true, true),
+    ("vim_fp16_6x10", 2, 1, true, true),
 ];
 
 fn dir(name: &str) -> PathBuf {
@@ -70,7 +73,7 @@ fn scans(m: &s6_onnx::proto::ModelProto) -> Vec<ScanNode> {
 
 #[test]
 fn vision_exports_patch_into_the_expected_nodes_and_match_onnxruntime() {
-    for (name, n_scans, groups, fp16) in FIXTURES {
+    for (name, n_scans, groups, fp16, channels_last) in FIXTURES {
         let d = dir(name);
         let (m, report) = patched(name);
         let sc = scans(&m);
@@ -86,7 +89,8 @@ fn vision_exports_patch_into_the_expected_nodes_and_match_onnxruntime() {
             );
             assert_eq!(a.has_z, name.starts_with("vim"), "{name}: {a:?}");
             assert!(!a.has_initial_state && !a.has_last_state, "{name}: {a:?}");
-            assert_eq!(a.channels_last, name.starts_with("vim"), "{name}: {a:?}");
+            assert_eq!(a.channels_last, channels_last, "{name}: {a:?}");
+            assert_eq!(a.bc_channels_last, channels_last, "{name}: {a:?}");
         }
         // The unrolled steps are gone: no Einsum readout, no Tile spreading B/C.
         let g = m.graph.as_ref().unwrap();
@@ -130,7 +134,8 @@ fn vision_exports_patch_into_the_expected_nodes_and_match_onnxruntime() {
         let want_rank = if groups > 1 { 4 } else { 3 };
         assert_eq!(b.rank(), want_rank, "{name}: B {:?}", b.shape);
         if groups > 1 {
-            assert_eq!(b.shape[1], groups, "{name}: B {:?}", b.shape);
+            let g_axis = if channels_last { 2 } else { 1 };
+            assert_eq!(b.shape[g_axis], groups, "{name}: B {:?}", b.shape);
         }
     }
 }
@@ -183,4 +188,24 @@ fn patched_vision_exports_run_at_another_batch() {
         let e = worst_error(&got, &want);
         assert!(e <= 1e-4, "{name}: batch 3: {e:.2e}");
     }
+}
+
+/// B/C tiled over the channels (`repeat`: channel d uses group d mod G) is not the contract's
+/// grouping; the patcher must say so rather than build a wrong node.
+#[test]
+fn interleaved_groups_are_refused() {
+    let d = dir("ss2d_interleaved_4x4");
+    let mut m = model::load(&d.join("model.onnx")).unwrap();
+    let err = patch::patch_model(&mut m, &d).unwrap_err().to_string();
+    assert!(
+        err.contains("not a block-wise repeat") && err.contains("d mod G"),
+        "{err}"
+    );
+    // The original itself runs and matches onnxruntime (the refusal is not a runtime failure).
+    let m = model::load(&d.join("model.onnx")).unwrap();
+    let got = Session::new(&m, &d)
+        .unwrap()
+        .run(&read_npy(&d.join("inputs")))
+        .unwrap();
+    assert!(worst_error(&got, &read_npy(&d.join("expected"))) <= 1e-4);
 }

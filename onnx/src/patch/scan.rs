@@ -119,6 +119,46 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
                     })
                 })
         }
+        "ReduceSum" => {
+            // Σₙ h ⊙ C_t: a product summed over the state axis (keepdims 0).
+            let axes =
+                attr_ints(p, "axes").or_else(|| g.constant(p.input.get(1)?).map(|c| c.ints()));
+            if !matches!(axes.as_deref(), Some([2]) | Some([-1]))
+                || attr_i(p, "keepdims").unwrap_or(1) != 0
+            {
+                return None;
+            }
+            let (mi, mul) = g.producer_op(&g.strip_casts(&p.input[0]), "Mul")?;
+            let c_t = |v: &str| -> Option<((String, i64, i64), Vec<Role>)> {
+                let v = g.strip_casts(v);
+                if let Some(s) = step_gather(g, &v) {
+                    // C_t (b, d, n), as spread over the channels.
+                    return Some((s, vec![Role::Batch, Role::Channel, Role::State]));
+                }
+                // (b, 1, n) = Unsqueeze(C_t (b, n), 1).
+                let (_, u) = g.producer_op(&v, "Unsqueeze")?;
+                if unsqueeze_axes(g, u)?.as_slice() != [1] {
+                    return None;
+                }
+                Some((step_gather(g, &u.input[0])?, vec![Role::Batch, Role::State]))
+            };
+            (0..2).find_map(|hi| {
+                let ((c_src, k, c_axis), c_roles) = c_t(&mul.input[1 - hi])?;
+                let h = g.strip_float_casts(&mul.input[hi]);
+                // The state is the Add of the update (or, folded, a Gather of dBu).
+                g.producer(&h)
+                    .filter(|(_, n)| matches!(n.op_type.as_str(), "Add" | "Gather"))?;
+                Some(Readout {
+                    h,
+                    c_src,
+                    c_axis,
+                    k,
+                    c_roles,
+                    node: pi,
+                    reader: mi,
+                })
+            })
+        }
         "Gather" | "Squeeze" => {
             // (B, D, 1) → (B, D): Gather(·, 0, axis=2|-1) or Squeeze(axes=[2|-1]).
             let ok = if p.op_type == "Gather" {
