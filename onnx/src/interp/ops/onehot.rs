@@ -11,7 +11,7 @@ pub fn register(r: &mut Registry) {
 }
 
 /// Largest output accepted (elements), so that a corrupt depth cannot exhaust memory.
-const MAX_ELEMENTS: usize = 1 << 31;
+const MAX_ELEMENTS: usize = 1 << 28;
 
 fn one_hot(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpError> {
     let indices = input(node, inputs, 0)?;

@@ -8,6 +8,9 @@ use crate::interp::error::InterpError;
 use crate::interp::graph::Node;
 use crate::interp::tensor::{Tensor, TensorData};
 
+/// Largest output accepted (elements): a corrupt scale must not exhaust memory.
+const MAX_ELEMENTS: usize = 1 << 28;
+
 pub fn register(r: &mut Registry) {
     r.insert(("", "Resize"), resize);
 }
@@ -152,10 +155,13 @@ fn resize(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Interp
     let n_out = out_shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| n <= x.len().max(1).saturating_mul(1 << 12) && n <= 1 << 31)
+        .filter(|&n| n <= x.len().max(1).saturating_mul(1 << 12) && n <= MAX_ELEMENTS)
         .ok_or_else(|| node.error(format!("output shape {out_shape:?} is too large")))?;
-    if x.is_empty() && n_out > 0 {
-        return Err(node.error("cannot resize an empty tensor to a non-empty one"));
+    if x.is_empty() {
+        if n_out > 0 {
+            return Err(node.error("cannot resize an empty tensor to a non-empty one"));
+        }
+        return Ok(vec![Tensor::zeros(x.dtype(), out_shape)]);
     }
 
     // One axis at a time: separable for linear, exact for nearest.
