@@ -20,7 +20,9 @@ the recurrence the way a first export by a new user does.
     HardSwish and a tanh-GELU.
 
 Each is exported by TorchScript (dynamo=False) with a dynamic batch axis at two image sizes and
-in fp32 and fp16. For every export, fixtures/vision/<name>/ holds (the layout of
+in fp32 and fp16, and by the dynamo exporter at one size in fp32. Two more SS2D exports spell
+its scan otherwise: channels-last with expand + reshape (`ss2d_cl_expand_4x4`) and with B/C
+tiled instead of interleaved (`ss2d_interleaved_4x4`, a different model the patcher refuses). For every export, fixtures/vision/<name>/ holds (the layout of
 fixtures/models, see scripts/export_mamba.py)
   model.onnx             the export (input `x`, output `y`, batch dynamic)
   inputs/x.npy           an input at batch 2
@@ -280,9 +282,26 @@ def op_counts(m):
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def export(model, x, path, opset):
+def export(model, x, path, opset, dynamo=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if dynamo:
+            batch = torch.export.Dim("batch", min=1, max=64)
+            prog = torch.onnx.export(
+                model,
+                (x,),
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_shapes=({0: batch},),
+                dynamo=True,
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+            prog.save(path)
+            m = onnx.load(path)
+            onnx.checker.check_model(m, full_check=True)
+            return m
         torch.onnx.export(
             model,
             (x,),
@@ -299,7 +318,7 @@ def export(model, x, path, opset):
     return m
 
 
-def make_fixture(out_root, name, model, block, shape, dtype, opset, tol):
+def make_fixture(out_root, name, model, block, shape, dtype, opset, tol, exporter="ts"):
     folder = os.path.join(out_root, name)
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(os.path.join(folder, "inputs"))
@@ -307,7 +326,7 @@ def make_fixture(out_root, name, model, block, shape, dtype, opset, tol):
     rng = np.random.default_rng(SEED + sum(shape))
     x = rng.uniform(-1, 1, size=(BATCH,) + shape).astype(dtype)
     path = os.path.join(folder, "model.onnx")
-    m = export(model, torch.from_numpy(x), path, opset)
+    m = export(model, torch.from_numpy(x), path, opset, dynamo=exporter == "dynamo")
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (ort_y,) = sess.run(None, {"x": x})
     with torch.no_grad():
@@ -322,7 +341,7 @@ def make_fixture(out_root, name, model, block, shape, dtype, opset, tol):
     h, w = shape[-2:] if block == "vim" else shape[:2]
     meta = {
         "block": block,
-        "exporter": "ts",
+        "exporter": exporter,
         "dtype": np.dtype(dtype).name,
         "input_shape": list(x.shape),
         "image": [h, w],
@@ -379,6 +398,15 @@ def main():
             continue
         model.to(torch.float16 if dtype == np.float16 else torch.float32)
         make_fixture(args.out, name, model, block, shape, dtype, opset, tol)
+    # The dynamo exporter (torch.export), fp32, one size each.
+    for name, model, block, shape, opset in (
+        ("ss2d_dynamo_4x4", ss2d, "ss2d", (4, 4, 8), 18),
+        ("vim_dynamo_8x8", vim, "vim", (3, 8, 8), 20),
+    ):
+        if only and name not in only:
+            continue
+        model.to(torch.float32)
+        make_fixture(args.out, name, model, block, shape, np.float32, opset, 1e-4, "dynamo")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ fn patched_vision_exports_on_the_gpu_match_onnxruntime() {
         ("ss2d_cl_expand_4x4", 1, 1e-4),
         ("vim_8x8", 2, 1e-4),
         ("vim_6x10", 2, 1e-4),
+        ("ss2d_dynamo_4x4", 1, 1e-4),
+        ("vim_dynamo_8x8", 2, 1e-4),
         ("ss2d_fp16_4x4", 1, 1e-2),
         ("vim_fp16_8x8", 2, 1e-2),
     ] {

@@ -1,7 +1,8 @@
 //! Spellings of the scan's pieces that exports differ in, recognised by what they compute:
 //! the readout `y_t = Σₙ h_t · C_t` as an Einsum of any letters, operand order and with or
 //! without a channel axis on `C_t` (grouped `C` spread over the channels), and a zero initial
-//! state made at run time (`new_zeros` with a dynamic batch is a `ConstantOfShape`).
+//! state made at run time (`new_zeros` with a dynamic batch: TorchScript's `ConstantOfShape`,
+//! dynamo's `Expand` of a zero).
 
 use super::graph::{is_default_domain, GraphIndex};
 use onnx_protobuf::NodeProto;
@@ -62,8 +63,8 @@ pub fn readout_einsum(n: &NodeProto) -> Vec<(usize, Vec<Role>)> {
     found
 }
 
-/// True when `value` is all zeros: a constant of zeros, or `ConstantOfShape` whose value is
-/// zero (or absent, which means zero).
+/// True when `value` is all zeros: a constant of zeros, `ConstantOfShape` whose value is zero
+/// (or absent, which means zero), or a zero constant `Expand`ed.
 pub fn is_zero_fill(g: &GraphIndex, value: &str) -> bool {
     if let Some(c) = g.constant(value) {
         return c.values.iter().all(|&v| v == 0.0);
@@ -72,7 +73,16 @@ pub fn is_zero_fill(g: &GraphIndex, value: &str) -> bool {
     let Some((_, n)) = g.producer(&v) else {
         return false;
     };
-    if !is_default_domain(n) || n.op_type != "ConstantOfShape" {
+    if !is_default_domain(n) {
+        return false;
+    }
+    // dynamo's zeros: a zero constant broadcast to the state's shape.
+    if n.op_type == "Expand" {
+        return g
+            .constant(&n.input[0])
+            .is_some_and(|c| c.values.iter().all(|&v| v == 0.0));
+    }
+    if n.op_type != "ConstantOfShape" {
         return false;
     }
     match n.attribute.iter().find(|a| a.name == "value") {
