@@ -18,6 +18,9 @@ the recurrence the way a first export by a new user does.
     calls (B, C rank 3, no groups), different einsum spellings and broadcasting on purpose;
     the backward output flipped back, the two averaged, out_proj; mean-pooled head with
     HardSwish and a tanh-GELU.
+  * mambavision — input (batch, C, H, W): MambaVision's mixer (x and z each through a
+    non-causal conv and SiLU, one ungrouped channels-first scan on x, no gate, the halves
+    concatenated), LayerNorm before and GroupNorm after.
 
 Each is exported by TorchScript (dynamo=False) with a dynamic batch axis at two image sizes and
 in fp32 and fp16, and by the dynamo exporter at one size in fp32. Two more SS2D exports spell
@@ -140,6 +143,20 @@ def scan_interleaved(u, delta, A, B, C, D, delta_bias):
     for t in range(L):
         h = dA[:, :, t] * h + dBu[:, :, t]
         ys.append(torch.einsum("bdn,bdn->bd", h, Cx[:, :, :, t]))
+    return torch.stack(ys, dim=2) + u * D[:, None]
+
+
+def scan_channels_first(u, delta, A, B, C, D, delta_bias):
+    """The ungrouped scan, channels-first: u, Δ (b, d, L), B, C (b, N, L) (MambaVision)."""
+    b, d, L = u.shape
+    delta = F.softplus(delta + delta_bias[..., None])
+    dA = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
+    dBu = torch.einsum("bdl,bnl,bdl->bdln", delta, B, u)
+    h = u.new_zeros((b, d, A.shape[1]))
+    ys = []
+    for t in range(L):
+        h = dA[:, :, t] * h + dBu[:, :, t]
+        ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
     return torch.stack(ys, dim=2) + u * D[:, None]
 
 
@@ -271,6 +288,49 @@ class VimBlock(nn.Module):
         return F.gelu(self.head(pooled), approximate="tanh")
 
 
+# ---------------------------------------------------------------- MambaVision mixer
+
+
+class MambaVisionBlock(nn.Module):
+    """MambaVision's mixer: x and z both through a non-causal conv and SiLU, the scan on x
+    only (no gate), then the two halves concatenated; GroupNorm on the feature map."""
+
+    def __init__(self, c=8, expand=2, n=4, rank=2):
+        super().__init__()
+        d = expand * c // 2
+        self.n, self.rank = n, rank
+        self.norm = nn.LayerNorm(c)
+        self.in_proj = nn.Linear(c, 2 * d, bias=False)
+        self.conv_x = nn.Conv1d(d, d, 3, padding=1, groups=d, bias=False)
+        self.conv_z = nn.Conv1d(d, d, 3, padding=1, groups=d, bias=False)
+        self.x_proj = nn.Linear(d, rank + 2 * n, bias=False)
+        self.dt_proj = nn.Linear(rank, d, bias=True)
+        self.A_log = nn.Parameter(a_log_init(d, n))
+        self.D = nn.Parameter(torch.ones(d))
+        self.out_proj = nn.Linear(2 * d, c, bias=False)
+        self.gn = nn.GroupNorm(2, c)
+
+    def forward(self, fmap):  # (b, c, H, W)
+        b, c, hh, ww = fmap.shape
+        t = fmap.flatten(2).transpose(1, 2)  # (b, L, c)
+        x, z = self.in_proj(self.norm(t)).chunk(2, dim=-1)
+        x = F.silu(self.conv_x(x.transpose(1, 2)))  # (b, d, L)
+        z = F.silu(self.conv_z(z.transpose(1, 2)))
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.rank, self.n, self.n], dim=-1)
+        dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)
+        y = scan_channels_first(
+            x,
+            dt,
+            -torch.exp(self.A_log),
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            self.D,
+            self.dt_proj.bias,
+        )
+        t = t + self.out_proj(torch.cat([y, z], dim=1).transpose(1, 2))
+        return self.gn(t.transpose(1, 2).reshape(b, c, hh, ww))
+
+
 # ---------------------------------------------------------------- export and fixtures
 
 
@@ -338,14 +398,15 @@ def make_fixture(out_root, name, model, block, shape, dtype, opset, tol, exporte
         sys.exit(f"{name}: onnxruntime and PyTorch disagree by {err}")
     np.save(os.path.join(folder, "inputs", "x.npy"), x)
     np.save(os.path.join(folder, "expected", "y.npy"), ort_y)
-    h, w = shape[-2:] if block == "vim" else shape[:2]
+    h, w = shape[:2] if block == "ss2d" else shape[-2:]
+    seq_len = {"vim": (h // 2) * (w // 2)}.get(block, h * w)
     meta = {
         "block": block,
         "exporter": exporter,
         "dtype": np.dtype(dtype).name,
         "input_shape": list(x.shape),
         "image": [h, w],
-        "seq_len": (h // 2) * (w // 2) if block == "vim" else h * w,
+        "seq_len": seq_len,
         "batch": "dynamic",
         "opset": [{"domain": o.domain, "version": o.version} for o in m.opset_import],
         "nodes": len(m.graph.node),
@@ -384,7 +445,12 @@ def main():
         variants[spelling] = SS2D(spelling=spelling).eval()
         perturb(variants[spelling], SEED + 1)
 
+    torch.manual_seed(SEED + 4)
+    mvision = MambaVisionBlock().eval()
+    perturb(mvision, SEED + 5)
+
     jobs = [
+        ("mambavision_4x6", mvision, "mambavision", (8, 4, 6), np.float32, 17, 1e-4),
         ("ss2d_cl_expand_4x4", variants["channels_last"], "ss2d", (4, 4, 8), np.float32, 17, 1e-4),
         ("ss2d_interleaved_4x4", variants["interleaved"], "ss2d", (4, 4, 8), np.float32, 17, 1e-4),
     ]

@@ -2,6 +2,7 @@
 //! (four directions in one scan call, B/C grouped with G = 4) becomes one grouped S6Scan node,
 //! Vim's bidirectional block two nodes; the patched graphs, run by the interpreter, equal
 //! onnxruntime on the originals, keep their dynamic batch and no longer depend on L.
+//! MambaVision's mixer (an ungrouped, ungated scan) becomes one node.
 
 use s6_onnx::interp::{Dim, Session, Tensor};
 use s6_onnx::patch::{self, s6node::ScanNode};
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// (fixture, scans, B/C groups, fp16, channels_last); `*_dynamo_*` from the dynamo exporter. `ss2d_cl_expand` is SS2D's scan spelled
 /// otherwise: channels-last, B/C (batch, L, G, N) spread by expand + reshape, other einsum
 /// letters and operand orders, the readout as a summed product.
-const FIXTURES: [(&str, usize, usize, bool, bool); 11] = [
+const FIXTURES: [(&str, usize, usize, bool, bool); 12] = [
+    ("mambavision_4x6", 1, 1, false, false),
     ("ss2d_dynamo_4x4", 1, 4, false, false),
     ("vim_dynamo_8x8", 2, 1, false, true),
     ("ss2d_4x4", 1, 4, false, false),

@@ -53,6 +53,7 @@ fn patched_vision_exports_on_the_gpu_match_onnxruntime() {
         ("vim_8x8", 2, 1e-4),
         ("vim_6x10", 2, 1e-4),
         ("ss2d_dynamo_4x4", 1, 1e-4),
+        ("mambavision_4x6", 1, 1e-4),
         ("vim_dynamo_8x8", 2, 1e-4),
         ("ss2d_fp16_4x4", 1, 1e-2),
         ("vim_fp16_8x8", 2, 1e-2),
