@@ -15,7 +15,8 @@ the recurrence the way a first export by a new user does.
   * vim   — input (batch, 3, H, W): Conv2d patch embedding (patch 2), tokens (batch, L, C),
     RMS-style norm, in_proj → x, z; a forward and a backward branch (the backward one on the
     time-reversed sequence, each with its own causal conv1d, x_proj, dt_proj, A, D); TWO scan
-    calls (B, C rank 3, no groups), different einsum spellings and broadcasting on purpose;
+    calls (B, C rank 3, no groups), spelled differently from SS2D's and from each other
+    (broadcast Mul or einsum for Δ·A, Δ·u or Δ·B formed first, MatMul or einsum readout);
     the backward output flipped back, the two averaged, out_proj; mean-pooled head with
     HardSwish and a tanh-GELU.
   * mambavision — input (batch, C, H, W): MambaVision's mixer (x and z each through a
@@ -160,6 +161,22 @@ def scan_channels_first(u, delta, A, B, C, D, delta_bias):
     return torch.stack(ys, dim=2) + u * D[:, None]
 
 
+def scan_single_alt(u, delta, A, B, C, D):
+    """scan_single spelled a third way (Vim's backward branch): dA by an einsum with A first,
+    Δ·B formed first and multiplied by u, the readout an einsum with C_t first."""
+    b, L, d = u.shape
+    dA = torch.exp(torch.einsum("dn,bld->bldn", A, delta))
+    dB = torch.einsum("bld,bln->bldn", delta, B)
+    dBu = dB * u.unsqueeze(-1)
+    h = torch.zeros(b, d, A.shape[1], dtype=u.dtype)
+    ys = []
+    for t in range(L):
+        h = dA[:, t] * h + dBu[:, t]
+        ys.append(torch.einsum("bn,bdn->bd", C[:, t], h))
+    y = torch.stack(ys, dim=1)
+    return D * u + y
+
+
 # ---------------------------------------------------------------- SS2D (VMamba)
 
 
@@ -247,9 +264,10 @@ class RMSNorm(nn.Module):
 class Branch(nn.Module):
     """One direction of the Vim block: causal conv1d, x_proj, dt_proj, the scan."""
 
-    def __init__(self, d, n, rank, d_conv=3):
+    def __init__(self, d, n, rank, d_conv=3, scan=None):
         super().__init__()
         self.n, self.rank = n, rank
+        self.scan = scan or scan_single
         self.conv1d = nn.Conv1d(d, d, d_conv, groups=d, padding=d_conv - 1)
         self.x_proj = nn.Linear(d, rank + 2 * n, bias=False)
         self.dt_proj = nn.Linear(rank, d, bias=True)
@@ -261,7 +279,7 @@ class Branch(nn.Module):
         x = F.silu(self.conv1d(x.transpose(1, 2))[:, :, :L].transpose(1, 2))
         dt, B, C = self.x_proj(x).split([self.rank, self.n, self.n], dim=-1)
         dt = F.softplus(self.dt_proj(dt))
-        y = scan_single(x, dt, -torch.exp(self.A_log), B, C, self.D)
+        y = self.scan(x, dt, -torch.exp(self.A_log), B, C, self.D)
         return y * F.silu(z)
 
 
@@ -274,7 +292,7 @@ class VimBlock(nn.Module):
         self.norm = RMSNorm(c)
         self.in_proj = nn.Linear(c, 2 * d, bias=False)
         self.fwd = Branch(d, n, rank)
-        self.bwd = Branch(d, n, rank)
+        self.bwd = Branch(d, n, rank, scan=scan_single_alt)
         self.out_proj = nn.Linear(d, c, bias=False)
         self.head = nn.Linear(c, 5)
 

@@ -67,10 +67,15 @@ pub fn resolve(
     let mut want = vec![value.to_string()];
     want.extend(below.iter().cloned());
     let vals = probe(g, ctx, &want, at)?;
-    let v = &vals[value];
+    let missing = || PatchError::Unprovable {
+        node: at.name.clone(),
+        op_type: at.op_type.clone(),
+        reason: format!("grouped B/C: the trial run did not produce '{value}'"),
+    };
+    let v = vals.get(value).ok_or_else(missing)?;
     // The deepest candidate of the same rank that it repeats block-wise.
     for cand in below.iter().rev() {
-        let x = &vals[cand];
+        let Some(x) = vals.get(cand) else { continue };
         if let Some(groups) = block_repeat(x, v, axis) {
             return Ok(Some(Spread {
                 base: cand.clone(),

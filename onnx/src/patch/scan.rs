@@ -352,8 +352,9 @@ fn factors_at(
     }
 }
 
-/// Splits a factor that is itself a broadcast product (Δ·u computed before its product with
-/// B) into its factors, their axes mapped through the outer factor's.
+/// Splits a factor that is itself a broadcast product (Δ·u or Δ·B computed before the
+/// product with the third factor, by Mul or Einsum) into its factors, their axes mapped
+/// through the outer factor's.
 fn split_factor(
     g: &GraphIndex,
     f: &Factor,
@@ -362,12 +363,21 @@ fn split_factor(
     if f.const_dims.is_some() {
         return Ok(None);
     }
-    let Some((_, mul)) = g.producer_op(&f.base, "Mul") else {
+    let rank = f.map.len();
+    let parts = if let Some((_, mul)) = g.producer_op(&f.base, "Mul") {
+        // One level only: u's own products (SiLU's x·sigmoid(x)) stay whole.
+        let mut p = factors_at(g, &mul.input[0], rank, at, false)?;
+        p.extend(factors_at(g, &mul.input[1], rank, at, false)?);
+        p
+    } else if g.producer_op(&f.base, "Einsum").is_some() {
+        // The Einsum's operands, each whole.
+        factors_at(g, &f.base, rank, at, true)?
+    } else {
         return Ok(None);
     };
-    // One level only: u's own products (SiLU's x·sigmoid(x)) stay whole.
-    let mut parts = factors_at(g, &mul.input[0], f.map.len(), at, false)?;
-    parts.extend(factors_at(g, &mul.input[1], f.map.len(), at, false)?);
+    if parts.len() < 2 {
+        return Ok(None);
+    }
     Ok(Some(
         parts
             .into_iter()
