@@ -463,12 +463,17 @@ def main():
         variants[spelling] = SS2D(spelling=spelling).eval()
         perturb(variants[spelling], SEED + 1)
 
+    # Two SS2D blocks in a row: two grouped scans in one graph.
+    torch.manual_seed(SEED + 6)
+    ss2d_x2 = nn.Sequential(SS2D(), SS2D()).eval()
+    perturb(ss2d_x2, SEED + 7)
     torch.manual_seed(SEED + 4)
     mvision = MambaVisionBlock().eval()
     perturb(mvision, SEED + 5)
 
     jobs = [
         ("mambavision_4x6", mvision, "mambavision", (8, 4, 6), np.float32, 17, 1e-4),
+        ("ss2d_x2_3x5", ss2d_x2, "ss2d", (3, 5, 8), np.float32, 17, 1e-4),
         ("ss2d_cl_expand_4x4", variants["channels_last"], "ss2d", (4, 4, 8), np.float32, 17, 1e-4),
         ("ss2d_interleaved_4x4", variants["interleaved"], "ss2d", (4, 4, 8), np.float32, 17, 1e-4),
     ]

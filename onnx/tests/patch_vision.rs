@@ -10,10 +10,12 @@ use s6_onnx::{model, npy};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// (fixture, scans, B/C groups, fp16, channels_last); `*_dynamo_*` from the dynamo exporter. `ss2d_cl_expand` is SS2D's scan spelled
+/// (fixture, scans, B/C groups, fp16, channels_last); `*_dynamo_*` from the dynamo exporter,
+/// `ss2d_x2` two SS2D blocks in a row. `ss2d_cl_expand` is SS2D's scan spelled
 /// otherwise: channels-last, B/C (batch, L, G, N) spread by expand + reshape, other einsum
 /// letters and operand orders, the readout as a summed product.
-const FIXTURES: [(&str, usize, usize, bool, bool); 12] = [
+const FIXTURES: [(&str, usize, usize, bool, bool); 13] = [
+    ("ss2d_x2_3x5", 2, 4, false, false),
     ("mambavision_4x6", 1, 1, false, false),
     ("ss2d_dynamo_4x4", 1, 4, false, false),
     ("vim_dynamo_8x8", 2, 1, false, true),
