@@ -92,3 +92,45 @@ pub fn is_zero_fill(g: &GraphIndex, value: &str) -> bool {
             .unwrap_or(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn einsum(eq: &str) -> NodeProto {
+        let mut n = NodeProto::new();
+        n.op_type = "Einsum".into();
+        n.input = vec!["a".into(), "b".into()];
+        let mut a = onnx_protobuf::AttributeProto::new();
+        a.name = "equation".into();
+        a.s = eq.as_bytes().to_vec();
+        n.attribute.push(a);
+        n
+    }
+
+    #[test]
+    fn readout_spellings() {
+        use Role::*;
+        let cases: [(&str, Vec<(usize, Vec<Role>)>); 7] = [
+            ("bdn,bn->bd", vec![(0, vec![Batch, State])]),
+            ("bn,bdn->bd", vec![(1, vec![Batch, State])]),
+            (
+                "bdn,bdn->bd",
+                vec![
+                    (0, vec![Batch, Channel, State]),
+                    (1, vec![Batch, Channel, State]),
+                ],
+            ),
+            ("xyz, xz -> xy", vec![(0, vec![Batch, State])]),
+            ("bdn,nb->bd", vec![(0, vec![State, Batch])]),
+            // Output not (b, d), a kept state axis, an ellipsis: not a readout.
+            ("bdn,bn->db", vec![]),
+            ("bdn,bn->bdn", vec![]),
+        ];
+        for (eq, want) in cases {
+            assert_eq!(readout_einsum(&einsum(eq)), want, "{eq}");
+        }
+        assert!(readout_einsum(&einsum("...dn,...n->...d")).is_empty());
+        assert!(readout_einsum(&einsum("bdn,bm->bd")).is_empty());
+    }
+}
