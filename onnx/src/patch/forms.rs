@@ -111,7 +111,8 @@ mod tests {
     #[test]
     fn readout_spellings() {
         use Role::*;
-        let cases: [(&str, Vec<(usize, Vec<Role>)>); 7] = [
+        type Found = Vec<(usize, Vec<Role>)>;
+        let cases: [(&str, Found); 7] = [
             ("bdn,bn->bd", vec![(0, vec![Batch, State])]),
             ("bn,bdn->bd", vec![(1, vec![Batch, State])]),
             (
