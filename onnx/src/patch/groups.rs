@@ -8,6 +8,7 @@
 //! chain may only move data, and a trial run of the graph (the interpreter, on generated
 //! inputs, only the nodes the chain needs) must show that the spread value equals its source
 //! repeated block-wise along the channel axis — `spread[.., g·H + h, ..] = source[.., g, ..]`.
+//! One trial run per grouped scan (B and C together); nothing is kept afterwards.
 
 use super::error::PatchError;
 use super::graph::{attr_i, is_default_domain, GraphIndex};
@@ -50,49 +51,62 @@ fn chain(g: &GraphIndex, value: &str) -> Vec<String> {
     out
 }
 
-/// If `value` spreads a grouped tensor along `axis` (its channel axis), the tensor it spreads.
-/// `None` when `value` is not made by data-moving ops at all (then it is no spread); an error
-/// when it is, but the trial run fails or shows something else.
-pub fn resolve(
+/// For each (value, axis, node to name in errors): if `value` spreads a grouped tensor along
+/// `axis` (its channel axis), the tensor it spreads. `None` when `value` is not made by
+/// data-moving ops at all (then it is no spread); an error when it is, but the trial run fails
+/// or shows something else. One trial run serves all of them.
+pub fn resolve_all(
     g: &GraphIndex,
-    ctx: &mut Ctx,
-    value: &str,
-    axis: usize,
-    at: &NodeProto,
-) -> Result<Option<Spread>, PatchError> {
-    let below = chain(g, value);
-    if below.is_empty() {
-        return Ok(None);
-    }
-    let mut want = vec![value.to_string()];
-    want.extend(below.iter().cloned());
-    let vals = probe(g, ctx, &want, at)?;
-    let missing = || PatchError::Unprovable {
-        node: at.name.clone(),
-        op_type: at.op_type.clone(),
-        reason: format!("grouped B/C: the trial run did not produce '{value}'"),
-    };
-    let v = vals.get(value).ok_or_else(missing)?;
-    // The deepest candidate of the same rank that it repeats block-wise.
-    for cand in below.iter().rev() {
-        let Some(x) = vals.get(cand) else { continue };
-        if let Some(groups) = block_repeat(x, v, axis) {
-            return Ok(Some(Spread {
-                base: cand.clone(),
-                groups,
-            }));
+    ctx: &Ctx,
+    spreads: &[(&str, usize, &NodeProto)],
+) -> Result<Vec<Option<Spread>>, PatchError> {
+    let chains: Vec<Vec<String>> = spreads.iter().map(|(v, _, _)| chain(g, v)).collect();
+    let mut want = Vec::new();
+    for ((v, _, _), below) in spreads.iter().zip(&chains) {
+        if !below.is_empty() {
+            want.push(v.to_string());
+            want.extend(below.iter().cloned());
         }
     }
-    Err(PatchError::Unprovable {
-        node: at.name.clone(),
-        op_type: at.op_type.clone(),
-        reason: format!(
-            "'{value}' {:?} is built by data-moving ops but is not a block-wise repeat of a \
-             (batch, G, …) tensor along axis {axis} (Tile's interleaving `d mod G` is not the \
-             contract's grouping `d / (dim / G)`)",
-            v.shape
-        ),
-    })
+    if want.is_empty() {
+        return Ok(vec![None; spreads.len()]);
+    }
+    let at = spreads[0].2;
+    let vals = probe(g, ctx, &want, at)?;
+    let mut out = Vec::with_capacity(spreads.len());
+    for (&(value, axis, at), below) in spreads.iter().zip(&chains) {
+        if below.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let v = vals.get(value).ok_or_else(|| PatchError::Unprovable {
+            node: at.name.clone(),
+            op_type: at.op_type.clone(),
+            reason: format!("grouped B/C: the trial run did not produce '{value}'"),
+        })?;
+        // The deepest candidate of the same rank that it repeats block-wise.
+        let found = below.iter().rev().find_map(|cand| {
+            let groups = block_repeat(vals.get(cand)?, v, axis)?;
+            Some(Spread {
+                base: cand.clone(),
+                groups,
+            })
+        });
+        let Some(found) = found else {
+            return Err(PatchError::Unprovable {
+                node: at.name.clone(),
+                op_type: at.op_type.clone(),
+                reason: format!(
+                    "'{value}' {:?} is built by data-moving ops but is not a block-wise repeat \
+                     of a (batch, G, …) tensor along axis {axis} (Tile's interleaving `d mod G` \
+                     is not the contract's grouping `d / (dim / G)`)",
+                    v.shape
+                ),
+            });
+        };
+        out.push(Some(found));
+    }
+    Ok(out)
 }
 
 /// `Some(G)` when `v` equals `x` with axis `axis` repeated block-wise (each of x's G entries
@@ -123,34 +137,24 @@ fn block_repeat(x: &Tensor, v: &Tensor, axis: usize) -> Option<usize> {
 }
 
 /// Values of `values` from one trial run of the nodes they need, on generated inputs (the
-/// ones `--verify` uses). Results are kept in `ctx`: values keep their names and meaning
-/// through the rewrite.
-fn probe<'c>(
+/// ones `--verify` uses).
+fn probe(
     g: &GraphIndex,
-    ctx: &'c mut Ctx,
+    ctx: &Ctx,
     values: &[String],
     at: &NodeProto,
-) -> Result<&'c HashMap<String, Tensor>, PatchError> {
-    let missing: Vec<String> = values
-        .iter()
-        .filter(|v| !ctx.probed.contains_key(*v))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        let fail = |reason: String| PatchError::Unprovable {
-            node: at.name.clone(),
-            op_type: at.op_type.clone(),
-            reason: format!("grouped B/C: the trial run that sizes the groups failed: {reason}"),
-        };
-        let model = slice_model(g.graph, &ctx.opset_import, &missing);
-        let session = Session::new(&model, &ctx.base_dir).map_err(|e| fail(e.to_string()))?;
-        let inputs =
-            verify::make_inputs(&model, &session, 1, 11).map_err(|e| fail(e.to_string()))?;
-        let outs = session.run(&inputs).map_err(|e| fail(e.to_string()))?;
-        tracing::debug!(values = missing.len(), "group spread probed");
-        ctx.probed.extend(outs);
-    }
-    Ok(&ctx.probed)
+) -> Result<HashMap<String, Tensor>, PatchError> {
+    let fail = |reason: String| PatchError::Unprovable {
+        node: at.name.clone(),
+        op_type: at.op_type.clone(),
+        reason: format!("grouped B/C: the trial run that sizes the groups failed: {reason}"),
+    };
+    let model = slice_model(g.graph, &ctx.opset_import, values);
+    let session = Session::new(&model, &ctx.base_dir).map_err(|e| fail(e.to_string()))?;
+    let inputs = verify::make_inputs(&model, &session, 1, 11).map_err(|e| fail(e.to_string()))?;
+    let outs = session.run(&inputs).map_err(|e| fail(e.to_string()))?;
+    tracing::debug!(values = values.len(), "group spread probed");
+    Ok(outs.into_iter().collect())
 }
 
 /// A model of only the nodes `outputs` depend on, with `outputs` as its outputs.

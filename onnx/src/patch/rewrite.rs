@@ -16,8 +16,6 @@ pub struct Ctx {
     pub seq_len: Option<usize>,
     /// The model's opset imports (for trial runs of the graph, `groups.rs`).
     pub opset_import: Vec<onnx_protobuf::OperatorSetIdProto>,
-    /// Values computed by trial runs, by name.
-    pub probed: HashMap<String, crate::interp::Tensor>,
     next_id: usize,
 }
 
@@ -27,7 +25,6 @@ impl Ctx {
             base_dir: base_dir.to_path_buf(),
             seq_len: None,
             opset_import: Vec::new(),
-            probed: HashMap::new(),
             next_id: 0,
         }
     }

@@ -687,9 +687,22 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
                 format!("{what} has a channel axis but is not spread from a grouped tensor"),
             )
         };
-        let sb = groups::resolve(g, ctx, &b_f.base, axis_of_d(&b_axes), dbu_node)?
+        let mut found = groups::resolve_all(
+            g,
+            ctx,
+            &[
+                (&b_f.base, axis_of_d(&b_axes), dbu_node),
+                (&r0.c_src, axis_of_d(&c_axes), at_c),
+            ],
+        )?
+        .into_iter();
+        let sb = found
+            .next()
+            .flatten()
             .ok_or_else(|| not_spread(dbu_node, "B"))?;
-        let sc = groups::resolve(g, ctx, &r0.c_src, axis_of_d(&c_axes), at_c)?
+        let sc = found
+            .next()
+            .flatten()
             .ok_or_else(|| not_spread(at_c, "C"))?;
         if sb.groups != sc.groups {
             return Err(PatchError::Unsupported {
