@@ -2,10 +2,12 @@
 //! the readout `y_t = Σₙ h_t · C_t` as an Einsum of any letters, operand order and with or
 //! without a channel axis on `C_t` (grouped `C` spread over the channels), and a zero initial
 //! state made at run time (`new_zeros` with a dynamic batch: TorchScript's `ConstantOfShape`,
-//! dynamo's `Expand` of a zero).
+//! dynamo's `Expand` of a zero); and the Cast that widens a half-precision A.
 
-use super::graph::{is_default_domain, GraphIndex};
-use onnx_protobuf::NodeProto;
+use super::graph::{is_default_domain, GraphIndex, FLOAT};
+use super::rewrite::Ctx;
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::{AttributeProto, NodeProto};
 
 /// What an axis of `C_t` is, in the state's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +93,23 @@ pub fn is_zero_fill(g: &GraphIndex, value: &str) -> bool {
             .map(|c| c.values.iter().all(|&x| x == 0.0))
             .unwrap_or(false),
     }
+}
+
+/// A `Cast(to = FLOAT)` of `input` into a fresh value: the node and its output (an fp16 export's
+/// A, which the op takes in fp32).
+pub fn cast_to_f32(g: &GraphIndex, ctx: &mut Ctx, input: &str) -> (NodeProto, String) {
+    let out = ctx.fresh(g, "A_fp32");
+    let mut cast = NodeProto::new();
+    cast.name = ctx.fresh(g, "Cast_A");
+    cast.op_type = "Cast".into();
+    cast.input = vec![input.to_string()];
+    cast.output = vec![out.clone()];
+    let mut to = AttributeProto::new();
+    to.name = "to".into();
+    to.type_ = AttributeType::INT.into();
+    to.i = FLOAT as i64;
+    cast.attribute.push(to);
+    (cast, out)
 }
 
 #[cfg(test)]

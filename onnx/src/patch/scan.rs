@@ -17,7 +17,10 @@
 
 use super::error::PatchError;
 use super::forms::{self, Role};
-use super::graph::{attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, FLOAT};
+use super::graph::{
+    attr_i, attr_ints, attr_s, is_default_domain, norm_axis, GraphIndex, BFLOAT16, DOUBLE, FLOAT,
+    FLOAT16,
+};
 use super::groups;
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
@@ -756,18 +759,8 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     };
     // A computed in half precision (`-exp(A_log)` of an fp16 export) is widened by a Cast.
     let a_name = match g.dtype(&a_name) {
-        Some(t) if t != FLOAT && a_f.const_dims.is_none() && is_float_type(t) => {
-            let wide = ctx.fresh(g, "A_fp32");
-            let mut cast = NodeProto::new();
-            cast.name = ctx.fresh(g, "Cast_A");
-            cast.op_type = "Cast".into();
-            cast.input = vec![a_name];
-            cast.output = vec![wide.clone()];
-            let mut to = onnx_protobuf::AttributeProto::new();
-            to.name = "to".into();
-            to.type_ = onnx_protobuf::attribute_proto::AttributeType::INT.into();
-            to.i = FLOAT as i64;
-            cast.attribute.push(to);
+        Some(FLOAT16 | BFLOAT16 | DOUBLE) if a_f.const_dims.is_none() => {
+            let (cast, wide) = forms::cast_to_f32(g, ctx, &a_name);
             patch.add_nodes.push(cast);
             wide
         }
@@ -849,10 +842,6 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     patch.add_nodes.push(node.to_node());
     patch.scans_created = 1;
     Ok(Some(patch))
-}
-
-fn is_float_type(t: i32) -> bool {
-    matches!(t, 10 | 11 | 16)
 }
 
 /// True when the state `h` (or a float Cast of it) has a use other than the path into
