@@ -5,7 +5,7 @@ Builds the SS2D block of scripts/export_vision.py at VMamba-T's first-stage widt
 d_inner 192, N 16, K 4) and exports it with the TorchScript exporter at one or more image
 sizes (L = H·W steps unrolled, K·d_inner = 768 channels in the one grouped scan), then runs
 `onnx-patch --verify` on each and reports the export's size, node counts before and after,
-the patch wall time (without --verify) and the time of the --verify run.
+the patch wall time (without --verify, best of three) and the time of the --verify run.
 
 Run:
   cargo build --release -p s6-tools --bin onnx-patch
@@ -50,9 +50,12 @@ def main():
             t_export = time.perf_counter() - t0
             nodes = len(onnx.load(path).graph.node)
             out = os.path.join(tmp, f"ss2d_{h}x{w}.s6.onnx")
-            t0 = time.perf_counter()
-            subprocess.run([args.onnx_patch, path, "-o", out], check=True, capture_output=True)
-            t_patch = time.perf_counter() - t0
+            # The best of three: the development VM is shared.
+            t_patch = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                subprocess.run([args.onnx_patch, path, "-o", out], check=True, capture_output=True)
+                t_patch = min(t_patch, time.perf_counter() - t0)
             m = onnx.load(out)
             scans = sum(n.op_type == "S6Scan" for n in m.graph.node)
             t0 = time.perf_counter()
