@@ -56,7 +56,8 @@ def case(name, op, inputs, attrs=None, n_out=1, consts=None, opset=17, in_names=
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
+    # IR 8 covers opsets up to 18; later opsets need a later IR.
+    model.ir_version = 8 if opset <= 18 else (9 if opset <= 20 else 10)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     results = sess.run(None, feeds)
     d = os.path.join(ROOT, name)
@@ -198,6 +199,66 @@ def main():
          {"group": 2, "auto_pad": "SAME_UPPER", "strides": [2, 1]})
     case("conv_2d_dilated", "Conv", [f32(2, 2, 6, 7), f32(3, 2, 2, 3), f32(3)],
          {"pads": [1, 0, 0, 2], "strides": [1, 2], "dilations": [2, 1]})
+
+    # ---- vision-Mamba and common LM ops (appended last: earlier cases keep their random draws) ----
+    case("layernorm_axis_neg2", "LayerNormalization", [f32(2, 3, 4, 5), f32(4, 5), f32(4, 5)],
+         {"axis": -2, "epsilon": 1e-3}, n_out=3)
+    case("layernorm_no_bias", "LayerNormalization", [f32(3, 7), f32(7)])
+    case("layernorm_f16", "LayerNormalization", [h(2, 6), h(6), h(6)])
+    case("rmsnorm_23", "RMSNormalization", [f32(2, 3, 8), f32(8)], {"epsilon": 1e-4}, opset=23)
+    case("rmsnorm_23_axis1", "RMSNormalization", [f32(2, 3, 4), f32(3, 4)], {"axis": 1}, opset=23)
+    case("groupnorm_21", "GroupNormalization", [f32(2, 6, 3, 2), f32(6), f32(6)],
+         {"num_groups": 3, "epsilon": 1e-4}, opset=21)
+    case("instancenorm", "InstanceNormalization", [f32(2, 3, 4, 2), f32(3), f32(3)])
+    case("batchnorm_infer", "BatchNormalization",
+         [f32(2, 3, 4), f32(3), f32(3), f32(3), f32(3, lo=0.1, hi=2.0)], {"epsilon": 1e-3})
+    for approx in ("none", "tanh"):
+        case(f"gelu_{approx}", "Gelu", [f32(23, lo=-6, hi=6)], {"approximate": approx}, opset=20)
+    case("erf_wide", "Erf", [np.array([-5, -2, -0.5, -1e-3, 0, 1e-3, 0.3, 1, 3, 6], np.float32)])
+    case("hardswish", "HardSwish", [f32(17, lo=-5, hi=5)])
+    case("hardsigmoid_attrs", "HardSigmoid", [f32(11, lo=-5, hi=5)], {"alpha": 0.3, "beta": 0.4})
+    case("leakyrelu", "LeakyRelu", [f32(9)], {"alpha": 0.1})
+    case("elu", "Elu", [f32(9)], {"alpha": 0.7})
+    case("mish_18", "Mish", [f32(9, lo=-5, hi=5)], opset=18)
+    case("gelu_f16", "Gelu", [h(9)], opset=20)
+    empty = np.zeros((0,), np.float32)
+    img = f32(1, 2, 3, 4)
+    case("resize_nearest_asym_floor", "Resize",
+         [img, empty, np.array([1, 1, 2, 2], np.float32)],
+         {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"})
+    case("resize_nearest_half_pixel_ceil", "Resize",
+         [img, empty, np.array([1, 1, 1.7, 0.6], np.float32)],
+         {"mode": "nearest", "nearest_mode": "round_prefer_ceil"})
+    case("resize_linear_sizes", "Resize", [img, None, None, i64(1, 2, 5, 7)], {"mode": "linear"})
+    case("resize_linear_align_corners", "Resize",
+         [img, empty, np.array([1, 1, 2, 1.5], np.float32)],
+         {"mode": "linear", "coordinate_transformation_mode": "align_corners"})
+    case("resize_linear_pytorch_down", "Resize",
+         [f32(1, 1, 6, 5), None, None, i64(1, 1, 3, 1)],
+         {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"})
+    case("resize_axes_18", "Resize", [img, None, None, i64(6, 2)],
+         {"mode": "linear", "axes": [-2, -1]}, opset=18)
+    case("resize_half_pixel_symmetric_19", "Resize",
+         [img, empty, np.array([1, 1, 1.5, 0.75], np.float32)],
+         {"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"}, opset=19)
+    case("conv_2d_depthwise", "Conv", [f32(2, 6, 5, 7), f32(6, 1, 3, 3), f32(6)],
+         {"group": 6, "pads": [1, 1, 1, 1], "kernel_shape": [3, 3]})
+    case("einsum_ss2d_xproj", "Einsum", [f32(2, 4, 6, 5), f32(4, 3, 6)],
+         {"equation": "bkdl,kcd->bkcl"})
+    case("einsum_grouped_dbu", "Einsum", [f32(2, 8, 5), f32(2, 8, 3, 5), f32(2, 8, 5)],
+         {"equation": "bdl,bdnl,bdl->bdln"})
+    case("einsum_readout_bdn", "Einsum", [f32(2, 8, 3), f32(2, 8, 3)], {"equation": "bdn,bdn->bd"})
+    case("einsum_chain_contract", "Einsum", [f32(3, 4), f32(4, 5), f32(5, 2)],
+         {"equation": "ij,jk,kl->il"})
+    case("einsum_attention", "Einsum", [f32(2, 3, 4, 5), f32(2, 3, 6, 5)],
+         {"equation": "bhqd,bhkd->bhqk"})
+    case("einsum_ellipsis_bcast", "Einsum", [f32(2, 1, 3, 4), f32(5, 4)],
+         {"equation": "...d,nd->...n"})
+    case("einsum_repeated_out_order", "Einsum", [f32(3, 4, 2)], {"equation": "abc->cab"})
+    case("trilu_batched_upper", "Trilu", [f32(2, 3, 5, 4)])
+    case("onehot_neg_idx", "OneHot", [i64(0, -1, 2, 5, -7).reshape(5, 1), np.array(4, np.int64),
+                                      np.array([0.5, 3.0], np.float32)], {"axis": 1}, opset=11)
+    case("cumsum_f16_rev", "CumSum", [h(2, 5), np.array(1, np.int64)], {"reverse": 1})
     print(f"wrote {len(os.listdir(ROOT))} cases under {ROOT}")
 
 

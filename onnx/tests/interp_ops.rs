@@ -98,6 +98,43 @@ fn every_op_fixture_matches_onnxruntime() {
     );
 }
 
+/// The op list (`s6-run --list-ops`) names every op a fixture exercises, and the ops the
+/// vision-Mamba exports and common Mamba LMs need are among them.
+#[test]
+fn supported_ops_cover_the_fixtures_and_vision_ops() {
+    let listed = s6_onnx::interp::ops::supported_ops();
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(fixtures()).unwrap() {
+        let p = e.unwrap().path().join("model.onnx");
+        let Ok(m) = model::load(&p) else { continue };
+        for n in &m.graph.as_ref().unwrap().node {
+            if !listed.contains(&n.op_type) {
+                missing.push(n.op_type.clone());
+            }
+        }
+    }
+    for op in [
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "InstanceNormalization",
+        "Conv",
+        "Gelu",
+        "Erf",
+        "HardSwish",
+        "HardSigmoid",
+        "Resize",
+        "Einsum",
+        "Trilu",
+        "CumSum",
+    ] {
+        if !listed.iter().any(|o| o == op) {
+            missing.push(op.to_string());
+        }
+    }
+    assert!(missing.is_empty(), "not in supported_ops(): {missing:?}");
+}
+
 /// A one-node model built in Rust.
 fn one_node(
     op: &str,
@@ -322,4 +359,110 @@ fn large_elementwise_ops_match_plain_loops() {
     assert!(got.iter().enumerate().all(|(k, &g)| g == a[k] / 4.0));
     let got = run("Exp", &[("a", &[ri, ci])], vec![("a", t(vec![r, c], &a))]);
     assert!(got.iter().enumerate().all(|(k, &g)| g == a[k].exp()));
+}
+
+/// Bad inputs to the normalisation, activation, Resize and OneHot ops are errors naming the
+/// node, never panics or huge allocations.
+#[test]
+fn vision_ops_refuse_bad_inputs() {
+    use s6_onnx::proto::attribute_proto::AttributeType;
+    use s6_onnx::proto::AttributeProto;
+    let attr = |name: &str, t: AttributeType, i: i64, s: &str| {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = t.into();
+        a.i = i;
+        a.s = s.as_bytes().to_vec();
+        a
+    };
+    let f = |shape: Vec<usize>| {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, (0..n).map(|i| i as f32 * 0.25).collect()).unwrap()
+    };
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, Vec<usize>)>,
+        Vec<AttributeProto>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "LayerNormalization",
+            vec![("x", vec![2, 3]), ("s", vec![4])],
+            vec![],
+            "does not broadcast",
+        ),
+        (
+            "GroupNormalization",
+            vec![("x", vec![1, 4, 2]), ("s", vec![4]), ("b", vec![4])],
+            vec![],
+            "num_groups",
+        ),
+        (
+            "GroupNormalization",
+            vec![("x", vec![1, 4, 2]), ("s", vec![4]), ("b", vec![4])],
+            vec![attr("num_groups", AttributeType::INT, 3, "")],
+            "does not divide",
+        ),
+        (
+            "Gelu",
+            vec![("x", vec![3])],
+            vec![attr("approximate", AttributeType::STRING, 0, "erf")],
+            "approximate",
+        ),
+        (
+            "Resize",
+            vec![("x", vec![1, 1, 2, 2]), ("roi", vec![0]), ("sc", vec![4])],
+            vec![attr("mode", AttributeType::STRING, 0, "cubic")],
+            "cubic",
+        ),
+        (
+            "Resize",
+            vec![("x", vec![1, 1, 2, 2]), ("roi", vec![0])],
+            vec![],
+            "neither scales nor sizes",
+        ),
+    ];
+    for (op, ins, attrs, want) in cases {
+        let shapes: Vec<(&str, Vec<i64>)> = ins
+            .iter()
+            .map(|(n, s)| (*n, s.iter().map(|&d| d as i64).collect()))
+            .collect();
+        let refs: Vec<(&str, &[i64])> = shapes.iter().map(|(n, s)| (*n, s.as_slice())).collect();
+        let mut m = one_node(op, "", &refs, &["y"]);
+        m.graph.as_mut().unwrap().node[0].attribute = attrs;
+        m.opset_import[0].version = 21;
+        let s = Session::new(&m, Path::new(".")).unwrap();
+        let mut feeds: HashMap<String, Tensor> = ins
+            .iter()
+            .map(|(n, sh)| (n.to_string(), f(sh.clone())))
+            .collect();
+        if let Some(sc) = feeds.get_mut("sc") {
+            *sc = Tensor::from_f32(vec![4], vec![1.0; 4]).unwrap();
+        }
+        let msg = s.run(&feeds).unwrap_err().to_string();
+        assert!(
+            msg.contains("the_node") && msg.contains(want),
+            "{op}: {msg}"
+        );
+    }
+    // A corrupt Resize scale: refused before allocating the output.
+    let mut m = one_node(
+        "Resize",
+        "",
+        &[("x", &[1, 1, 2, 2]), ("roi", &[0]), ("sc", &[4])],
+        &["y"],
+    );
+    m.opset_import[0].version = 19;
+    let s = Session::new(&m, Path::new(".")).unwrap();
+    let feeds = HashMap::from([
+        ("x".to_string(), f(vec![1, 1, 2, 2])),
+        ("roi".to_string(), f(vec![0])),
+        (
+            "sc".to_string(),
+            Tensor::from_f32(vec![4], vec![1.0, 1.0, 1e6, 1e6]).unwrap(),
+        ),
+    ]);
+    let msg = s.run(&feeds).unwrap_err().to_string();
+    assert!(msg.contains("too large"), "{msg}");
 }

@@ -63,6 +63,41 @@ fn verifies_and_reports() {
     assert_eq!(scans, 2);
 }
 
+/// Vision exports (fixtures/vision/): `--verify` checks each scan node on its own — SS2D's one
+/// grouped node, Vim's two — and skips the second length, which the image size fixes.
+#[test]
+fn verifies_each_scan_of_the_vision_exports() {
+    let d = tmpdir("vision");
+    for (name, scans) in [("ss2d_3x5", 1), ("vim_6x10", 2)] {
+        let out = d.join(format!("{name}.onnx"));
+        let report = d.join(format!("{name}.json"));
+        let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/vision")
+            .join(name)
+            .join("model.onnx");
+        let o = patch(&[
+            input.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--verify".as_ref(),
+            "--report".as_ref(),
+            report.as_os_str(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert!(err.contains(&format!("{scans} layer(s) patched")), "{err}");
+        let lines = err
+            .lines()
+            .filter(|l| l.starts_with("verify scan '"))
+            .count();
+        assert_eq!(lines, scans, "{err}");
+        assert!(err.contains("no input has a sequence axis"), "{err}");
+        let json = std::fs::read_to_string(&report).unwrap();
+        assert_eq!(json.matches("\"scan\": ").count(), scans, "{json}");
+        assert!(!json.contains("\"ok\": false"), "{json}");
+    }
+}
+
 #[test]
 fn verification_above_tolerance_fails_and_writes_nothing() {
     let d = tmpdir("tol");

@@ -212,6 +212,15 @@ fn help_teaches_with_examples() {
         "s6plugin::S6Scan",
         "Softplus",
         "Slice",
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "Gelu",
+        "HardSwish",
+        "Resize",
+        "Trilu",
+        "CumSum",
+        "Erf",
     ] {
         assert!(text(&o).lines().any(|l| l == op), "--list-ops lacks {op}");
     }

@@ -10,7 +10,9 @@ pub mod absorb;
 pub mod conv_slice;
 pub mod dynamic;
 pub mod error;
+pub mod forms;
 pub mod graph;
+pub mod groups;
 pub mod infer;
 pub mod rewrite;
 pub mod s6node;
@@ -112,6 +114,7 @@ pub fn default_rules() -> Vec<Box<dyn Rule>> {
 /// Patches `model` in place. `base_dir` is the model's folder (for external data).
 pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchReport, PatchError> {
     let start = Instant::now();
+    let opset_import = model.opset_import.clone();
     let graph = model.graph.as_mut().ok_or(PatchError::NoGraph)?;
     let mut report = PatchReport {
         nodes_before: graph.node.len(),
@@ -122,6 +125,7 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
     rewrite::topo_sort(graph)?;
     scan::refuse_mamba2(graph)?;
     let mut ctx = Ctx::new(base_dir);
+    ctx.opset_import = opset_import;
     rewrite::run_to_fixed_point(graph, &default_rules(), &mut ctx, &mut report)?;
     if report.layers_patched == 0 {
         return Err(PatchError::NotMamba {

@@ -14,6 +14,8 @@ pub struct Ctx {
     pub base_dir: PathBuf,
     /// Sequence length of the export, learnt from the first scan found (steps of the loop).
     pub seq_len: Option<usize>,
+    /// The model's opset imports (for trial runs of the graph, `groups.rs`).
+    pub opset_import: Vec<onnx_protobuf::OperatorSetIdProto>,
     next_id: usize,
 }
 
@@ -22,6 +24,7 @@ impl Ctx {
         Ctx {
             base_dir: base_dir.to_path_buf(),
             seq_len: None,
+            opset_import: Vec::new(),
             next_id: 0,
         }
     }

@@ -16,10 +16,12 @@
 //! Concat looks like a scan, any failed proof is an error naming the node.
 
 use super::error::PatchError;
+use super::forms::{self, Role};
 use super::graph::{
     attr_i, attr_ints, attr_s, input, is_default_domain, norm_axis, output, GraphIndex, BFLOAT16,
     DOUBLE, FLOAT, FLOAT16,
 };
+use super::groups;
 use super::infer::{self, type_name, Infer};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
@@ -89,6 +91,8 @@ struct Readout {
     c_src: String,
     c_axis: i64,
     k: i64,
+    /// C_t's axes: (batch, state), or with a channel axis when C is spread over channels.
+    c_roles: Vec<Role>,
     /// The readout's last node (named in errors).
     node: usize,
     /// The node that consumes the state (MatMul or Einsum).
@@ -103,26 +107,60 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
     }
     match p.op_type.as_str() {
         "Einsum" => {
-            let eq = attr_s(p, "equation")?.replace(' ', "");
-            let (lhs, out) = eq.split_once("->")?;
-            let terms: Vec<&str> = lhs.split(',').collect();
-            if terms.len() != 2 || p.input.len() != 2 {
+            // Any spelling: forms::readout_einsum finds the state operand and C_t's axes.
+            forms::readout_einsum(p)
+                .into_iter()
+                .find_map(|(hi, c_roles)| {
+                    let (c_src, k, c_axis) = step_gather(g, input(p, 1 - hi))?;
+                    Some(Readout {
+                        h: g.strip_float_casts(input(p, hi)),
+                        c_src,
+                        c_axis,
+                        k,
+                        c_roles,
+                        node: pi,
+                        reader: pi,
+                    })
+                })
+        }
+        "ReduceSum" => {
+            // Σₙ h ⊙ C_t: a product summed over the state axis (keepdims 0).
+            let axes =
+                attr_ints(p, "axes").or_else(|| g.constant(p.input.get(1)?).map(|c| c.ints()));
+            if !matches!(axes.as_deref(), Some([2]) | Some([-1]))
+                || attr_i(p, "keepdims").unwrap_or(1) != 0
+            {
                 return None;
             }
-            let (ht, ct) = (terms[0].as_bytes(), terms[1].as_bytes());
-            let ot = out.as_bytes();
-            // h (b, d, n), C_t (b, n) → (b, d)
-            if ht.len() != 3 || ct != [ht[0], ht[2]] || ot != [ht[0], ht[1]] {
-                return None;
-            }
-            let (c_src, k, c_axis) = step_gather(g, input(p, 1))?;
-            Some(Readout {
-                h: g.strip_float_casts(input(p, 0)),
-                c_src,
-                c_axis,
-                k,
-                node: pi,
-                reader: pi,
+            let (mi, mul) = g.producer_op(&g.strip_casts(input(p, 0)), "Mul")?;
+            let c_t = |v: &str| -> Option<((String, i64, i64), Vec<Role>)> {
+                let v = g.strip_casts(v);
+                if let Some(s) = step_gather(g, &v) {
+                    // C_t (b, d, n), as spread over the channels.
+                    return Some((s, vec![Role::Batch, Role::Channel, Role::State]));
+                }
+                // (b, 1, n) = Unsqueeze(C_t (b, n), 1).
+                let (_, u) = g.producer_op(&v, "Unsqueeze")?;
+                if unsqueeze_axes(g, u)?.as_slice() != [1] {
+                    return None;
+                }
+                Some((step_gather(g, input(u, 0))?, vec![Role::Batch, Role::State]))
+            };
+            (0..2).find_map(|hi| {
+                let ((c_src, k, c_axis), c_roles) = c_t(input(mul, 1 - hi))?;
+                let h = g.strip_float_casts(input(mul, hi));
+                // The state is the Add of the update (or, folded, a Gather of dBu).
+                g.producer(&h)
+                    .filter(|(_, n)| matches!(n.op_type.as_str(), "Add" | "Gather"))?;
+                Some(Readout {
+                    h,
+                    c_src,
+                    c_axis,
+                    k,
+                    c_roles,
+                    node: pi,
+                    reader: mi,
+                })
             })
         }
         "Gather" | "Squeeze" => {
@@ -149,6 +187,7 @@ fn match_readout(g: &GraphIndex, y: &str) -> Option<Readout> {
                 c_src,
                 c_axis,
                 k,
+                c_roles: vec![Role::Batch, Role::State],
                 node: pi,
                 reader: mi,
             })
@@ -317,6 +356,43 @@ fn factors_at(
     }
 }
 
+/// Splits a factor that is itself a broadcast product (Δ·u or Δ·B computed before the
+/// product with the third factor, by Mul or Einsum) into its factors, their axes mapped
+/// through the outer factor's.
+fn split_factor(
+    g: &GraphIndex,
+    f: &Factor,
+    at: &NodeProto,
+) -> Result<Option<Vec<Factor>>, PatchError> {
+    if f.const_dims.is_some() {
+        return Ok(None);
+    }
+    let rank = f.map.len();
+    let parts = if let Some((_, mul)) = g.producer_op(&f.base, "Mul") {
+        // One level only: u's own products (SiLU's x·sigmoid(x)) stay whole.
+        let mut p = factors_at(g, input(mul, 0), rank, at, false)?;
+        p.extend(factors_at(g, input(mul, 1), rank, at, false)?);
+        p
+    } else if g.producer_op(&f.base, "Einsum").is_some() {
+        // The Einsum's operands, each whole.
+        factors_at(g, &f.base, rank, at, true)?
+    } else {
+        return Ok(None);
+    };
+    if parts.len() < 2 {
+        return Ok(None);
+    }
+    Ok(Some(
+        parts
+            .into_iter()
+            .map(|p| Factor {
+                map: p.map.iter().map(|m| m.and_then(|j| f.map[j])).collect(),
+                ..p
+            })
+            .collect(),
+    ))
+}
+
 /// Axis letters of the 4-D dA / dBu tensors.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ax {
@@ -398,7 +474,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
                 format!("step {k} reads C at index {}", r.k),
             ));
         }
-        if r.c_src != r0.c_src || r.c_axis != r0.c_axis {
+        if r.c_src != r0.c_src || r.c_axis != r0.c_axis || r.c_roles != r0.c_roles {
             return Err(unprovable(
                 g.node(r.node),
                 "steps read C from different tensors",
@@ -430,10 +506,12 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         match (&up.h_prev, prev_expected) {
             (Some(p), Some(e)) if *p == e => {}
             (Some(p), None) => {
-                // A zero fill (constant, or ConstantOfShape / Expand over the input's dynamic
-                // dims) is the op's default; its shape is checked below, once the layout is
-                // known.
-                initial_state = Some(p.clone());
+                // A zero fill is the op's default: recognised here (forms::is_zero_fill), or
+                // (ConstantOfShape / Expand over the input's dynamic dims) checked below, once
+                // the layout is known.
+                if !forms::is_zero_fill(g, p) {
+                    initial_state = Some(p.clone());
+                }
             }
             (None, None) => {}
             _ => {
@@ -520,7 +598,22 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         .producer(&g.strip_casts(&dbu))
         .map(|(_, n)| n)
         .unwrap_or(concat);
-    let fb = factors(g, &dbu, 4, dbu_node)?;
+    let mut fb = factors(g, &dbu, 4, dbu_node)?;
+    let is_delta = |f: &Factor| f.base == delta_f.base && f.map == delta_f.map;
+    // Δ·u (or Δ·B) formed before the product with the third factor: split the one holding Δ.
+    if fb.len() == 2 && !fb.iter().any(is_delta) {
+        let split = fb.iter().enumerate().find_map(|(i, f)| {
+            split_factor(g, f, dbu_node)
+                .ok()
+                .flatten()
+                .filter(|p| p.iter().any(is_delta))
+                .map(|p| (i, p))
+        });
+        if let Some((i, parts)) = split {
+            fb.remove(i);
+            fb.extend(parts);
+        }
+    }
     if fb.len() != 3 {
         return Err(unprovable(
             dbu_node,
@@ -529,7 +622,7 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
     }
     let di = fb
         .iter()
-        .position(|f| f.base == delta_f.base && f.map == delta_f.map)
+        .position(is_delta)
         .ok_or_else(|| unprovable(dbu_node, "dBu does not use the Δ of dA"))?;
     let rest: Vec<&Factor> = fb
         .iter()
@@ -537,14 +630,17 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         .filter(|(i, _)| *i != di)
         .map(|(_, f)| f)
         .collect();
-    let (b_f, u_f) = if covers(rest[0], &layout, &[Ax::B, Ax::L, Ax::N]) {
+    // B is (B, N, L), or (B, D, N, L) when a grouped B is spread over the channels.
+    let is_b = |f: &Factor| {
+        covers(f, &layout, &[Ax::B, Ax::L, Ax::N])
+            || (f.const_dims.is_none() && covers(f, &layout, &[Ax::B, Ax::D, Ax::L, Ax::N]))
+    };
+    let (b_f, u_f) = if is_b(rest[0]) {
         (rest[0], rest[1])
     } else {
         (rest[1], rest[0])
     };
-    if !covers(b_f, &layout, &[Ax::B, Ax::L, Ax::N])
-        || !covers(u_f, &layout, &[Ax::B, Ax::D, Ax::L])
-    {
+    if !is_b(b_f) || !covers(u_f, &layout, &[Ax::B, Ax::D, Ax::L]) {
         return Err(unprovable(
             dbu_node,
             "cannot tell B (B, N, L) and u (B, D, L) apart",
@@ -571,23 +667,77 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
             op_type: concat.op_type.clone(),
         });
     }
-    let bc_last = match letters(b_f, &layout).as_slice() {
-        [Ax::B, Ax::N, Ax::L] => false,
-        [Ax::B, Ax::L, Ax::N] => true,
-        other => return Err(unprovable(dbu_node, format!("B has axes {other:?}"))),
+    // B's and C's layouts: (batch, N, L) / (batch, L, N), with a channel axis where grouped.
+    let bc_layout = |axes: &[Ax]| match axes {
+        [Ax::B, Ax::N, Ax::L] => Some((false, false)),
+        [Ax::B, Ax::L, Ax::N] => Some((true, false)),
+        [Ax::B, Ax::D, Ax::N, Ax::L] => Some((false, true)),
+        [Ax::B, Ax::L, Ax::D, Ax::N] => Some((true, true)),
+        _ => None,
     };
-    let c_last = match r0.c_axis {
-        1 | -2 => true,
-        2 | -1 => false,
-        _ => return Err(unprovable(g.node(r0.node), "C indexed on the batch axis")),
-    };
-    if c_last != bc_last {
+    let b_axes = letters(b_f, &layout);
+    let (bc_last, grouped) =
+        bc_layout(&b_axes).ok_or_else(|| unprovable(dbu_node, format!("B has axes {b_axes:?}")))?;
+    // C's axes: C_t's, with L inserted where the steps gather it.
+    let mut c_axes: Vec<Ax> = r0
+        .c_roles
+        .iter()
+        .map(|r| match r {
+            Role::Batch => Ax::B,
+            Role::Channel => Ax::D,
+            Role::State => Ax::N,
+        })
+        .collect();
+    let ca = norm_axis(r0.c_axis, c_axes.len() + 1)
+        .ok_or_else(|| unprovable(g.node(r0.node), "C's time axis out of range"))?;
+    c_axes.insert(ca, Ax::L);
+    let (c_last, c_grouped) = bc_layout(&c_axes)
+        .ok_or_else(|| unprovable(g.node(r0.node), format!("C has axes {c_axes:?}")))?;
+    if c_last != bc_last || c_grouped != grouped {
         return Err(PatchError::Unsupported {
             what: "B and C in different layouts".into(),
             node: g.node(r0.node).name.clone(),
             op_type: g.node(r0.node).op_type.clone(),
         });
     }
+    // Grouped: the node takes B and C before they were spread over the channels.
+    let (b_name, c_name) = if grouped {
+        let at_c = g.node(r0.node);
+        let axis_of_d = |axes: &[Ax]| axes.iter().position(|a| *a == Ax::D).unwrap_or(0);
+        let not_spread = |n: &NodeProto, what: &str| {
+            unprovable(
+                n,
+                format!("{what} has a channel axis but is not spread from a grouped tensor"),
+            )
+        };
+        let mut found = groups::resolve_all(
+            g,
+            ctx,
+            &[
+                (&b_f.base, axis_of_d(&b_axes), dbu_node),
+                (&r0.c_src, axis_of_d(&c_axes), at_c),
+            ],
+        )?
+        .into_iter();
+        let sb = found
+            .next()
+            .flatten()
+            .ok_or_else(|| not_spread(dbu_node, "B"))?;
+        let sc = found
+            .next()
+            .flatten()
+            .ok_or_else(|| not_spread(at_c, "C"))?;
+        if sb.groups != sc.groups {
+            return Err(PatchError::Unsupported {
+                what: format!("B in {} groups, C in {}", sb.groups, sc.groups),
+                node: at_c.name.clone(),
+                op_type: at_c.op_type.clone(),
+            });
+        }
+        (sb.base, sc.base)
+    } else {
+        (b_f.base.clone(), r0.c_src.clone())
+    };
 
     // A as a (D, N) fp32 tensor.
     let mut patch = Patch::default();
@@ -609,12 +759,32 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
                     format!("A constant of shape {dims:?} is not (D, N)"),
                 ));
             }
-            let mut t = proto.clone();
-            t.name = ctx.fresh(g, "A");
-            t.dims = kept;
+            let name = ctx.fresh(g, "A");
+            let t = if proto.data_type == FLOAT {
+                let mut t = proto.clone();
+                t.name = name;
+                t.dims = kept;
+                t
+            } else {
+                // A half-precision export's A: the op takes it in fp32 (widening is exact).
+                let v = g
+                    .constant(&a_f.base)
+                    .ok_or_else(|| unprovable(exp, "A constant unreadable"))?;
+                let f: Vec<f32> = v.values.iter().map(|&x| x as f32).collect();
+                super::graph::f32_tensor(&name, &kept, &f)
+            };
             patch.add_initializers.push(t.clone());
             t.name
         }
+    };
+    // A computed in half precision (`-exp(A_log)` of an fp16 export) is widened by a Cast.
+    let a_name = match g.dtype(&a_name) {
+        Some(FLOAT16 | BFLOAT16 | DOUBLE) if a_f.const_dims.is_none() => {
+            let (cast, wide) = forms::cast_to_f32(g, ctx, &a_name);
+            patch.add_nodes.push(cast);
+            wide
+        }
+        _ => a_name,
     };
 
     // Dtypes per the contract: u, Δ, B, C share one; A and the initial state are fp32. Casts to
@@ -628,9 +798,10 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
             ("B", b_f.base.as_str()),
             ("C", r0.c_src.as_str()),
         ],
-        &[("A", a_f.base.as_str())]
+        &initial_state
+            .as_deref()
+            .map(|s| ("initial_state", s))
             .into_iter()
-            .chain(initial_state.as_deref().map(|s| ("initial_state", s)))
             .collect::<Vec<_>>(),
     )?;
 
@@ -668,8 +839,8 @@ fn match_stack(g: &GraphIndex, ctx: &mut Ctx, ci: usize) -> Result<Option<Patch>
         u: u_f.base.clone(),
         delta: delta_f.base.clone(),
         a: a_name,
-        b: b_f.base.clone(),
-        c: r0.c_src.clone(),
+        b: b_name,
+        c: c_name,
         initial_state,
         last_state,
         y: output(concat, 0).to_string(),

@@ -238,3 +238,78 @@ pub fn has_dynamic_batch(session: &Session, seq_dim: &str) -> bool {
         })
     })
 }
+
+/// One check per `S6Scan` node: original and patched run on the same generated inputs with
+/// each scan's outputs exposed, compared where the original computes the same value (the
+/// patch keeps value names, so a scan's `y` is the original's stacked — or gated, skipped —
+/// output). Returns (node name, error) for each output that has a counterpart.
+pub fn verify_scans(
+    original: &ModelProto,
+    original_dir: &Path,
+    patched: &ModelProto,
+    patched_dir: &Path,
+    seq_len: usize,
+) -> Result<Vec<(String, OutputError)>, VerifyError> {
+    let og = original.graph.as_ref();
+    let produced: std::collections::HashSet<&str> = og
+        .into_iter()
+        .flat_map(|g| {
+            g.node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str))
+        })
+        .collect();
+    let mut checks: Vec<(String, String)> = Vec::new();
+    for n in patched
+        .graph
+        .as_ref()
+        .into_iter()
+        .flat_map(|g| g.node.iter())
+    {
+        if super::s6node::ScanNode::from_node(n).is_some() {
+            for o in &n.output {
+                if produced.contains(o.as_str()) {
+                    checks.push((n.name.clone(), o.clone()));
+                }
+            }
+        }
+    }
+    let expose = |m: &ModelProto| {
+        let mut m = m.clone();
+        if let Some(g) = m.graph.as_mut() {
+            for (_, v) in &checks {
+                let mut vi = onnx_protobuf::ValueInfoProto::new();
+                vi.name = v.clone();
+                g.output.push(vi);
+            }
+        }
+        m
+    };
+    let (om, pm) = (expose(original), expose(patched));
+    let so = Session::new(&om, original_dir).map_err(|source| VerifyError::Interp {
+        which: "original",
+        source,
+    })?;
+    let sp = Session::new(&pm, patched_dir).map_err(|source| VerifyError::Interp {
+        which: "patched",
+        source,
+    })?;
+    let inputs = make_inputs(original, &so, seq_len, 7)?;
+    let a: HashMap<String, Tensor> = run(&so, &inputs, "original")?.into_iter().collect();
+    let b: HashMap<String, Tensor> = run(&sp, &inputs, "patched")?.into_iter().collect();
+    let mut out = Vec::new();
+    for (node, v) in &checks {
+        let (Some(x), Some(y)) = (a.get(v), b.get(v)) else {
+            continue;
+        };
+        if x.shape != y.shape {
+            return Err(VerifyError::Shape {
+                name: v.clone(),
+                original: x.shape.clone(),
+                patched: y.shape.clone(),
+            });
+        }
+        out.push((node.clone(), errors(v, &y.to_f64_vec(), &x.to_f64_vec())));
+    }
+    Ok(out)
+}

@@ -150,22 +150,55 @@ fn run(args: Args) -> Result<ExitCode> {
                 ));
             }
         }
-        // The patched model must also run at another length (and batch, where it is dynamic).
-        let other = if l > 2 { l - 2 } else { l + 3 };
-        let sizes = patch::verify::Sizes {
-            seq_dim: &seq_dim,
-            seq_len: other,
-            batch: if dynamic_batch { 3 } else { 1 },
-        };
-        let inputs = patch::verify::make_inputs_at(&patched, &sp, &sizes, 11)?;
-        let outs = patch::verify::run(&sp, &inputs, "patched")?;
-        eprintln!(
-            "verify L={other} batch {}: patched model runs, output shapes {:?}",
-            sizes.batch,
-            outs.iter()
-                .map(|(_, t)| t.shape.clone())
-                .collect::<Vec<_>>()
-        );
+        // Each scan on its own: its outputs against the values the original computes there.
+        let per_scan = patch::verify::verify_scans(&original, &in_dir, &patched, &in_dir, l)
+            .context("--verify (per scan)")?;
+        for (node, e) in &per_scan {
+            let ok = e.rel_to_scale <= args.tolerance;
+            failed |= !ok;
+            eprintln!(
+                "verify scan '{node}': {}: max abs {:.3e}, rel to scale {:.3e} {}",
+                e.name,
+                e.max_abs,
+                e.rel_to_scale,
+                if ok { "ok" } else { "ABOVE TOLERANCE" }
+            );
+            parts.push(format!(
+                "{{\"scan\": \"{}\", \"output\": \"{}\", \"seq_len\": {l}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
+                node.replace('"', "\\\""),
+                e.name.replace('"', "\\\""),
+                e.max_abs,
+                e.max_rel,
+                e.rel_to_scale
+            ));
+        }
+        // The patched model must also run at another length (and batch, where it is dynamic),
+        // where the length is an input axis (vision exports fix L by the image size).
+        let has_seq = sp.inputs().any(|i| {
+            i.dims
+                .iter()
+                .flatten()
+                .any(|d| matches!(d, s6_onnx::interp::Dim::Symbolic(s) if *s == seq_dim))
+        });
+        if has_seq {
+            let other = if l > 2 { l - 2 } else { l + 3 };
+            let sizes = patch::verify::Sizes {
+                seq_dim: &seq_dim,
+                seq_len: other,
+                batch: if dynamic_batch { 3 } else { 1 },
+            };
+            let inputs = patch::verify::make_inputs_at(&patched, &sp, &sizes, 11)?;
+            let outs = patch::verify::run(&sp, &inputs, "patched")?;
+            eprintln!(
+                "verify L={other} batch {}: patched model runs, output shapes {:?}",
+                sizes.batch,
+                outs.iter()
+                    .map(|(_, t)| t.shape.clone())
+                    .collect::<Vec<_>>()
+            );
+        } else {
+            eprintln!("verify: no input has a sequence axis (L is fixed by the input's shape)");
+        }
         verify_json = format!("[{}]", parts.join(", "));
     }
 

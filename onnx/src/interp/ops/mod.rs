@@ -1,11 +1,15 @@
 //! The CPU ops, one file per family, and the registry that maps (domain, op_type) to them.
 //! Each family file has a `register` function listing its ops.
 
+pub mod activation;
 pub mod conv;
 pub mod einsum;
 pub mod elementwise;
 pub mod matmul;
+pub mod norm;
+pub mod onehot;
 pub mod reduce;
+pub mod resize;
 pub mod scan;
 pub mod shape;
 
@@ -34,6 +38,10 @@ pub fn registry() -> &'static Registry {
         einsum::register(&mut r);
         conv::register(&mut r);
         scan::register(&mut r);
+        activation::register(&mut r);
+        norm::register(&mut r);
+        onehot::register(&mut r);
+        resize::register(&mut r);
         r
     })
 }
