@@ -1,4 +1,6 @@
 //! Shared pieces of the s6plugin command-line tools.
 
 pub mod engine;
+pub mod generate;
 pub mod logging;
+pub mod sample;

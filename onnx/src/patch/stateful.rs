@@ -167,8 +167,8 @@ fn causal_convs(g: &GraphIndex) -> Vec<CausalConv> {
         let (Some(starts), Some(ends), Some(axes)) = (c(1), c(2), c(3)) else {
             continue;
         };
-        let steps_ok = s.input.get(4).is_none_or(|x| x.is_empty())
-            || c(4).is_some_and(|x| x.ints() == [1]);
+        let steps_ok =
+            s.input.get(4).is_none_or(|x| x.is_empty()) || c(4).is_some_and(|x| x.ints() == [1]);
         if starts.ints() == [0]
             && ends.ints() == [-(k - 1)]
             && matches!(axes.ints().as_slice(), [2] | [-1])
@@ -336,7 +336,10 @@ pub fn make_stateful(
             let k = conv.k as i64;
             let x_type = g.dtype(&x).unwrap_or(FLOAT);
             if !matches!(x_type, FLOAT | FLOAT16 | BFLOAT16) {
-                return Err(unsupported(cn, format!("conv input of element type {x_type}")));
+                return Err(unsupported(
+                    cn,
+                    format!("conv input of element type {x_type}"),
+                ));
             }
 
             // conv_state.i ++ x → Conv(pads 0); the tail of the concatenation is the new state.
@@ -376,8 +379,12 @@ pub fn make_stateful(
                 ctx.fresh(&g, "conv_state_end"),
                 ctx.fresh(&g, "conv_state_axis"),
             );
-            patch.add_initializers.push(i64_tensor(&starts, &[1], &[-(k - 1)]));
-            patch.add_initializers.push(i64_tensor(&ends, &[1], &[i64::MAX]));
+            patch
+                .add_initializers
+                .push(i64_tensor(&starts, &[1], &[-(k - 1)]));
+            patch
+                .add_initializers
+                .push(i64_tensor(&ends, &[1], &[i64::MAX]));
             patch.add_initializers.push(i64_tensor(&axes, &[1], &[2]));
             let tail = if x_type == FLOAT {
                 conv_state_out(layer)
@@ -420,13 +427,7 @@ pub fn make_stateful(
 
             let d_state = d_state_of(&g, &scan.a);
             let batch = || dim_param(BATCH_DIM);
-            let conv_dims = || {
-                vec![
-                    batch(),
-                    dim_value(conv.channels as i64),
-                    dim_value(k - 1),
-                ]
-            };
+            let conv_dims = || vec![batch(), dim_value(conv.channels as i64), dim_value(k - 1)];
             let ssm_dims = || {
                 vec![
                     batch(),

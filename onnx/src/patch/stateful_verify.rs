@@ -42,10 +42,9 @@ pub fn verify_stateful(
     seq_len: usize,
 ) -> Result<Vec<OutputError>, VerifyError> {
     let so = Session::new(original, original_dir).map_err(interp("original"))?;
-    let st = StatefulSession::new(
-        Session::new(stateful, stateful_dir).map_err(interp("stateful"))?,
-    )
-    .map_err(stateful_err)?;
+    let st =
+        StatefulSession::new(Session::new(stateful, stateful_dir).map_err(interp("stateful"))?)
+            .map_err(stateful_err)?;
     let rows: Vec<_> = [7u64, 8]
         .iter()
         .map(|&seed| make_inputs(original, &so, seq_len, seed))
