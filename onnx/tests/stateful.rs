@@ -170,12 +170,16 @@ fn refuses_unpatched_and_already_stateful_models_and_changes_nothing() {
     let dir = fixtures().join("models/hf_ts_L12");
     let original = model::load(&dir.join("model.onnx")).unwrap();
     let mut m = original.clone();
-    let e = stateful::make_stateful(&mut m, &dir).unwrap_err().to_string();
+    let e = stateful::make_stateful(&mut m, &dir)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no S6Scan"), "{e}");
     assert_eq!(m, original);
     let (mut st, dir, _) = stateful_model("hf_ts_L12");
     let before = st.clone();
-    let e = stateful::make_stateful(&mut st, &dir).unwrap_err().to_string();
+    let e = stateful::make_stateful(&mut st, &dir)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already"), "{e}");
     assert_eq!(st, before);
 }
