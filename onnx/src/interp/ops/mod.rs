@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod einsum;
 pub mod elementwise;
+pub mod gemv;
 pub mod matmul;
 pub mod reduce;
 pub mod scan;

@@ -119,6 +119,8 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     let how = prepare(&mut m, &base).with_context(|| format!("{}", args.model.display()))?;
     let mut session = Session::new(&m, &base)
         .with_context(|| format!("{}: cannot run this model", args.model.display()))?;
+    // The session holds its own decoded copy of the weights.
+    drop(m);
     if args.backend == BackendKind::Gpu {
         session = session.with_backend(super::gpu_backend()?);
     }
