@@ -18,7 +18,6 @@ usage: bench_generate.py --bin target/release [--work /tmp/s6-bench-gen] [--thre
 import argparse
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -93,16 +92,15 @@ def export(work, threads):
 
 
 def timed(cmd, env=None):
-    """Runs cmd as its own process; returns (wall s, peak RSS MB of that child, stderr)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs cmd as its own process; returns (wall s, peak RSS MB of that process, output)."""
     t = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
     wall = time.time() - t
-    if p.returncode != 0:
-        sys.exit(f"{cmd[0]} failed: {p.stderr[-2000:]}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far: only meaningful when larger.
-    return wall, max(rss, before) / 1024, p.stderr + p.stdout
+    if status != 0:
+        sys.exit(f"{cmd[0]} failed: {out[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, out
 
 
 ORT_CHILD = """
@@ -131,9 +129,10 @@ def main():
     np.save(w("ids128.npy"), ids[:, :L_EXPORT])
     for n in PREFIXES:
         np.save(w(f"prompt{n}.npy"), ids[:, :n])
+    np.save(w("prompt16x4.npy"), rng.integers(0, 50280, (4, 16), dtype=np.int64))
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), RUST_LOG="error")
     mb = os.path.getsize(model) / 1e6
-    print(f"model {mb:.0f} MB, {args.threads} threads, {os.cpu_count()} CPUs")
+    print(f"model {mb:.0f} MB, {args.threads} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
 
     wall, rss, out = timed([sys.executable, "-c", ORT_CHILD, model, w("ids128.npy"), str(args.threads)])
     print(f"| onnxruntime, original export (session + run) | {wall:.2f} s | {rss:.0f} MB | {out.strip()} |")
@@ -148,14 +147,14 @@ def main():
     print(f"| onnx-patch + s6-run | {wp + wr:.2f} s | | ratio onnxruntime / ours {wall / (wp + wr):.2f} |")
 
     timed([f"{args.bin}/onnx-patch", model, "-o", w("model.st.onnx"), "--stateful"], env)
-    for n in PREFIXES:
+    for n in [*PREFIXES, "16x4"]:
         _, rss, out = timed(
             [f"{args.bin}/s6-run", "generate", w("model.st.onnx"), "--prompt", w(f"prompt{n}.npy"),
              "--max-new-tokens", str(NEW_TOKENS)],
             env,
         )
         m = re.search(r"prefill ([\d.]+) ms; (\d+) decode steps: ([\d.]+) ms/token, ([\d.]+) tokens/s", out)
-        print(f"| s6-run generate, prompt {n} | prefill {m.group(1)} ms | {m.group(3)} ms/token | {m.group(4)} tokens/s |")
+        print(f"| s6-run generate, prompt {n} | prefill {m.group(1)} ms | {m.group(3)} ms/step | {m.group(4)} tokens/s | {rss:.0f} MB |")
 
     if not args.skip_hf:
         import torch

@@ -87,7 +87,12 @@ fn run(args: Args) -> Result<ExitCode> {
             out_data.display()
         );
     }
-    let mut patched = original.clone();
+    // Only --verify reads the original afterwards: without it, one copy of the model in memory.
+    let (original, mut patched) = if args.verify {
+        (original.clone(), original)
+    } else {
+        (Default::default(), original)
+    };
     let mut report = patch::patch_model(&mut patched, &in_dir)
         .with_context(|| format!("{}", args.input.display()))?;
 
