@@ -1,5 +1,7 @@
 //! Shared pieces of the s6plugin command-line tools.
 
 pub mod engine;
+pub mod generate;
 pub mod limits;
 pub mod logging;
+pub mod sample;

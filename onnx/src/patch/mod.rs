@@ -17,6 +17,8 @@ pub mod infer;
 pub mod rewrite;
 pub mod s6node;
 pub mod scan;
+pub mod stateful;
+pub mod stateful_verify;
 pub mod verify;
 
 pub use error::PatchError;

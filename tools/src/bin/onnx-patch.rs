@@ -38,6 +38,11 @@ struct Args {
     report: Option<PathBuf>,
     #[command(flatten)]
     limits: s6_tools::limits::Limits,
+    /// Also make the graph stateful for token-by-token generation: per layer, inputs
+    /// conv_state.I / ssm_state.I and outputs conv_state_out.I / ssm_state_out.I (fp32). With
+    /// --verify: one call = the original, and = the prompt fed in pieces with states carried.
+    #[arg(long)]
+    stateful: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,13 +91,36 @@ fn run(args: Args) -> Result<ExitCode> {
             out_data.display()
         );
     }
-    let mut patched = original.clone();
+    // Only --verify reads the original afterwards: without it, one copy of the model in memory.
+    let (original, mut patched) = if args.verify {
+        (original.clone(), original)
+    } else {
+        (Default::default(), original)
+    };
     let mut report = patch::patch_model(&mut patched, &in_dir)
         .with_context(|| format!("{}", args.input.display()))?;
 
+    let stateful = if args.stateful {
+        Some(
+            patch::stateful::make_stateful(&mut patched, &in_dir)
+                .with_context(|| format!("{}: --stateful", args.input.display()))?,
+        )
+    } else {
+        None
+    };
+    if let (Some(_), Some(g)) = (&stateful, patched.graph.as_ref()) {
+        report.nodes_after = g.node.len();
+        report.initializers_after = g.initializer.len();
+    }
+
     let mut verify_json = String::from("null");
     let mut failed = false;
-    if args.verify {
+    if args.verify && stateful.is_some() {
+        let l = report.export_seq_len.unwrap_or(1);
+        let (j, f) = verify_stateful(&original, &patched, &in_dir, l, args.tolerance)?;
+        verify_json = j;
+        failed = f;
+    } else if args.verify {
         let l = report.export_seq_len.unwrap_or(1);
         let seq_dim = report
             .seq_dim
@@ -229,7 +257,11 @@ fn run(args: Args) -> Result<ExitCode> {
         let mut json = report.to_json();
         // Splice the verification in before the closing brace.
         json.truncate(json.trim_end().len() - 1);
-        json.push_str(&format!(",\n  \"verify\": {verify_json}\n}}\n"));
+        json.push_str(&format!(",\n  \"verify\": {verify_json}"));
+        if let Some(st) = &stateful {
+            json.push_str(&format!(",\n  \"stateful\": {}", st.to_json()));
+        }
+        json.push_str("\n}\n");
         model::write_atomic(path, json.as_bytes())?;
     }
     if failed {
@@ -240,4 +272,35 @@ fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--verify --stateful`: returns the JSON list and whether a check is above tolerance.
+fn verify_stateful(
+    original: &s6_onnx::proto::ModelProto,
+    stateful: &s6_onnx::proto::ModelProto,
+    dir: &std::path::Path,
+    l: usize,
+    tolerance: f64,
+) -> Result<(String, bool)> {
+    let errs = patch::stateful_verify::verify_stateful(original, dir, stateful, dir, l)
+        .context("--verify")?;
+    let mut failed = false;
+    let mut parts = Vec::new();
+    for e in &errs {
+        let ok = e.rel_to_scale <= tolerance;
+        failed |= !ok;
+        eprintln!(
+            "verify stateful L={l} (pieces {:?}): {}: max abs {:.3e}, rel to scale {:.3e} {}",
+            patch::stateful_verify::piece_lengths(l),
+            e.name,
+            e.max_abs,
+            e.rel_to_scale,
+            if ok { "ok" } else { "ABOVE TOLERANCE" }
+        );
+        parts.push(format!(
+            "{{\"check\": \"{}\", \"seq_len\": {l}, \"batch\": 2, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
+            e.name, e.max_abs, e.max_rel, e.rel_to_scale
+        ));
+    }
+    Ok((format!("[{}]", parts.join(", ")), failed))
 }

@@ -188,6 +188,19 @@ pub fn matmul_tensors(node: &Node, a: &Tensor, b: &Tensor) -> Result<Tensor, Int
                 }
             };
             let mut out = vec![0.0f32; nb * m * n];
+            // A 2-D weight: the batch of `a` folds into its rows (one pass over the weight).
+            if b_batch.is_empty() {
+                let rows = nb * m;
+                if rows <= super::gemv::MAX_ROWS {
+                    super::gemv::sgemm_small_m(rows, k, n, x, y, &mut out);
+                } else {
+                    sgemm(rows, k, n, x, (k, 1), y, (n, 1), &mut out);
+                }
+                return Ok(Tensor {
+                    shape: out_shape,
+                    data: from_f32(a.dtype(), vec![out.len()], out).data,
+                });
+            }
             let one = |(i, c): (usize, &mut [f32])| {
                 sgemm(
                     m,

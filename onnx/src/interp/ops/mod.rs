@@ -5,6 +5,7 @@ pub mod activation;
 pub mod conv;
 pub mod einsum;
 pub mod elementwise;
+pub mod gemv;
 pub mod matmul;
 pub mod norm;
 pub mod onehot;

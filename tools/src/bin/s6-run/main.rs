@@ -1,6 +1,7 @@
 //! `s6-run`: runs an ONNX model on the CPU interpreter of s6-onnx (or with the wgpu GPU
 //! backend), reading and writing `.npy`, and cross-checks outputs against another run's.
 
+mod generate;
 mod polygraphy;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -42,6 +43,9 @@ Examples:
   # What does the model want? What can the interpreter run?
   s6-run model.onnx --info
   s6-run --list-ops
+
+  # Generate tokens (prefill once, then one step per token): see s6-run generate --help
+  s6-run generate model.onnx --prompt prompt.npy --max-new-tokens 32 --out tokens.npy
 
 --compare prints, per output, the max absolute and relative error, and exits with status 1
 when any element is off by more than atol + rtol * |reference| (numpy's allclose rule), a
@@ -118,6 +122,17 @@ struct Args {
 fn main() -> ExitCode {
     // wgpu's adapter probing warns about optional Vulkan extensions: not news.
     s6_tools::logging::init("warn,wgpu_hal=error,wgpu_core=error");
+    let mut argv: Vec<_> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "generate") {
+        argv.remove(1);
+        return match generate::main(argv) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("s6-run generate: error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let args = Args::parse();
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,201 @@
+//! `patch::stateful` on the bundled exports: the declared state interface, one call = the
+//! original (onnxruntime), pieces with states carried = one call, and — teacher-forced on
+//! transformers' greedy continuation (`scripts/make_generate_fixtures.py`) — the logits of
+//! every decode step equal transformers' cached `generate()` logits.
+
+use s6_onnx::interp::{Dim, Session, Tensor};
+use s6_onnx::patch::stateful::{self, BATCH_DIM};
+use s6_onnx::patch::{self, stateful_verify};
+use s6_onnx::stateful::{concat_steps, steps, StatefulSession};
+use s6_onnx::{model, npy};
+use std::path::{Path, PathBuf};
+
+/// (export, generate fixture with the same weights, layers, d_conv)
+const CASES: [(&str, &str, usize, usize); 9] = [
+    ("hf_ts_L12", "hf", 2, 4),
+    ("hf_ts_L7", "hf", 2, 4),
+    ("hf_dynamo_L12", "hf", 2, 4),
+    ("hf_dynamo_L7", "hf", 2, 4),
+    ("hf_dynamo_L1", "hf", 2, 4),
+    ("minimal_ts_L12", "minimal", 2, 4),
+    ("minimal_ts_L7", "minimal", 2, 4),
+    ("minimal_dynamo_L12", "minimal", 2, 4),
+    ("hf_ts_3l_conv3_L8", "hf3c3", 3, 3),
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn stateful_model(export: &str) -> (onnx_protobuf::ModelProto, PathBuf, usize) {
+    let dir = fixtures().join("models").join(export);
+    let mut m = model::load(&dir.join("model.onnx")).unwrap();
+    let r = patch::patch_model(&mut m, &dir).unwrap();
+    let st = stateful::make_stateful(&mut m, &dir).unwrap();
+    assert_eq!(st.layers.len(), r.layers_patched);
+    (m, dir, r.export_seq_len.unwrap())
+}
+
+fn dims(v: &onnx_protobuf::ValueInfoProto) -> Vec<String> {
+    use onnx_protobuf::tensor_shape_proto::dimension::Value;
+    match v.type_.value.as_ref().unwrap() {
+        onnx_protobuf::type_proto::Value::TensorType(t) => t
+            .shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(Value::DimValue(x)) => x.to_string(),
+                Some(Value::DimParam(p)) => p.clone(),
+                _ => "?".into(),
+            })
+            .collect(),
+        _ => panic!("not a tensor"),
+    }
+}
+
+#[test]
+fn declares_named_fp32_states_per_layer() {
+    for (export, _, layers, d_conv) in CASES {
+        let (m, _, _) = stateful_model(export);
+        let g = m.graph.as_ref().unwrap();
+        let names: Vec<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
+        let mut want = vec!["input_ids".to_string()];
+        let mut want_out = vec!["logits".to_string()];
+        for l in 0..layers {
+            want.push(format!("conv_state.{l}"));
+            want.push(format!("ssm_state.{l}"));
+            want_out.push(format!("conv_state_out.{l}"));
+            want_out.push(format!("ssm_state_out.{l}"));
+        }
+        assert_eq!(names, want, "{export}");
+        let outs: Vec<&str> = g.output.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(outs, want_out, "{export}");
+        assert_eq!(dims(&g.input[0]), [BATCH_DIM, "seq_len"], "{export}");
+        assert_eq!(dims(&g.output[0])[..2], [BATCH_DIM, "seq_len"], "{export}");
+        for v in g.input[1..].iter().chain(&g.output[1..]) {
+            let want = if v.name.starts_with("conv") {
+                vec![BATCH_DIM.to_string(), "64".into(), (d_conv - 1).to_string()]
+            } else {
+                vec![BATCH_DIM.to_string(), "64".into(), "16".into()]
+            };
+            assert_eq!(dims(v), want, "{export} {}", v.name);
+        }
+        // The session sees them the same way.
+        let s = Session::new(&m, &fixtures().join("models").join(export)).unwrap();
+        let c0 = s.inputs().find(|i| i.name == "conv_state.0").unwrap();
+        assert_eq!(
+            c0.dims.as_ref().unwrap()[2],
+            Dim::Fixed(d_conv - 1),
+            "{export}"
+        );
+        let st = StatefulSession::new(s).unwrap();
+        assert_eq!(st.layers(), layers);
+        // No conv keeps its left padding.
+        for n in g.node.iter().filter(|n| n.op_type == "Conv") {
+            let pads = n.attribute.iter().find(|a| a.name == "pads").unwrap();
+            assert_eq!(pads.ints, [0, 0], "{export} {}", n.name);
+        }
+    }
+}
+
+#[test]
+fn one_call_equals_original_and_pieces_equal_one_call() {
+    for (export, ..) in CASES {
+        let (m, dir, l) = stateful_model(export);
+        let original = model::load(&dir.join("model.onnx")).unwrap();
+        let errs = stateful_verify::verify_stateful(&original, &dir, &m, &dir, l).unwrap();
+        assert_eq!(errs.len(), 3);
+        for e in &errs {
+            assert!(e.rel_to_scale <= 1e-5, "{export}: {e:?}");
+        }
+    }
+}
+
+#[test]
+fn piece_lengths_cover_the_prompt() {
+    assert_eq!(stateful_verify::piece_lengths(12), [5, 1, 1, 1, 1, 1, 1, 1]);
+    assert_eq!(stateful_verify::piece_lengths(3), [3]);
+    assert_eq!(stateful_verify::piece_lengths(1), [1]);
+}
+
+/// The logits of every decode step, teacher-forced on transformers' greedy tokens, equal the
+/// logits transformers' cached generate() picked them from (batch 2).
+#[test]
+fn decode_steps_match_transformers_cached_generate() {
+    for (export, case, ..) in CASES {
+        let (m, dir, _) = stateful_model(export);
+        let st = StatefulSession::new(Session::new(&m, &dir).unwrap()).unwrap();
+        let g = fixtures().join("generate").join(case);
+        let prompt = npy::read(&g.join("prompt.npy")).unwrap();
+        let tokens = npy::read(&g.join("tokens.npy")).unwrap();
+        let want = npy::read(&g.join("logits.npy")).unwrap();
+        let (b, n) = (tokens.shape[0], tokens.shape[1]);
+        let (logits, mut states) = st.step(&prompt, &st.zero_states(b)).unwrap();
+        let mut got = vec![steps(&logits, logits.shape[1] - 1, logits.shape[1])];
+        for i in 0..n - 1 {
+            let (l, s) = st.step(&steps(&tokens, i, i + 1), &states).unwrap();
+            got.push(l);
+            states = s;
+        }
+        let got = concat_steps(&got).unwrap();
+        assert_eq!(got.shape, want.shape, "{export}");
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        let worst = g
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0f64, f64::max);
+        assert!(worst <= 1e-4, "{export}: {worst:e}");
+    }
+}
+
+#[test]
+fn fp16_exports_become_stateful_too() {
+    for export in ["hf_ts_fp16_L6", "hf_dynamo_fp16_L6"] {
+        let dir = fixtures().join("fp16").join(export);
+        let original = model::load(&dir.join("model.onnx")).unwrap();
+        let mut m = original.clone();
+        patch::patch_model(&mut m, &dir).unwrap();
+        stateful::make_stateful(&mut m, &dir).unwrap();
+        let errs = stateful_verify::verify_stateful(&original, &dir, &m, &dir, 6).unwrap();
+        // One call vs the original: fp16 rounding; pieces vs one call: the same arithmetic.
+        assert!(errs[0].rel_to_scale <= 2e-2, "{export}: {:?}", errs[0]);
+        assert!(errs[1].rel_to_scale <= 1e-6, "{export}: {:?}", errs[1]);
+        assert!(errs[2].rel_to_scale <= 1e-6, "{export}: {:?}", errs[2]);
+    }
+}
+
+#[test]
+fn refuses_unpatched_and_already_stateful_models_and_changes_nothing() {
+    let dir = fixtures().join("models/hf_ts_L12");
+    let original = model::load(&dir.join("model.onnx")).unwrap();
+    let mut m = original.clone();
+    let e = stateful::make_stateful(&mut m, &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no S6Scan"), "{e}");
+    assert_eq!(m, original);
+    let (mut st, dir, _) = stateful_model("hf_ts_L12");
+    let before = st.clone();
+    let e = stateful::make_stateful(&mut st, &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already"), "{e}");
+    assert_eq!(st, before);
+}
+
+#[test]
+fn the_state_runner_refuses_a_plain_graph() {
+    let dir = fixtures().join("models/hf_ts_L12");
+    let m = model::load(&dir.join("model.onnx")).unwrap();
+    let s = Session::new(&m, &dir).unwrap();
+    let e = StatefulSession::new(s).err().unwrap().to_string();
+    assert!(e.contains("conv_state.0"), "{e}");
+    // A wrong number of states is an error, not a panic.
+    let (m, dir, _) = stateful_model("hf_ts_L12");
+    let st = StatefulSession::new(Session::new(&m, &dir).unwrap()).unwrap();
+    let ids = Tensor::from_i64(vec![1, 2], vec![1, 2]).unwrap();
+    let mut states = st.zero_states(1);
+    states.0.pop();
+    assert!(st.step(&ids, &states).is_err());
+}
