@@ -259,6 +259,8 @@ def main():
     case("onehot_neg_idx", "OneHot", [i64(0, -1, 2, 5, -7).reshape(5, 1), np.array(4, np.int64),
                                       np.array([0.5, 3.0], np.float32)], {"axis": 1}, opset=11)
     case("cumsum_f16_rev", "CumSum", [h(2, 5), np.array(1, np.int64)], {"reverse": 1})
+    case("groupnorm_18_per_group", "GroupNormalization", [f32(2, 6, 3), f32(3), f32(3)],
+         {"num_groups": 3}, opset=18)
     print(f"wrote {len(os.listdir(ROOT))} cases under {ROOT}")
 
 

@@ -220,3 +220,39 @@ fn slice_model(
     m.graph = protobuf::MessageField::some(sub);
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::block_repeat;
+    use crate::interp::Tensor;
+
+    fn t(shape: Vec<usize>, v: Vec<f32>) -> Tensor {
+        Tensor::from_f32(shape, v).unwrap()
+    }
+
+    #[test]
+    fn block_repeats_are_found_and_interleavings_refused() {
+        // x (1, G = 2, 2): groups [1, 2] and [3, 4].
+        let x = t(vec![1, 2, 2], vec![1., 2., 3., 4.]);
+        // Each group over H = 3 consecutive channels: channel d uses group d / 3.
+        let block = t(
+            vec![1, 6, 2],
+            vec![1., 2., 1., 2., 1., 2., 3., 4., 3., 4., 3., 4.],
+        );
+        assert_eq!(block_repeat(&x, &block, 1), Some(2));
+        // Tiled: channel d uses group d mod 2.
+        let tiled = t(
+            vec![1, 6, 2],
+            vec![1., 2., 3., 4., 1., 2., 3., 4., 1., 2., 3., 4.],
+        );
+        assert_eq!(block_repeat(&x, &tiled, 1), None);
+        // G = 1: a broadcast over all channels.
+        let one = t(vec![1, 1, 2], vec![5., 6.]);
+        let spread = t(vec![1, 3, 2], vec![5., 6., 5., 6., 5., 6.]);
+        assert_eq!(block_repeat(&one, &spread, 1), Some(1));
+        // Other shapes, other axes, other ranks.
+        assert_eq!(block_repeat(&x, &t(vec![1, 5, 2], vec![0.; 10]), 1), None);
+        assert_eq!(block_repeat(&x, &block, 2), None);
+        assert_eq!(block_repeat(&x, &t(vec![6, 2], vec![0.; 12]), 0), None);
+    }
+}
