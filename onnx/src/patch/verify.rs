@@ -248,7 +248,7 @@ pub fn verify_scans(
     original_dir: &Path,
     patched: &ModelProto,
     patched_dir: &Path,
-    seq_len: usize,
+    sizes: &Sizes,
 ) -> Result<Vec<(String, OutputError)>, VerifyError> {
     let og = original.graph.as_ref();
     let produced: std::collections::HashSet<&str> = og
@@ -294,7 +294,7 @@ pub fn verify_scans(
         which: "patched",
         source,
     })?;
-    let inputs = make_inputs(original, &so, seq_len, 7)?;
+    let inputs = make_inputs_at(original, &so, sizes, 7)?;
     let a: HashMap<String, Tensor> = run(&so, &inputs, "original")?.into_iter().collect();
     let b: HashMap<String, Tensor> = run(&sp, &inputs, "patched")?.into_iter().collect();
     let mut out = Vec::new();

@@ -179,8 +179,14 @@ fn run(args: Args) -> Result<ExitCode> {
             }
         }
         // Each scan on its own: its outputs against the values the original computes there.
-        let per_scan = patch::verify::verify_scans(&original, &in_dir, &patched, &in_dir, l)
-            .context("--verify (per scan)")?;
+        let scan_sizes = patch::verify::Sizes {
+            seq_dim: &seq_dim,
+            seq_len: l,
+            batch: 1,
+        };
+        let per_scan =
+            patch::verify::verify_scans(&original, &in_dir, &patched, &in_dir, &scan_sizes)
+                .context("--verify (per scan)")?;
         for (node, e) in &per_scan {
             let ok = e.rel_to_scale <= args.tolerance;
             failed |= !ok;
