@@ -60,6 +60,11 @@ for other in "$model"/expected_L*; do
     --compare "$out/$(basename "$other")_ref"
 done
 
+echo "token generation: the stateful graph, prefill once, then one step per token:"
+"$bin/onnx-patch" "$model/model.onnx" -o "$out/model.st.onnx" --stateful --verify
+"$bin/s6-run" generate "$out/model.st.onnx" --prompt "$model/inputs/input_ids.npy" \
+  --max-new-tokens 16 --out "$out/tokens.npy"
+
 step "5/5 TensorRT engine"
 shapes=(--min sequence=1 --opt sequence=12 --max sequence=256)
 # libs6plugin built against TensorRT-RTX's headers (scripts/build_plugin_variants.sh).

@@ -158,10 +158,12 @@ fn fp16_exports_become_stateful_too() {
         patch::patch_model(&mut m, &dir).unwrap();
         stateful::make_stateful(&mut m, &dir).unwrap();
         let errs = stateful_verify::verify_stateful(&original, &dir, &m, &dir, 6).unwrap();
-        // One call vs the original: fp16 rounding; pieces vs one call: the same arithmetic.
+        // One call vs the original: fp16 rounding (the references differ by 2.5e-3 too);
+        // pieces vs one call: the same ops, products of other row counts may sum in another
+        // order and round an fp16 value the other way.
         assert!(errs[0].rel_to_scale <= 2e-2, "{export}: {:?}", errs[0]);
-        assert!(errs[1].rel_to_scale <= 1e-6, "{export}: {:?}", errs[1]);
-        assert!(errs[2].rel_to_scale <= 1e-6, "{export}: {:?}", errs[2]);
+        assert!(errs[1].rel_to_scale <= 5e-3, "{export}: {:?}", errs[1]);
+        assert!(errs[2].rel_to_scale <= 5e-3, "{export}: {:?}", errs[2]);
     }
 }
 

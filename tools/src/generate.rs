@@ -100,7 +100,7 @@ pub fn generate(
     }
     let batch = prompt.shape[0];
     let mut out = Generated {
-        tokens: vec![Vec::with_capacity(max_new); batch],
+        tokens: vec![Vec::with_capacity(max_new.min(4096)); batch],
         logits: vec![Vec::new(); batch],
         ..Default::default()
     };
