@@ -8,15 +8,13 @@
 //! A missing header set or compiler is a skip printed on stderr; `S6_ENGINE_REQUIRE_TRT=1` turns
 //! skips into failures.
 
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn skip(why: &str) {
-    assert!(
-        std::env::var_os("S6_ENGINE_REQUIRE_TRT").is_none(),
-        "S6_ENGINE_REQUIRE_TRT is set, but: {why}"
-    );
-    eprintln!("SKIP: {why}");
+    skip::skip("S6_ENGINE_REQUIRE_TRT", why);
 }
 
 fn env_dir(var: &str) -> Option<PathBuf> {
