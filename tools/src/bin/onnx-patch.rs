@@ -89,7 +89,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let mut report = patch::patch_model(&mut patched, &in_dir)
         .with_context(|| format!("{}", args.input.display()))?;
 
-    let mut verify_json = String::from("null");
+    let mut verify_json = serde_json::Value::Null;
     let mut failed = false;
     if args.verify {
         let l = report.export_seq_len.unwrap_or(1);
@@ -107,13 +107,14 @@ fn run(args: Args) -> Result<ExitCode> {
                 e.rel_to_scale,
                 if ok { "ok" } else { "ABOVE TOLERANCE" }
             );
-            parts.push(format!(
-                "{{\"output\": \"{}\", \"seq_len\": {l}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
-                e.name.replace('"', "\\\""),
-                e.max_abs,
-                e.max_rel,
-                e.rel_to_scale
-            ));
+            parts.push(serde_json::json!({
+                "output": e.name,
+                "seq_len": l,
+                "max_abs": e.max_abs,
+                "max_rel": e.max_rel,
+                "rel_to_scale": e.rel_to_scale,
+                "ok": ok,
+            }));
         }
         // The patched model must also run at another length.
         let other = if l > 2 { l - 2 } else { l + 3 };
@@ -126,7 +127,7 @@ fn run(args: Args) -> Result<ExitCode> {
                 .map(|(_, t)| t.shape.clone())
                 .collect::<Vec<_>>()
         );
-        verify_json = format!("[{}]", parts.join(", "));
+        verify_json = serde_json::Value::Array(parts);
     }
 
     // A model that failed verification is not written.
@@ -153,11 +154,11 @@ fn run(args: Args) -> Result<ExitCode> {
         eprintln!("onnx-patch: warning: {w}");
     }
     if let Some(path) = &args.report {
-        let mut json = report.to_json();
-        // Splice the verification in before the closing brace.
-        json.truncate(json.trim_end().len() - 1);
-        json.push_str(&format!(",\n  \"verify\": {verify_json}\n}}\n"));
-        model::write_atomic(path, json.as_bytes())?;
+        let mut json = report.to_json_value();
+        json["verify"] = verify_json;
+        let mut text = serde_json::to_string_pretty(&json)?;
+        text.push('\n');
+        model::write_atomic(path, text.as_bytes())?;
     }
     if failed {
         eprintln!(
