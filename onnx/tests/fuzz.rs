@@ -217,7 +217,7 @@ fn try_mutate(m: &mut ModelProto, r: &mut Rng) -> Option<&'static str> {
         }
         10 if nn > 0 => {
             let n = &mut g.node[r.below(nn)];
-            if let Some(a) = n.attribute.iter_mut().nth(r.below(4)) {
+            if let Some(a) = n.attribute.get_mut(r.below(4)) {
                 a.i = *r.pick(&NASTY);
                 if let Some(x) = a.ints.first_mut() {
                     *x = *r.pick(&NASTY);
