@@ -8,6 +8,7 @@ pub mod interp;
 pub mod model;
 pub mod npy;
 pub mod patch;
+pub mod stream;
 
 pub use error::OnnxError;
 pub use onnx_protobuf as proto;

@@ -61,7 +61,9 @@ fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let in_dir = model::base_dir(&args.input);
-    let original = model::load(&args.input)?;
+    // Large initializers stay in the input file (memory-mapped) and are copied file to file on
+    // saving: a single-file export is never held in memory.
+    let (original, source) = s6_onnx::stream::load(&args.input)?;
     let data_files = model::check_external_data(&original, &in_dir)
         .with_context(|| format!("{}: external data", args.input.display()))?;
     let out_data = model::base_dir(&args.output).join(format!(
@@ -134,7 +136,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let data = if failed {
         None
     } else {
-        model::save_with_external_data(&patched, &args.output, &in_dir)
+        s6_onnx::stream::save(&patched, &args.output, &in_dir, &source)
             .with_context(|| format!("writing {}", args.output.display()))?
     };
     report.seconds = start.elapsed().as_secs_f64();
