@@ -9,6 +9,7 @@ pub mod model;
 pub mod npy;
 pub mod patch;
 pub mod stateful;
+pub mod stream;
 
 pub use error::OnnxError;
 pub use onnx_protobuf as proto;

@@ -275,7 +275,7 @@ fn write_external(model: &ModelProto, path: &Path, src_dir: &Path) -> Result<Pat
     Ok(data_path)
 }
 
-fn tmp_sibling(path: &Path) -> PathBuf {
+pub(crate) fn tmp_sibling(path: &Path) -> PathBuf {
     let dir = base_dir(path);
     let name = path
         .file_name()

@@ -54,6 +54,8 @@ fn dtype_of(descr: &str) -> Option<DataType> {
         "<u4" => DataType::U32,
         "<u8" => DataType::U64,
         "|b1" | "<b1" => DataType::Bool,
+        // numpy has no bfloat16: ml_dtypes (and npyz) write it as 2-byte void, as we do.
+        "<V2" | "|V2" => DataType::BF16,
         _ => return None,
     })
 }
@@ -96,58 +98,33 @@ pub fn to_bytes(t: &Tensor) -> Vec<u8> {
     out
 }
 
-/// Decodes `.npy` bytes; `origin` names the file in errors.
+/// Decodes `.npy` bytes; `origin` names the file in errors. The header is parsed by `npyz`;
+/// the data by the interpreter's one decoder of little-endian tensor bytes.
 pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Tensor, NpyError> {
     let bad = |reason: String| NpyError::Format {
         path: origin.to_path_buf(),
         reason,
     };
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err(bad("missing the \\x93NUMPY magic".into()));
-    }
-    let (hlen, start): (usize, usize) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 => {
-            if bytes.len() < 12 {
-                return Err(bad("truncated header".into()));
-            }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
-        }
-        v => return Err(bad(format!("unknown format version {v}"))),
+    let file = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("header: {e}")))?;
+    let descr = match file.dtype() {
+        npyz::DType::Plain(ts) => ts.to_string(),
+        other => return Err(bad(format!("dtype {other:?} is not a plain numeric type"))),
     };
-    let end = start
-        .checked_add(hlen)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| bad("truncated header".into()))?;
-    let header =
-        std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header is not text".into()))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let dtype = dtype_of(descr).ok_or_else(|| {
+    let dtype = dtype_of(&descr).ok_or_else(|| {
         bad(format!(
-            "dtype '{descr}' not supported (little-endian float16/32/64, int8–64, uint8–64, bool)"
+            "dtype '{descr}' not supported (little-endian float16/32/64, bfloat16 as <V2, int8–64, uint8–64, bool)"
         ))
     })?;
-    let fortran = dict_value(header, "fortran_order")
-        .ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
-    if fortran.trim() != "False" {
+    if file.order() == npyz::Order::Fortran && file.shape().len() > 1 {
         return Err(bad(
             "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
         ));
     }
-    let shape_s = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
-    let shape_s = shape_s.trim().trim_start_matches('(').trim_end_matches(')');
-    let mut shape = Vec::new();
-    for p in shape_s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = p.trim_end_matches('L');
-        shape.push(
-            p.parse::<usize>()
-                .map_err(|_| bad(format!("bad dimension '{p}' in shape")))?,
-        );
-    }
+    let shape = file
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| bad("shape overflows".into())))
+        .collect::<Result<Vec<usize>, _>>()?;
     let n = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -155,7 +132,7 @@ pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Tensor, NpyError> {
     let need = n
         .checked_mul(dtype.size_bytes())
         .ok_or_else(|| bad("shape overflows".into()))?;
-    let body = &bytes[end..];
+    let body: &[u8] = file.into_inner();
     if body.len() != need {
         return Err(bad(format!(
             "shape {shape:?} of {dtype} needs {need} data bytes, file has {}",
@@ -164,32 +141,6 @@ pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Tensor, NpyError> {
     }
     let data = TensorData::from_le_bytes(dtype, body).expect("length checked above");
     Ok(Tensor { shape, data })
-}
-
-/// The text of `key`'s value in a Python dict literal (up to the next top-level comma).
-fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let k1 = format!("'{key}'");
-    let k2 = format!("\"{key}\"");
-    let at = header
-        .find(&k1)
-        .map(|i| i + k1.len())
-        .or_else(|| header.find(&k2).map(|i| i + k2.len()))?;
-    let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
-    let mut depth = 0i32;
-    for (i, c) in rest.char_indices() {
-        match c {
-            '(' | '[' => depth += 1,
-            ')' | ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&rest[..=i]);
-                }
-            }
-            ',' | '}' if depth == 0 => return Some(&rest[..i]),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// A safe file name (`<stem>.npy`) for a tensor named `name`: characters outside
@@ -271,6 +222,12 @@ mod tests {
             Tensor::new(
                 vec![1, 1, 2],
                 TensorData::F16(vec![f16::from_f32(0.5), f16::MAX]),
+            )
+            .unwrap(),
+            // bfloat16 as 2-byte void, the way ml_dtypes and npyz write it.
+            Tensor::new(
+                vec![2],
+                TensorData::BF16(vec![half::bf16::from_f32(-1.5), half::bf16::MIN]),
             )
             .unwrap(),
         ];

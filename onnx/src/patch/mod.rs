@@ -53,51 +53,28 @@ pub struct PatchReport {
 }
 
 impl PatchReport {
-    /// The report as JSON (hand-written: the report is flat and small).
+    /// The report as a JSON value (`--report` adds the verification to it).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::json!({
+            "layers_patched": self.layers_patched,
+            "nodes_before": self.nodes_before,
+            "nodes_after": self.nodes_after,
+            "initializers_before": self.initializers_before,
+            "initializers_after": self.initializers_after,
+            "export_seq_len": self.export_seq_len,
+            "seq_dim": self.seq_dim,
+            "seconds": self.seconds,
+            "rules": self.rules,
+            "scans": self.scans.iter().map(|(n, a)| serde_json::json!({"node": n, "attributes": a})).collect::<Vec<_>>(),
+            "warnings": self.warnings,
+        })
+    }
+
+    /// The report as pretty-printed JSON text.
     pub fn to_json(&self) -> String {
-        fn s(x: &str) -> String {
-            let mut o = String::from("\"");
-            for c in x.chars() {
-                match c {
-                    '"' => o.push_str("\\\""),
-                    '\\' => o.push_str("\\\\"),
-                    c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-                    c => o.push(c),
-                }
-            }
-            o.push('"');
-            o
-        }
-        let rules: Vec<String> = self
-            .rules
-            .iter()
-            .map(|(k, v)| format!("{}: {v}", s(k)))
-            .collect();
-        let scans: Vec<String> = self
-            .scans
-            .iter()
-            .map(|(n, a)| format!("{{\"node\": {}, \"attributes\": {}}}", s(n), s(a)))
-            .collect();
-        let warnings: Vec<String> = self.warnings.iter().map(|w| s(w)).collect();
-        format!(
-            "{{\n  \"layers_patched\": {},\n  \"nodes_before\": {},\n  \"nodes_after\": {},\n  \"initializers_before\": {},\n  \"initializers_after\": {},\n  \"export_seq_len\": {},\n  \"seq_dim\": {},\n  \"seconds\": {:.6},\n  \"rules\": {{{}}},\n  \"scans\": [{}],\n  \"warnings\": [{}]\n}}\n",
-            self.layers_patched,
-            self.nodes_before,
-            self.nodes_after,
-            self.initializers_before,
-            self.initializers_after,
-            self.export_seq_len
-                .map(|l| l.to_string())
-                .unwrap_or_else(|| "null".into()),
-            self.seq_dim
-                .as_deref()
-                .map(s)
-                .unwrap_or_else(|| "null".into()),
-            self.seconds,
-            rules.join(", "),
-            scans.join(", "),
-            warnings.join(", ")
-        )
+        let mut s = serde_json::to_string_pretty(&self.to_json_value()).unwrap_or_default();
+        s.push('\n');
+        s
     }
 }
 

@@ -71,43 +71,27 @@ pub struct StatefulReport {
 
 impl StatefulReport {
     /// The `"stateful"` object of `--report`.
-    pub fn to_json(&self) -> String {
-        let layers: Vec<String> = self
+    pub fn to_json_value(&self) -> serde_json::Value {
+        let layers: Vec<serde_json::Value> = self
             .layers
             .iter()
             .map(|l| {
-                format!(
-                    "{{\"layer\": {}, \"conv_state\": \"{}\", \"conv_state_out\": \"{}\", \"conv_state_shape\": [\"{BATCH_DIM}\", {}, {}], \"ssm_state\": \"{}\", \"ssm_state_out\": \"{}\", \"ssm_state_shape\": [\"{BATCH_DIM}\", {}, {}], \"dtype\": \"float32\", \"conv_node\": {}, \"scan_node\": {}}}",
-                    l.layer,
-                    conv_state_in(l.layer),
-                    conv_state_out(l.layer),
-                    l.d_inner,
-                    l.d_conv - 1,
-                    ssm_state_in(l.layer),
-                    ssm_state_out(l.layer),
-                    l.d_inner,
-                    l.d_state.map_or("null".to_string(), |n| n.to_string()),
-                    json_str(&l.conv_node),
-                    json_str(&l.scan_node),
-                )
+                serde_json::json!({
+                    "layer": l.layer,
+                    "conv_state": conv_state_in(l.layer),
+                    "conv_state_out": conv_state_out(l.layer),
+                    "conv_state_shape": [BATCH_DIM, l.d_inner, l.d_conv - 1],
+                    "ssm_state": ssm_state_in(l.layer),
+                    "ssm_state_out": ssm_state_out(l.layer),
+                    "ssm_state_shape": [serde_json::json!(BATCH_DIM), serde_json::json!(l.d_inner), serde_json::json!(l.d_state)],
+                    "dtype": "float32",
+                    "conv_node": l.conv_node,
+                    "scan_node": l.scan_node,
+                })
             })
             .collect();
-        format!("{{\"layers\": [{}]}}", layers.join(", "))
+        serde_json::json!({ "layers": layers })
     }
-}
-
-fn json_str(x: &str) -> String {
-    let mut o = String::from("\"");
-    for c in x.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// One causal conv: `Slice(Conv(x), 0, -(k-1))` on the time axis.

@@ -1,5 +1,5 @@
 //! Shared by the GPU tests: one device per test binary (or a printed skip), seeded data,
-//! a minimal `.npy` reader for the committed fixtures, and closeness checks.
+//! the committed `.npy` fixtures (through s6_onnx::npy), and closeness checks.
 #![allow(dead_code)]
 
 pub mod nodes;
@@ -87,68 +87,24 @@ pub fn repo_root() -> PathBuf {
 /// A `.npy` array (C order, little endian): f32, f16 or i64 data widened to f64.
 pub struct Npy {
     pub shape: Vec<usize>,
+    /// numpy-style dtype name (`float32`, ...).
     pub descr: String,
     pub data: Vec<f64>,
-    /// The raw f16 values when `descr` is `<f2`.
+    /// The raw f16 values when the file is float16.
     pub f16: Option<Vec<f16>>,
 }
 
 pub fn read_npy(path: &Path) -> Npy {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}: not .npy", path.display());
-    let (hlen, start) = if bytes[6] == 1 {
-        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
-    } else {
-        (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        )
-    };
-    let header = std::str::from_utf8(&bytes[start..start + hlen]).expect("ascii header");
-    assert!(
-        header.contains("'fortran_order': False"),
-        "{}: Fortran order",
-        path.display()
-    );
-    let field = |key: &str| {
-        let i = header.find(key).expect("header key") + key.len();
-        header[i..].trim_start_matches([':', ' ']).to_string()
-    };
-    let descr = field("'descr'");
-    let descr = descr[1..descr[1..].find('\'').unwrap() + 1].to_string();
-    let shape_s = field("'shape'");
-    let shape: Vec<usize> = shape_s[1..shape_s.find(')').unwrap()]
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let body = &bytes[start + hlen..];
-    let (data, f16v) = match descr.as_str() {
-        "<f4" => (
-            body.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-            None,
-        ),
-        "<f2" => {
-            let h: Vec<f16> = body
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (h.iter().map(|x| x.to_f64()).collect(), Some(h))
-        }
-        "<i8" => (
-            body.chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-            None,
-        ),
-        other => panic!("{}: dtype {other} not handled", path.display()),
+    // The one .npy reader (s6_onnx::npy, on npyz).
+    let t = s6_onnx::npy::read(path).unwrap_or_else(|e| panic!("{e}"));
+    let f16 = match &t.data {
+        s6_onnx::interp::TensorData::F16(v) => Some(v.clone()),
+        _ => None,
     };
     Npy {
-        shape,
-        descr,
-        data,
-        f16: f16v,
+        shape: t.shape.clone(),
+        descr: t.dtype().name().to_string(),
+        data: t.to_f64_vec(),
+        f16,
     }
 }

@@ -67,7 +67,9 @@ fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let in_dir = model::base_dir(&args.input);
-    let original = model::load(&args.input)?;
+    // Large initializers stay in the input file (memory-mapped) and are copied file to file on
+    // saving: a single-file export is never held in memory.
+    let (original, source) = s6_onnx::stream::load(&args.input)?;
     let data_files = model::check_external_data(&original, &in_dir)
         .with_context(|| format!("{}: external data", args.input.display()))?;
     let out_data = model::base_dir(&args.output).join(format!(
@@ -113,7 +115,7 @@ fn run(args: Args) -> Result<ExitCode> {
         report.initializers_after = g.initializer.len();
     }
 
-    let mut verify_json = String::from("null");
+    let mut verify_json = serde_json::Value::Null;
     let mut failed = false;
     if args.verify && stateful.is_some() {
         let l = report.export_seq_len.unwrap_or(1);
@@ -169,13 +171,15 @@ fn run(args: Args) -> Result<ExitCode> {
                     e.rel_to_scale,
                     if ok { "ok" } else { "ABOVE TOLERANCE" }
                 );
-                parts.push(format!(
-                    "{{\"output\": \"{}\", \"seq_len\": {l}, \"batch\": {batch}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
-                    e.name.replace('"', "\\\""),
-                    e.max_abs,
-                    e.max_rel,
-                    e.rel_to_scale
-                ));
+                parts.push(serde_json::json!({
+                    "output": e.name,
+                    "seq_len": l,
+                    "batch": batch,
+                    "max_abs": e.max_abs,
+                    "max_rel": e.max_rel,
+                    "rel_to_scale": e.rel_to_scale,
+                    "ok": ok,
+                }));
             }
         }
         // Each scan on its own: its outputs against the values the original computes there.
@@ -197,14 +201,15 @@ fn run(args: Args) -> Result<ExitCode> {
                 e.rel_to_scale,
                 if ok { "ok" } else { "ABOVE TOLERANCE" }
             );
-            parts.push(format!(
-                "{{\"scan\": \"{}\", \"output\": \"{}\", \"seq_len\": {l}, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
-                node.replace('"', "\\\""),
-                e.name.replace('"', "\\\""),
-                e.max_abs,
-                e.max_rel,
-                e.rel_to_scale
-            ));
+            parts.push(serde_json::json!({
+                "scan": node,
+                "output": e.name,
+                "seq_len": l,
+                "max_abs": e.max_abs,
+                "max_rel": e.max_rel,
+                "rel_to_scale": e.rel_to_scale,
+                "ok": ok,
+            }));
         }
         // The patched model must also run at another length (and batch, where it is dynamic),
         // where the length is an input axis (vision exports fix L by the image size).
@@ -233,14 +238,14 @@ fn run(args: Args) -> Result<ExitCode> {
         } else {
             eprintln!("verify: no input has a sequence axis (L is fixed by the input's shape)");
         }
-        verify_json = format!("[{}]", parts.join(", "));
+        verify_json = serde_json::Value::Array(parts);
     }
 
     // A model that failed verification is not written.
     let data = if failed {
         None
     } else {
-        model::save_with_external_data(&patched, &args.output, &in_dir)
+        s6_onnx::stream::save(&patched, &args.output, &in_dir, &source)
             .with_context(|| format!("writing {}", args.output.display()))?
     };
     report.seconds = start.elapsed().as_secs_f64();
@@ -260,15 +265,14 @@ fn run(args: Args) -> Result<ExitCode> {
         eprintln!("onnx-patch: warning: {w}");
     }
     if let Some(path) = &args.report {
-        let mut json = report.to_json();
-        // Splice the verification in before the closing brace.
-        json.truncate(json.trim_end().len() - 1);
-        json.push_str(&format!(",\n  \"verify\": {verify_json}"));
+        let mut json = report.to_json_value();
+        json["verify"] = verify_json;
         if let Some(st) = &stateful {
-            json.push_str(&format!(",\n  \"stateful\": {}", st.to_json()));
+            json["stateful"] = st.to_json_value();
         }
-        json.push_str("\n}\n");
-        model::write_atomic(path, json.as_bytes())?;
+        let mut text = serde_json::to_string_pretty(&json)?;
+        text.push('\n');
+        model::write_atomic(path, text.as_bytes())?;
     }
     if failed {
         eprintln!(
@@ -287,7 +291,7 @@ fn verify_stateful(
     dir: &std::path::Path,
     l: usize,
     tolerance: f64,
-) -> Result<(String, bool)> {
+) -> Result<(serde_json::Value, bool)> {
     let errs = patch::stateful_verify::verify_stateful(original, dir, stateful, dir, l)
         .context("--verify")?;
     let mut failed = false;
@@ -303,10 +307,15 @@ fn verify_stateful(
             e.rel_to_scale,
             if ok { "ok" } else { "ABOVE TOLERANCE" }
         );
-        parts.push(format!(
-            "{{\"check\": \"{}\", \"seq_len\": {l}, \"batch\": 2, \"max_abs\": {:e}, \"max_rel\": {:e}, \"rel_to_scale\": {:e}, \"ok\": {ok}}}",
-            e.name, e.max_abs, e.max_rel, e.rel_to_scale
-        ));
+        parts.push(serde_json::json!({
+            "check": e.name,
+            "seq_len": l,
+            "batch": 2,
+            "max_abs": e.max_abs,
+            "max_rel": e.max_rel,
+            "rel_to_scale": e.rel_to_scale,
+            "ok": ok,
+        }));
     }
-    Ok((format!("[{}]", parts.join(", ")), failed))
+    Ok((serde_json::Value::Array(parts), failed))
 }

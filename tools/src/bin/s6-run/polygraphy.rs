@@ -68,37 +68,12 @@ pub fn read_run_results(path: &Path) -> Result<Vec<(String, HashMap<String, Tens
     Ok(runs)
 }
 
-/// Standard base64 (RFC 4648 alphabet, `=` padding, whitespace ignored).
+/// Standard base64 (RFC 4648 alphabet, `=` padding; line breaks, which some writers add, are
+/// ignored).
 fn base64_decode(s: &str) -> Result<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
+    use base64::Engine;
     let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let body = clean
-        .strip_suffix(b"==")
-        .or_else(|| clean.strip_suffix(b"="))
-        .unwrap_or(&clean);
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in body {
-        let v = val(c).with_context(|| format!("character {:?}", c as char))?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
+    Ok(base64::engine::general_purpose::STANDARD.decode(clean)?)
 }
 
 #[cfg(test)]
