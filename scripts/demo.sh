@@ -32,7 +32,7 @@ fi
 bin=target/release
 if [ -f "$bin/libs6plugin.so" ]; then
   echo "libs6plugin.so exports:"
-  nm -D --defined-only "$bin/libs6plugin.so" | grep -E ' (getCreators|getPluginCreators|setLoggerFinder)$' || true
+  nm -D --defined-only "$bin/libs6plugin.so" | grep -E ' (getCreators|getPluginCreators|setLoggerFinder|s6pluginBuildInfo)$' || true
 fi
 
 step "3/5 patch $model/model.onnx"
