@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod reduce;
 pub mod scan;
+pub mod scan_heads;
 pub mod shape;
 
 use super::error::InterpError;
@@ -34,6 +35,7 @@ pub fn registry() -> &'static Registry {
         einsum::register(&mut r);
         conv::register(&mut r);
         scan::register(&mut r);
+        scan_heads::register(&mut r);
         r
     })
 }

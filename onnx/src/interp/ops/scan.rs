@@ -13,7 +13,7 @@ pub fn register(r: &mut Registry) {
 }
 
 /// Attribute names TensorRT's ONNX parser may see on the node that are no op flags.
-const IGNORED_ATTRS: [&str; 2] = ["plugin_version", "plugin_namespace"];
+pub(super) const IGNORED_ATTRS: [&str; 2] = ["plugin_version", "plugin_namespace"];
 
 /// The node's `S6Attrs` (absent flags are 0).
 pub fn attrs_of(node: &Node) -> Result<S6Attrs, InterpError> {
