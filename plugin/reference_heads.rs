@@ -150,6 +150,65 @@ pub fn step_size<T: Real>(raw: T, bias: Option<T>, softplus_on: bool, limit: Opt
     dt
 }
 
+/// The optional inputs after [`validate`]: present exactly when flagged, of the right length.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Checked<'a> {
+    pub d: Option<&'a [f32]>,
+    pub z: Option<&'a [f32]>,
+    pub dt_bias: Option<&'a [f32]>,
+    pub dt_limit: Option<&'a [f32]>,
+    pub initial_state: Option<&'a [f32]>,
+}
+
+/// Checks groups, every slice's length against `dims`, and the optional inputs against their
+/// flags.
+pub(crate) fn validate<'a>(
+    attrs: &HeadsAttrs,
+    dims: &HeadsDims,
+    x: &HeadsInputs<'a>,
+) -> Result<Checked<'a>, ContractError> {
+    let heads = dims.heads;
+    if dims.groups == 0 || heads % dims.groups != 0 {
+        return Err(ContractError::Dim {
+            input: "B",
+            axis: 2,
+            got: dims.groups as i64,
+            expected: heads as i64,
+            why: "groups G must be ≥ 1 and divide the heads H (the expected value is H)",
+        });
+    }
+    check_len("x", x.x, dims.x_len())?;
+    check_len("dt", x.dt, dims.dt_len())?;
+    check_len("A", x.a, heads)?;
+    check_len("B", x.b, dims.bc_len())?;
+    check_len("C", x.c, dims.bc_len())?;
+    Ok(Checked {
+        d: check_opt("has_D", attrs.has_d, "D", x.d, heads)?,
+        z: check_opt("has_z", attrs.has_z, "z", x.z, dims.x_len())?,
+        dt_bias: check_opt(
+            "has_dt_bias",
+            attrs.has_dt_bias,
+            "dt_bias",
+            x.dt_bias,
+            heads,
+        )?,
+        dt_limit: check_opt(
+            "has_dt_limit",
+            attrs.has_dt_limit,
+            "dt_limit",
+            x.dt_limit,
+            2,
+        )?,
+        initial_state: check_opt(
+            "has_initial_state",
+            attrs.has_initial_state,
+            "initial_state",
+            x.initial_state,
+            dims.state_len(),
+        )?,
+    })
+}
+
 /// The scan in compute type `T`, after checking every slice against `dims`.
 pub fn scan_heads<T: Real>(
     attrs: &HeadsAttrs,
@@ -164,43 +223,13 @@ pub fn scan_heads<T: Real>(
         dstate,
         groups,
     } = *dims;
-    if groups == 0 || heads % groups != 0 {
-        return Err(ContractError::Dim {
-            input: "B",
-            axis: 2,
-            got: groups as i64,
-            expected: heads as i64,
-            why: "groups G must be ≥ 1 and divide the heads H (the expected value is H)",
-        });
-    }
-    check_len("x", x.x, dims.x_len())?;
-    check_len("dt", x.dt, dims.dt_len())?;
-    check_len("A", x.a, heads)?;
-    check_len("B", x.b, dims.bc_len())?;
-    check_len("C", x.c, dims.bc_len())?;
-    let d_skip = check_opt("has_D", attrs.has_d, "D", x.d, heads)?;
-    let z = check_opt("has_z", attrs.has_z, "z", x.z, dims.x_len())?;
-    let bias = check_opt(
-        "has_dt_bias",
-        attrs.has_dt_bias,
-        "dt_bias",
-        x.dt_bias,
-        heads,
-    )?;
-    let limit = check_opt(
-        "has_dt_limit",
-        attrs.has_dt_limit,
-        "dt_limit",
-        x.dt_limit,
-        2,
-    )?;
-    let init = check_opt(
-        "has_initial_state",
-        attrs.has_initial_state,
-        "initial_state",
-        x.initial_state,
-        dims.state_len(),
-    )?;
+    let Checked {
+        d: d_skip,
+        z,
+        dt_bias: bias,
+        dt_limit: limit,
+        initial_state: init,
+    } = validate(attrs, dims, x)?;
 
     let w = T::from_f32;
     let limit = limit.map(|l| (w(l[0]), w(l[1])));

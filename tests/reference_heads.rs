@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use s6plugin::contract_heads::{HeadsAttrs, HeadsDims};
 use s6plugin::reference_heads::{scan_heads_f64, scan_heads_packed, HeadsInputs};
+use s6plugin::reference_ssd::scan_heads_chunked;
 use s6plugin::ContractError;
 
 /// Bounds as in `tests/reference.rs`: fp32 vs fp64 PyTorch, and fp64 vs the f32-stored values.
@@ -178,6 +179,35 @@ fn reference_matches_pytorch_fixtures() {
             );
         }
     }
+}
+
+/// The chunked (SSD) evaluation against the same fixtures, at chunk sizes below, at and above
+/// L, with the same bounds: fp32 and fp64.
+#[test]
+fn chunked_form_matches_the_fixtures() {
+    let mut worst32 = 0.0f64;
+    for dir in case_dirs() {
+        let case = read_case(&dir);
+        let packed = case.packed();
+        let x = HeadsInputs::from_packed(&case.attrs, &packed).unwrap();
+        for chunk in [1, 3, 4, 8, 64] {
+            let o32 = scan_heads_chunked::<f32>(&case.attrs, &case.dims, &x, chunk).unwrap();
+            let o64 = scan_heads_chunked::<f64>(&case.attrs, &case.dims, &x, chunk).unwrap();
+            for (out_name, want) in &case.outputs {
+                let (g32, g64) = match out_name.as_str() {
+                    "y" => (&o32.y, &o64.y),
+                    _ => (&o32.last_state, &o64.last_state),
+                };
+                let w32 = worst(g32.iter().map(|&v| v as f64), &want.data, F32_REL, F32_ABS);
+                let w64 = worst(g64.iter().copied(), &want.data, F64_REL, F64_ABS);
+                worst32 = worst32.max(w32);
+                let what = format!("{}/{out_name} chunk {chunk}", case.name);
+                assert!(w32 <= 1.0, "{what}: fp32 error {w32:.3}× the bound");
+                assert!(w64 <= 1.0, "{what}: fp64 error {w64:.3}× the bound");
+            }
+        }
+    }
+    println!("chunked fp32: worst error / bound = {worst32:.3}");
 }
 
 /// The fixtures catch a wrong reference: one B value, or sharing dt across heads, moves y.
