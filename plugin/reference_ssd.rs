@@ -180,9 +180,8 @@ mod tests {
             has_initial_state: true,
             has_last_state: true,
         };
-        let gen = |n: usize, k: f32| -> Vec<f32> {
-            (0..n).map(|i| ((i as f32 * k).sin() * 1.3)).collect()
-        };
+        let gen =
+            |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * k).sin() * 1.3).collect() };
         let (xs, dt, b, c, z) = (
             gen(dims.x_len(), 0.7),
             gen(dims.dt_len(), 1.1),
