@@ -1,8 +1,10 @@
 //! The Mamba2 (SSD) exports of `scripts/export_mamba2.py` (`fixtures/mamba2/`: transformers'
 //! Mamba2ForCausalLM and a hand-written minimal SSD model, dynamo, dynamic sequence axis).
 //! Unpatched, the interpreter runs them and matches onnxruntime at the export length and PyTorch
-//! at the other lengths (1e-4 of max(1, |ref|)). The patcher does not rewrite SSD yet: it must
-//! refuse them with "not supported yet: Mamba2 …", never with a wrong graph.
+//! at the other lengths (1e-4 of max(1, |ref|)). The patcher turns transformers' SSD into one
+//! `S6ScanHeads` node per layer (then equal to the same references); a formulation it cannot
+//! prove (the minimal model's, or any altered detail) is refused with "not supported yet:
+//! Mamba2 …", the graph unchanged.
 
 use s6_onnx::interp::{Session, Tensor};
 use s6_onnx::{model, npy, patch};
@@ -73,9 +75,52 @@ fn interpreter_runs_the_unpatched_exports_at_every_length() {
 }
 
 #[test]
-fn patcher_refuses_ssd_clearly() {
-    for name in FIXTURES {
-        let d = dir(name);
+fn patcher_rewrites_transformers_ssd_into_one_node_per_layer() {
+    let name = "hf2_dynamo_dynseq_L12";
+    let d = dir(name);
+    let mut m = model::load(&d.join("model.onnx")).unwrap();
+    let report = patch::patch_model(&mut m, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let g = m.graph.as_ref().unwrap();
+    let heads: Vec<_> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "S6ScanHeads" && n.domain == "s6plugin")
+        .collect();
+    assert_eq!(heads.len(), 2, "one node per layer");
+    assert_eq!(report.layers_patched, 2);
+    for op in ["CumSum", "Einsum", "Pad", "Trilu"] {
+        assert!(!g.node.iter().any(|n| n.op_type == op), "{op} left");
+    }
+    println!(
+        "{name}: {} → {} nodes; {:?}",
+        report.nodes_before, report.nodes_after, report.rules
+    );
+    let s = Session::new(&m, &d).unwrap();
+    let mut cases = vec![(d.join("inputs"), d.join("expected"))];
+    for k in [1, 5, 19] {
+        let p = d.join(format!("expected_L{k}"));
+        cases.push((p.join("inputs"), p));
+    }
+    for (inputs, expected) in cases {
+        let outs = s.run(&read_npy_dir(&inputs)).unwrap();
+        let want = read_npy_dir(&expected);
+        let got = &outs.iter().find(|(n, _)| n == "logits").unwrap().1;
+        let err = rel_err(got, &want["logits"]);
+        println!("patched {name} {}: {err:.2e}", expected.display());
+        assert!(
+            err <= 1e-4,
+            "patched {name} {}: {err:.2e}",
+            expected.display()
+        );
+    }
+}
+
+#[test]
+fn patcher_refuses_ssd_it_cannot_prove() {
+    // The minimal model's own formulation, and the (invalid) TorchScript export.
+    let ts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/mamba2_ts_L8");
+    for d in [dir("ssd_minimal_dynamo_dynseq_L12"), ts] {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
         let mut m = model::load(&d.join("model.onnx")).unwrap();
         let before = m.graph.node.len();
         let err = patch::patch_model(&mut m, &d).unwrap_err();
@@ -86,5 +131,92 @@ fn patcher_refuses_ssd_clearly() {
             "{name}: {msg}"
         );
         assert_eq!(m.graph.node.len(), before, "{name}: graph changed");
+    }
+}
+
+/// Changing any proven detail of transformers' SSD region leaves it unpatched (and refused):
+/// a mask, an Einsum equation, the segment-sum axis, the final Slice's start, D's shape.
+#[test]
+fn patcher_leaves_altered_ssd_alone() {
+    use s6_onnx::proto::ModelProto;
+    let d = dir("hf2_dynamo_dynseq_L12");
+    let base = model::load(&d.join("model.onnx")).unwrap();
+    type Mutation = fn(&mut ModelProto);
+    let mutations: [(&str, Mutation); 5] = [
+        ("mask element", |m| {
+            let g = m.graph.as_mut().unwrap();
+            let t = g
+                .initializer
+                .iter_mut()
+                .find(|t| t.data_type == 9 && t.dims == [8, 8])
+                .unwrap();
+            t.raw_data[8] ^= 1; // (1, 0)
+        }),
+        ("einsum letters", |m| {
+            let g = m.graph.as_mut().unwrap();
+            for n in g.node.iter_mut().filter(|n| n.op_type == "Einsum") {
+                for a in n.attribute.iter_mut().filter(|a| a.name == "equation") {
+                    if a.s == b"bclsh,bcshp->bclhp" {
+                        a.s = b"bcslh,bcshp->bclhp".to_vec();
+                    }
+                }
+            }
+        }),
+        ("segsum axis", |m| {
+            let g = m.graph.as_mut().unwrap();
+            // The CumSums over axis −2 (segment sums) sum over the other axis instead.
+            let axes: Vec<String> = g
+                .node
+                .iter()
+                .filter(|n| n.op_type == "CumSum")
+                .map(|n| n.input[1].clone())
+                .collect();
+            let minus2 = axes
+                .iter()
+                .find(|a| {
+                    g.initializer
+                        .iter()
+                        .any(|t| &t.name == *a && t.raw_data == (-2i64).to_le_bytes())
+                })
+                .unwrap()
+                .clone();
+            let t = g.initializer.iter_mut().find(|t| t.name == minus2).unwrap();
+            t.raw_data = (-1i64).to_le_bytes().to_vec();
+        }),
+        ("slice start", |m| {
+            let g = m.graph.as_mut().unwrap();
+            let mut one = g
+                .initializer
+                .iter()
+                .find(|t| t.dims == [1] && t.raw_data == 1i64.to_le_bytes())
+                .unwrap()
+                .clone();
+            one.name = "test_one".into();
+            g.initializer.push(one);
+            let adds: Vec<String> = g
+                .node
+                .iter()
+                .filter(|n| n.op_type == "Add")
+                .map(|n| n.output[0].clone())
+                .collect();
+            for n in g.node.iter_mut().filter(|n| n.op_type == "Slice") {
+                if adds.contains(&n.input[0]) {
+                    n.input[1] = "test_one".into();
+                }
+            }
+        }),
+        ("D shape", |m| {
+            let g = m.graph.as_mut().unwrap();
+            for t in g.initializer.iter_mut().filter(|t| t.dims == [4, 1]) {
+                t.dims = vec![1, 4];
+            }
+        }),
+    ];
+    for (what, mutate) in mutations {
+        let mut m = base.clone();
+        mutate(&mut m);
+        assert_ne!(m, base, "{what}: the mutation changed nothing");
+        let err = patch::patch_model(&mut m, &d).unwrap_err().to_string();
+        assert!(err.contains("not supported yet: Mamba2"), "{what}: {err}");
     }
 }

@@ -329,6 +329,13 @@ pub fn decode(t: &TensorProto, base_dir: &Path) -> Result<ConstValue, PatchError
             .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
             .collect(),
         INT32 => t.int32_data.iter().map(|&v| v as f64).collect(),
+        // Masks (the SSD rule reads them): one byte per value, or one per int32_data entry.
+        BOOL if !bytes.is_empty() => bytes.iter().map(|&b| (b != 0) as u8 as f64).collect(),
+        BOOL => t
+            .int32_data
+            .iter()
+            .map(|&v| (v != 0) as u8 as f64)
+            .collect(),
         _ => return Err(err("unsupported data type for a constant")),
     };
     if values.len() != n {
