@@ -524,9 +524,12 @@ impl<'a, 'g> Matcher<'a, 'g> {
         let (a, delta) = self.either(la_mul, konst_h)?;
         let heads = a.dims[0];
         let xm = self.op(xd, "Mul")?;
+        // Δ broadcast over P. fp16 models cast Δ to fp32 on both paths, before or after the
+        // Unsqueeze (the same values: widening is exact).
+        let base = self.g.strip_casts(delta);
         let ((), x) = self.either(xm, |v| {
-            let (src, axis) = self.unsqueeze(v)?;
-            (src == delta && (axis == 3 || axis == -1)).then_some(())
+            let (src, axis) = self.unsqueeze(&self.g.strip_casts(v))?;
+            (self.g.strip_casts(src) == base && (axis == 3 || axis == -1)).then_some(())
         })?;
         let xdims = self.dims(x)?;
         if xdims.len() != 4 || xdims[2] != SymDim::Known(heads) {
