@@ -8,7 +8,7 @@ Models (fixed seeds):
     dynamo exporter with a dynamic sequence axis (`Dim("seq")`). The TorchScript exporter's
     export of this model is invalid (a Transpose with perm [0, -2, -1, 1], which onnxruntime
     refuses to load), see docs/exports.md.
-  * the same transformers model in fp16 (`.half()`);
+  * the same transformers model in fp16 (`.half()`), and with the batch axis dynamic too;
   * a hand-written minimal SSD model (`MinimalSSD`): no conv, no gate, one group, and a chunked
     scan of our own formulation (Trilu masks, a four-operand Einsum, a cumulative sum over chunk
     totals for the chunk-to-chunk recurrence), exported the same way.
@@ -162,26 +162,38 @@ def recurrence(model_layer, u):
     return m.out_proj(y.reshape(b, l, m.d_inner))
 
 
-def ids_of(length, salt):
-    rng = np.random.default_rng(SEED + 100 * length + salt)
-    return rng.integers(0, VOCAB, size=(1, length), dtype=np.int64)
+def ids_of(length, salt, batch=1):
+    rng = np.random.default_rng(SEED + 100 * length + salt + 10000 * (batch - 1))
+    return rng.integers(0, VOCAB, size=(batch, length), dtype=np.int64)
 
 
-def make_fixture(out_root, name, model, description, tol=TOL):
+def make_fixture(out_root, name, model, description, tol=TOL, batch=None):
+    """`batch`: the export batch with a dynamic batch axis too (references then at other batch
+    sizes, expected_b<B>_L<L>/); None: batch 1, fixed."""
     folder = os.path.join(out_root, name)
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     path = os.path.join(folder, "model.onnx")
-    ids = ids_of(EXPORT_L, 0)
+    ids = ids_of(EXPORT_L, 0, batch or 1)
+    dyn = {1: torch.export.Dim("seq", min=1, max=4096)}
+    if batch:
+        dyn[0] = torch.export.Dim("batch", min=1, max=64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prog = torch.onnx.export(
             model, (torch.from_numpy(ids),), input_names=["input_ids"], output_names=["logits"],
             dynamo=True, opset_version=18, external_data=False, verbose=False,
-            dynamic_shapes={"input_ids": {1: torch.export.Dim("seq", min=1, max=4096)}},
+            dynamic_shapes={"input_ids": dyn},
         )
         prog.save(path)
     m = onnx.load(path)
+    if batch:
+        # Node annotations (stack traces, 80 % of the file) are dropped to keep the fixture
+        # small; the graph is the export's.
+        for n in m.graph.node:
+            del n.metadata_props[:]
+            n.doc_string = ""
+        onnx.save(m, path)
     onnx.checker.check_model(m)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (ort_out,) = sess.run(None, {"input_ids": ids})
@@ -191,13 +203,14 @@ def make_fixture(out_root, name, model, description, tol=TOL):
         worst[EXPORT_L] = rel(ort_out, model(torch.from_numpy(ids)).numpy())
     write_npys(os.path.join(folder, "inputs"), {"input_ids": ids})
     write_npys(os.path.join(folder, "expected"), {"logits": ort_out})
-    for k in OTHER_L:
-        other = ids_of(k, 1)
+    others = [(1, k) for k in OTHER_L] if not batch else [(3, 7), (1, 19), (2, 1)]
+    for b, k in others:
+        other = ids_of(k, 1, b)
         with torch.no_grad():
             want = model(torch.from_numpy(other)).numpy()
         (got,) = sess.run(None, {"input_ids": other})
-        worst[k] = rel(got, want)
-        d = os.path.join(folder, f"expected_L{k}")
+        worst[f"b{b}_L{k}" if batch else k] = rel(got, want)
+        d = os.path.join(folder, f"expected_b{b}_L{k}" if batch else f"expected_L{k}")
         write_npys(os.path.join(d, "inputs"), {"input_ids": other})
         write_npys(d, {"logits": want})
     if max(worst.values()) > tol:
@@ -205,9 +218,11 @@ def make_fixture(out_root, name, model, description, tol=TOL):
     meta = {
         "model": description,
         "exporter": "dynamo",
-        "dynamic": {"input_ids": {"1": "seq"}},
+        "dynamic": {"input_ids": {"0": "batch", "1": "seq"} if batch else {"1": "seq"}},
+        "batch": batch or 1,
         "seq_len": EXPORT_L,
-        "other_seq_lens": list(OTHER_L),
+        "others": [f"b{b}_L{k}" for b, k in others],
+        "node_annotations_dropped": bool(batch),
         "vocab": VOCAB, "hidden": HIDDEN, "layers": LAYERS, "heads": HEADS,
         "head_dim": HEAD_DIM, "d_state": STATE, "chunk_size": CHUNK,
         "opset": [{"domain": o.domain, "version": o.version} for o in m.opset_import],
@@ -239,6 +254,10 @@ def main():
     make_fixture(args.out, "hf2_dynamo_dynseq_L12", build_hf(),
                  f"transformers {transformers.__version__} Mamba2ForCausalLM")
     make_fixture(args.out, "ssd_minimal_dynamo_dynseq_L12", minimal, "MinimalSSD (this script)")
+    # Batch dynamic too (example batch 2: torch.export specialises 1): the chunk count becomes a
+    # computed Reshape dim.
+    make_fixture(args.out, "hf2_dynamo_dynbs_b2_L12", build_hf(),
+                 f"transformers {transformers.__version__} Mamba2ForCausalLM", batch=2)
     # fp16 (`.half()`): transformers runs the chunked scan in fp32 between Casts; onnxruntime
     # and PyTorch agree to fp16 rounding only.
     make_fixture(args.out, "hf2_fp16_dynamo_dynseq_L12", build_hf().half(),

@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// (fixture, tolerance relative to max(1, |ref|)): fp16 logits agree to fp16 rounding only.
-const FIXTURES: [(&str, f64); 3] = [
+const FIXTURES: [(&str, f64); 4] = [
     ("hf2_dynamo_dynseq_L12", 1e-4),
+    ("hf2_dynamo_dynbs_b2_L12", 1e-4),
     ("hf2_fp16_dynamo_dynseq_L12", 1e-2),
     ("ssd_minimal_dynamo_dynseq_L12", 1e-4),
 ];
@@ -37,6 +38,25 @@ fn read_npy_dir(d: &Path) -> HashMap<String, Tensor> {
     m
 }
 
+/// (inputs, expected outputs) folders: the export shape (`inputs/`, `expected/`) and every
+/// `expected_*/` (other lengths and batch sizes).
+fn cases(d: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut cases = vec![(d.join("inputs"), d.join("expected"))];
+    let mut others: Vec<PathBuf> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("expected_")
+        })
+        .collect();
+    others.sort();
+    cases.extend(others.into_iter().map(|p| (p.join("inputs"), p)));
+    cases
+}
+
 /// Largest |got − want| / max(1, max |want|).
 fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
     assert_eq!(got.shape, want.shape);
@@ -55,18 +75,8 @@ fn interpreter_runs_the_unpatched_exports_at_every_length() {
         let d = dir(name);
         let m = model::load(&d.join("model.onnx")).unwrap();
         let s = Session::new(&m, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut cases = vec![(d.join("inputs"), d.join("expected"))];
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("expected_L")
-            {
-                cases.push((p.join("inputs"), p.clone()));
-            }
-        }
-        assert_eq!(cases.len(), 4, "{name}: export length and three others");
+        let cases = cases(&d);
+        assert_eq!(cases.len(), 4, "{name}: the export shape and three others");
         for (inputs, expected) in cases {
             let outs = s
                 .run(&read_npy_dir(&inputs))
@@ -82,7 +92,7 @@ fn interpreter_runs_the_unpatched_exports_at_every_length() {
 
 #[test]
 fn patcher_rewrites_transformers_ssd_into_one_node_per_layer() {
-    for (name, tol) in &FIXTURES[..2] {
+    for (name, tol) in &FIXTURES[..3] {
         patched_matches(name, *tol);
     }
 }
@@ -97,7 +107,7 @@ fn patched_matches(name: &str, tol: f64) {
         .iter()
         .filter(|n| n.op_type == "S6ScanHeads" && n.domain == "s6plugin")
         .collect();
-    assert_eq!(heads.len(), 2, "one node per layer");
+    assert_eq!(heads.len(), 2, "{name}: one node per layer");
     assert_eq!(report.layers_patched, 2);
     for op in ["CumSum", "Einsum", "Pad", "Trilu"] {
         assert!(!g.node.iter().any(|n| n.op_type == op), "{op} left");
@@ -107,12 +117,7 @@ fn patched_matches(name: &str, tol: f64) {
         report.nodes_before, report.nodes_after, report.rules
     );
     let s = Session::new(&m, &d).unwrap();
-    let mut cases = vec![(d.join("inputs"), d.join("expected"))];
-    for k in [1, 5, 19] {
-        let p = d.join(format!("expected_L{k}"));
-        cases.push((p.join("inputs"), p));
-    }
-    for (inputs, expected) in cases {
+    for (inputs, expected) in cases(&d) {
         let outs = s.run(&read_npy_dir(&inputs)).unwrap();
         let want = read_npy_dir(&expected);
         let got = &outs.iter().find(|(n, _)| n == "logits").unwrap().1;

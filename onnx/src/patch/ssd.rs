@@ -5,7 +5,7 @@
 //! ```text
 //! Δ    = Clip?(softplus?(dt + dt_bias?))              softplus: Softplus, or Where(x > 20, x, Softplus(x))
 //! Xc   = chunks(Δ·x)   Ac = chunks(A·Δ)   Bc, Cc = chunks(repeat_heads(B), (C))
-//!        chunks(v) = Reshape(Pad(v, zeros after the time axis), (b, -1, T, …))
+//!        chunks(v) = Reshape(Pad(v, zeros after the time axis), (b, c, T, …))
 //! cum  = CumSum(Transpose(Ac), last axis)            (b, h, c, T)
 //! Ydiag = Einsum(bclsh,bcshp->bclhp, Einsum(bclhn,bcshn->bclsh, Cc, Bc) · exp(segsum(Ac)), Xc)
 //! S    = Einsum(bclhn,bclhp->bchpn, Bc · exp(cum[-1] − cum), Xc)
@@ -147,6 +147,29 @@ impl<'a, 'g> Matcher<'a, 'g> {
         (attr_ints(n, "perm").as_deref() == Some(perm)).then(|| n.input[0].as_str())
     }
 
+    /// A shape vector (constant or computed from other values' dims).
+    fn shape(&self, v: &str) -> Option<Vec<SymDim>> {
+        self.inf.shape_value(v).ok()
+    }
+
+    /// A shape vector whose elements may be unknown (`None`): a Concat of one-element pieces
+    /// some of which are computed in ways shape inference does not follow.
+    fn shape_loose(&self, v: &str) -> Option<Vec<Option<SymDim>>> {
+        if let Some(s) = self.shape(v) {
+            return Some(s.into_iter().map(Some).collect());
+        }
+        let cat = self.op(v, "Concat")?;
+        let mut out = Vec::new();
+        for piece in &cat.input {
+            match self.shape(piece) {
+                Some(s) => out.extend(s.into_iter().map(Some)),
+                None if self.dims(piece)? == [SymDim::Known(1)] => out.push(None),
+                None => return None,
+            }
+        }
+        Some(out)
+    }
+
     /// Ints of a constant input.
     fn ints(&self, v: &str) -> Option<Vec<i64>> {
         self.g.constant(v).map(|c| c.ints())
@@ -249,18 +272,22 @@ impl<'a, 'g> Matcher<'a, 'g> {
     /// chunks of `t`: (src, t). `rest` must equal src's dims after the time axis.
     fn chunks(&self, v: &str) -> Option<(&'g str, i64)> {
         let n = self.op(v, "Reshape")?;
-        let target = self.ints(&n.input[1])?;
+        let target = self.shape_loose(&n.input[1])?;
         let src = self.time_pad(&n.input[0])?;
         let sd = self.dims(src)?;
         if target.len() != sd.len() + 1 || target.len() < 4 {
             return None;
         }
-        let t = target[2];
-        let rest_ok = target[3..]
-            .iter()
-            .zip(&sd[2..])
-            .all(|(&want, have)| *have == SymDim::Known(want));
-        (t > 0 && rest_ok && target[1] == -1).then_some((src, t))
+        let Some(SymDim::Known(t)) = target[2] else {
+            return None;
+        };
+        // Batch and the trailing dims kept, the padded time axis split into (c, T): with every
+        // other dim fixed, c (−1, or computed as in dynamic-batch exports) can only be the
+        // padded length / T, or the Reshape fails.
+        let same = |a: &Option<SymDim>, b: &SymDim| a.as_ref() == Some(b);
+        let kept =
+            same(&target[0], &sd[0]) && target[3..].iter().zip(&sd[2..]).all(|(a, b)| same(a, b));
+        (t > 0 && kept).then_some((src, t))
     }
 
     /// transformers' `segment_sum(a)` followed by Exp: exp(cum_i − cum_j) below the diagonal,
@@ -341,18 +368,28 @@ impl<'a, 'g> Matcher<'a, 'g> {
                 let SymDim::Known(g) = bd.get(2)?.clone() else {
                     return None;
                 };
-                let shape = self.ints(&ex.input[1])?;
-                let target = self.ints(&r.input[1])?;
-                let ok = axis == 3
-                    && bd.len() == 4
-                    && g > 0
-                    && heads % g == 0
-                    && shape.len() == 5
-                    && shape[3] == heads / g
-                    && target.len() == 4
-                    && (target[2] == -1 || target[2] == heads)
-                    && bd[3] == SymDim::Known(target[3]);
-                return ok.then_some((b, g));
+                let shape = self.shape(&ex.input[1])?;
+                let target = self.shape(&r.input[1])?;
+                if axis != 3 || bd.len() != 4 || g <= 0 || heads % g != 0 || shape.len() != 5 {
+                    return None;
+                }
+                // (b, L, G, 1, N) expanded to (b, L, G, H/G, N) only along the new axis.
+                let unsq = [&bd[0], &bd[1], &bd[2], &SymDim::Known(1), &bd[3]];
+                let expand_ok = shape.iter().zip(unsq).enumerate().all(|(i, (s, d))| {
+                    if i == 3 {
+                        *s == SymDim::Known(heads / g)
+                    } else {
+                        *s == SymDim::Known(1) || s == d
+                    }
+                });
+                // … then merged to (b, L, H, N).
+                let merge_ok = target.len() == 4
+                    && target[0] == bd[0]
+                    && (target[1] == SymDim::Known(-1) || target[1] == bd[1])
+                    && (target[2] == SymDim::Known(-1) || target[2] == SymDim::Known(heads))
+                    && !(target[1] == SymDim::Known(-1) && target[2] == SymDim::Known(-1))
+                    && target[3] == bd[3];
+                return (expand_ok && merge_ok).then_some((b, g));
             }
         }
         let d = self.dims(v)?;
@@ -541,8 +578,13 @@ impl<'a, 'g> Matcher<'a, 'g> {
             return None;
         }
         // The merge back to (b, c·T, H, P) and the D term D · Pad(x).
-        let mt = self.ints(&merged.input[1])?;
-        if mt.len() != 4 || mt[1] != -1 || mt[2] != heads || xdims[3] != SymDim::Known(mt[3]) {
+        let mt = self.shape_loose(&merged.input[1])?;
+        // (b, c, T, H, P) → (b, c·T, H, P): batch, H and P kept fix the merged axis.
+        let merge_ok = mt.len() == 4
+            && mt[0].as_ref() == Some(&xdims[0])
+            && mt[2] == Some(SymDim::Known(heads))
+            && mt[3].as_ref() == Some(&xdims[3]);
+        if !merge_ok {
             return None;
         }
         let d = match d_term {
