@@ -1,4 +1,4 @@
-//! The interpreter's [`Backend`] on wgpu: runs `S6Scan` (domain `s6plugin`) and MatMul on the
+//! The interpreter's [`Backend`] on wgpu: runs `S6Scan`, `S6ScanHeads` (domain `s6plugin`) and MatMul on the
 //! GPU and declines everything else — and anything it cannot take as is (other dtypes,
 //! invalid nodes, sizes past the device's limits) — so that the CPU runs it and reports
 //! errors the CPU way.
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// How many nodes of each kind ran on the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackendStats {
+    /// `S6Scan` and `S6ScanHeads` nodes.
     pub s6scan: usize,
     pub matmul: usize,
 }
@@ -194,6 +195,13 @@ impl Backend for WgpuBackend {
     ) -> Result<Option<Vec<Tensor>>, InterpError> {
         let result = match (node.domain.as_str(), node.op_type.as_str()) {
             (ONNX_DOMAIN, OP_TYPE) => self.run_scan(node, inputs),
+            (ONNX_DOMAIN, s6plugin::contract_heads::OP_TYPE) => {
+                let r = crate::scan_heads::run_node(&self.ctx, node, inputs);
+                if let Ok(Some(_)) = r {
+                    self.scans.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            }
             ("" | "ai.onnx", "MatMul") => self.run_matmul(node, inputs),
             _ => Ok(None),
         };

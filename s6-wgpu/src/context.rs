@@ -10,6 +10,8 @@ use wgpu::util::DeviceExt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
     Scan,
+    /// S6ScanHeads (Mamba2).
+    ScanHeads,
     MatMul,
     /// MatMul for fewer than 16 rows.
     MatMulRows,
@@ -19,6 +21,7 @@ impl Kernel {
     fn source(self) -> &'static str {
         match self {
             Kernel::Scan => include_str!("shaders/s6scan.wgsl"),
+            Kernel::ScanHeads => include_str!("shaders/s6scan_heads.wgsl"),
             Kernel::MatMul => include_str!("shaders/matmul.wgsl"),
             Kernel::MatMulRows => include_str!("shaders/matmul_rows.wgsl"),
         }
@@ -26,6 +29,7 @@ impl Kernel {
     fn label(self) -> &'static str {
         match self {
             Kernel::Scan => "S6Scan",
+            Kernel::ScanHeads => "S6ScanHeads",
             Kernel::MatMul => "MatMul",
             Kernel::MatMulRows => "MatMulRows",
         }
@@ -40,11 +44,12 @@ pub(crate) enum Storage {
     F16,
 }
 
-/// Full WGSL source of a kernel (`S6Scan`, `MatMul`, `MatMulRows`) with f32 or f16 storage:
+/// Full WGSL source of a kernel (`S6Scan`, `S6ScanHeads`, `MatMul`, `MatMulRows`) with f32 or f16 storage:
 /// the `act` alias, then the kernel.
 pub fn shader_source(kernel_name: &str, f16_storage: bool) -> Option<String> {
     let kernel = match kernel_name {
         "S6Scan" => Kernel::Scan,
+        "S6ScanHeads" => Kernel::ScanHeads,
         "MatMul" => Kernel::MatMul,
         "MatMulRows" => Kernel::MatMulRows,
         _ => return None,

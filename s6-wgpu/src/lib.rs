@@ -1,4 +1,4 @@
-//! wgpu backend for the s6plugin ONNX interpreter: `S6Scan` and MatMul as WGSL compute
+//! wgpu backend for the s6plugin ONNX interpreter: `S6Scan`, `S6ScanHeads` and MatMul as WGSL compute
 //! shaders, on Metal (macOS), Vulkan (Linux, Windows; Mesa's lavapipe on machines without a GPU).
 //!
 //! - [`WgpuContext`]: the device and the kernels, usable without the interpreter
@@ -15,6 +15,7 @@ pub mod context;
 pub mod error;
 pub mod matmul;
 pub mod scan;
+pub mod scan_heads;
 
 pub use act::{Act, ActVec};
 pub use backend::{BackendStats, WgpuBackend};
@@ -22,3 +23,4 @@ pub use context::{shader_source, ContextOptions, WgpuContext};
 pub use error::WgpuError;
 pub use matmul::MatMulOutput;
 pub use scan::{ScanInputs, ScanOutputs, MAX_DSTATE};
+pub use scan_heads::{HeadsScanInputs, HeadsScanOutputs};

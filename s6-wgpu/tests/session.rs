@@ -220,6 +220,44 @@ fn bundled_exports_gpu_equals_cpu() {
     }
 }
 
+/// transformers' Mamba2 (fixtures/mamba2, dynamic length) patched into S6ScanHeads nodes: both
+/// run on the GPU, and the logits equal onnxruntime's at the export length and PyTorch's at
+/// L = 1, 5, 19.
+#[test]
+fn patched_mamba2_on_the_gpu() {
+    let Some(_) = ctx("patched_mamba2_on_the_gpu") else {
+        return;
+    };
+    let dir = repo_root().join("fixtures/mamba2/hf2_dynamo_dynseq_L12");
+    let mut model = s6_onnx::model::load(&dir.join("model.onnx")).expect("load");
+    let report = s6_onnx::patch::patch_model(&mut model, &dir).expect("onnx-patch");
+    assert_eq!(report.layers_patched, 2);
+    let mut cases = vec![(dir.join("inputs"), dir.join("expected"))];
+    for k in [1, 5, 19] {
+        let d = dir.join(format!("expected_L{k}"));
+        cases.push((d.join("inputs"), d));
+    }
+    for (inputs, expected) in cases {
+        let mut feeds = HashMap::new();
+        for e in std::fs::read_dir(&inputs).expect("inputs/") {
+            let p = e.unwrap().path();
+            let input = p.file_stem().unwrap().to_string_lossy().into_owned();
+            feeds.insert(input, s6_onnx::npy::read(&p).expect("npy"));
+        }
+        let what = format!("patched mamba2 {}", expected.display());
+        let (gpu, stats) = run_gpu(&model, &dir, &feeds, &what);
+        assert_eq!(stats.s6scan, 2, "{what}: both S6ScanHeads on the GPU");
+        let want: Vec<(String, Tensor)> = gpu
+            .iter()
+            .map(|(n, _)| {
+                let t = s6_onnx::npy::read(&expected.join(format!("{n}.npy"))).expect("expected");
+                (n.clone(), t)
+            })
+            .collect();
+        assert_outputs_close(&what, &gpu, &want);
+    }
+}
+
 /// Lets a test keep a handle on the backend it gives away.
 struct Shared(Arc<WgpuBackend>);
 

@@ -6,7 +6,7 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 #[test]
 fn every_kernel_validates_in_f32_and_f16() {
-    for kernel in ["S6Scan", "MatMul", "MatMulRows"] {
+    for kernel in ["S6Scan", "S6ScanHeads", "MatMul", "MatMulRows"] {
         for f16 in [false, true] {
             let src = s6_wgpu::shader_source(kernel, f16).expect("known kernel");
             let module = naga::front::wgsl::parse_str(&src)

@@ -1,6 +1,6 @@
-//! onnx-patch end to end: verification and report on a bundled export, external data, and the
-//! refusals (not ONNX, not Mamba, unprovable region, Mamba2, writing over the input, escaping
-//! external-data locations).
+//! onnx-patch end to end: verification and report on a bundled export, external data, Mamba2
+//! (patched and verified, or refused), and the refusals (not ONNX, not Mamba, unprovable region,
+//! writing over the input, escaping external-data locations).
 
 use s6_onnx::model;
 use s6_onnx::proto::{ModelProto, NodeProto};
@@ -188,6 +188,46 @@ fn refuses_mamba2_clearly() {
         "{}",
         stderr(&o)
     );
+}
+
+/// transformers' Mamba2 (dynamo, dynamic length): one S6ScanHeads per layer, verified; the
+/// minimal SSD formulation of fixtures/mamba2 is still refused.
+#[test]
+fn patches_mamba2_and_verifies() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mamba2");
+    let d = tmpdir("mamba2-ok");
+    let out = d.join("patched.onnx");
+    let o = patch(&[
+        dir.join("hf2_dynamo_dynseq_L12/model.onnx").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--verify".as_ref(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("2 layer(s) patched, nodes 243 -> 97"), "{err}");
+    assert!(err.contains("ok") && !err.contains("FAIL"), "{err}");
+    let m = model::load(&out).unwrap();
+    let heads = m
+        .graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "S6ScanHeads" && n.domain == "s6plugin")
+        .count();
+    assert_eq!(heads, 2);
+    let o = patch(&[
+        dir.join("ssd_minimal_dynamo_dynseq_L12/model.onnx")
+            .as_os_str(),
+        "-o".as_ref(),
+        d.join("minimal.onnx").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not supported yet: Mamba2"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("minimal.onnx").exists());
 }
 
 #[test]

@@ -210,6 +210,7 @@ fn help_teaches_with_examples() {
         "Conv",
         "MatMul",
         "s6plugin::S6Scan",
+        "s6plugin::S6ScanHeads",
         "Softplus",
         "Slice",
         "LayerNormalization",

@@ -17,6 +17,7 @@ pub mod infer;
 pub mod rewrite;
 pub mod s6node;
 pub mod scan;
+pub mod ssd;
 pub mod stateful;
 pub mod stateful_verify;
 pub mod verify;
@@ -82,6 +83,7 @@ impl PatchReport {
 pub fn default_rules() -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(scan::UnrolledScan),
+        Box::new(ssd::ChunkedScanHeads),
         Box::new(absorb::Softplus),
         Box::new(absorb::DeltaBias),
         Box::new(absorb::DSkip),
@@ -102,10 +104,18 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
     };
     // The rules walk producers back from values: a cycle would send them round forever.
     rewrite::topo_sort(graph)?;
-    scan::refuse_mamba2(graph)?;
     let mut ctx = Ctx::new(base_dir);
     ctx.opset_import = opset_import;
-    rewrite::run_to_fixed_point(graph, &default_rules(), &mut ctx, &mut report)?;
+    if graph.node.iter().any(|n| n.op_type == "CumSum") {
+        // A possible Mamba2 graph: rewrite a copy, so that one whose SSD regions are not all
+        // turned into S6ScanHeads is refused unchanged.
+        let mut work = graph.clone();
+        rewrite::run_to_fixed_point(&mut work, &default_rules(), &mut ctx, &mut report)?;
+        scan::refuse_mamba2(&work)?;
+        *graph = work;
+    } else {
+        rewrite::run_to_fixed_point(graph, &default_rules(), &mut ctx, &mut report)?;
+    }
     if report.layers_patched == 0 {
         return Err(PatchError::NotMamba {
             detail:
@@ -119,6 +129,17 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
         dynamic::warn_baked_shapes(graph, base_dir, l, &mut report);
     }
     for n in &graph.node {
+        if n.op_type == s6plugin::contract_heads::OP_TYPE && n.domain == ONNX_DOMAIN {
+            let flags: Vec<&str> = n
+                .attribute
+                .iter()
+                .filter(|a| a.i == 1)
+                .map(|a| a.name.as_str())
+                .collect();
+            report
+                .scans
+                .push((n.name.clone(), format!("S6ScanHeads:{}", flags.join(","))));
+        }
         if let Some(sn) = s6node::ScanNode::from_node(n) {
             let a = sn.attrs;
             let flags: Vec<&str> = s6plugin::contract::S6Attrs::FIELD_NAMES

@@ -12,6 +12,7 @@ use std::time::Instant;
 /// Recognises the unrolled scan of transformers' MambaForCausalLM (TorchScript and dynamo
 /// exporters) and of mamba-minimal-style models, folds Δ bias + softplus, the D skip and the z
 /// gate into the node, prunes what is left dead and makes the sequence length dynamic.
+/// transformers' Mamba2ForCausalLM (dynamo exporter) becomes one S6ScanHeads node per layer.
 /// Everything else in the model is kept as it was. External data is read and written
 /// (`OUTPUT.data` next to OUTPUT).
 ///

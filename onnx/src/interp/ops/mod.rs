@@ -12,6 +12,7 @@ pub mod onehot;
 pub mod reduce;
 pub mod resize;
 pub mod scan;
+pub mod scan_heads;
 pub mod shape;
 
 use super::error::InterpError;
@@ -43,6 +44,7 @@ pub fn registry() -> &'static Registry {
         norm::register(&mut r);
         onehot::register(&mut r);
         resize::register(&mut r);
+        scan_heads::register(&mut r);
         r
     })
 }

@@ -12,6 +12,9 @@ pub fn register(r: &mut Registry) {
     r.insert((contract::ONNX_DOMAIN, contract::OP_TYPE), s6scan);
 }
 
+/// Attribute names TensorRT's ONNX parser may see on the node that are no op flags.
+pub(super) const IGNORED_ATTRS: [&str; 2] = ["plugin_version", "plugin_namespace"];
+
 /// The node's `S6Attrs`, through the contract's one reader.
 pub fn attrs_of(node: &Node) -> Result<S6Attrs, InterpError> {
     crate::patch::s6node::attrs_of(&node.proto).map_err(|e| node.error(e.to_string()))

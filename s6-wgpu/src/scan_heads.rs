@@ -1,0 +1,432 @@
+//! `S6ScanHeads` (Mamba2's scan, `docs/s6scan_heads.md`) on the GPU: packs the contract's
+//! inputs into two buffers, runs `shaders/s6scan_heads.wgsl`, reads back y and the last state.
+
+use crate::act::{Act, ActVec};
+use crate::context::{Binding, Kernel, Storage, WgpuContext};
+use crate::error::WgpuError;
+use crate::scan::MAX_DSTATE;
+use half::f16;
+use s6plugin::contract_heads::{HeadsAttrs, HeadsDims};
+use s6plugin::DType;
+
+const OP: &str = "S6ScanHeads";
+/// Workgroup size of the shader.
+const WG: usize = 32;
+
+/// The op's inputs in contract order; `None` where the attributes say absent.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadsScanInputs<'a> {
+    /// (batch, L, H, P)
+    pub x: Act<'a>,
+    /// (batch, L, H)
+    pub dt: Act<'a>,
+    /// (H)
+    pub a: &'a [f32],
+    /// (batch, L, G, N)
+    pub b: Act<'a>,
+    pub c: Act<'a>,
+    /// (H)
+    pub d: Option<&'a [f32]>,
+    /// (batch, L, H, P)
+    pub z: Option<Act<'a>>,
+    /// (H)
+    pub dt_bias: Option<&'a [f32]>,
+    /// (2) = [lo, hi]
+    pub dt_limit: Option<&'a [f32]>,
+    /// (batch, H, P, N)
+    pub initial_state: Option<&'a [f32]>,
+}
+
+/// y in x's dtype; `last_state` (batch, H, P, N) when `has_last_state`.
+#[derive(Clone, Debug)]
+pub struct HeadsScanOutputs {
+    pub y: ActVec,
+    pub last_state: Option<Vec<f32>>,
+}
+
+/// Uniform block of the shader (same field order).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    seqlen: u32,
+    heads: u32,
+    headdim: u32,
+    dstate: u32,
+    groups: u32,
+    flags: u32,
+    nwg_x: u32,
+    nt: u32,
+    off_x: u32,
+    off_dt: u32,
+    off_b: u32,
+    off_c: u32,
+    off_z: u32,
+    off_a: u32,
+    off_dskip: u32,
+    off_dbias: u32,
+    off_limit: u32,
+    off_init: u32,
+    pad0: u32,
+}
+
+fn input_err(input: &'static str, reason: String) -> WgpuError {
+    WgpuError::Input {
+        op: OP,
+        input,
+        reason,
+    }
+}
+
+fn check_len(input: &'static str, got: usize, want: usize) -> Result<(), WgpuError> {
+    if got != want {
+        return Err(input_err(
+            input,
+            format!("has {got} elements, the dims need {want}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_opt(
+    input: &'static str,
+    v: Option<usize>,
+    flag: bool,
+    want: usize,
+) -> Result<(), WgpuError> {
+    match (v, flag) {
+        (Some(n), true) => check_len(input, n, want),
+        (None, false) => Ok(()),
+        (None, true) => Err(input_err(
+            input,
+            "the attributes say present, but it is missing".into(),
+        )),
+        (Some(_), false) => Err(input_err(
+            input,
+            "given, but the attributes say absent".into(),
+        )),
+    }
+}
+
+/// Checks presence, lengths and dtypes against `attrs` and `dims`; returns the activation dtype.
+fn validate(attrs: &HeadsAttrs, dims: &HeadsDims, x: &HeadsScanInputs) -> Result<DType, WgpuError> {
+    if dims.groups == 0 || dims.heads % dims.groups != 0 {
+        return Err(input_err(
+            "B",
+            format!("{} groups do not divide H = {}", dims.groups, dims.heads),
+        ));
+    }
+    let act = x.x.dtype();
+    let mut acts = vec![("x", x.x, dims.x_len()), ("dt", x.dt, dims.dt_len())];
+    acts.push(("B", x.b, dims.bc_len()));
+    acts.push(("C", x.c, dims.bc_len()));
+    check_opt("z", x.z.map(|v| v.len()), attrs.has_z, dims.x_len())?;
+    if let Some(z) = x.z {
+        acts.push(("z", z, dims.x_len()));
+    }
+    for (name, t, want) in &acts {
+        if t.dtype() != act {
+            return Err(input_err(
+                name,
+                format!("is {}, x is {act}: activations share one dtype", t.dtype()),
+            ));
+        }
+        check_len(name, t.len(), *want)?;
+    }
+    check_len("A", x.a.len(), dims.heads)?;
+    check_opt("D", x.d.map(<[f32]>::len), attrs.has_d, dims.heads)?;
+    check_opt(
+        "dt_bias",
+        x.dt_bias.map(<[f32]>::len),
+        attrs.has_dt_bias,
+        dims.heads,
+    )?;
+    check_opt(
+        "dt_limit",
+        x.dt_limit.map(<[f32]>::len),
+        attrs.has_dt_limit,
+        2,
+    )?;
+    check_opt(
+        "initial_state",
+        x.initial_state.map(<[f32]>::len),
+        attrs.has_initial_state,
+        dims.state_len(),
+    )?;
+    Ok(act)
+}
+
+fn to_u32(what: &str, v: usize) -> Result<u32, WgpuError> {
+    u32::try_from(v).map_err(|_| WgpuError::Unsupported {
+        op: OP,
+        reason: format!("{what} = {v} does not fit 32-bit indexing"),
+    })
+}
+
+impl WgpuContext {
+    /// Runs `S6ScanHeads` on the GPU, with the dtype handling of [`WgpuContext::s6scan`]: f16
+    /// stays f16 with `SHADER_F16`, otherwise f16/bf16 are widened on upload and y rounded back.
+    pub fn s6scan_heads(
+        &self,
+        attrs: &HeadsAttrs,
+        dims: &HeadsDims,
+        inputs: &HeadsScanInputs,
+    ) -> Result<HeadsScanOutputs, WgpuError> {
+        let act = validate(attrs, dims, inputs)?;
+        if dims.dstate > MAX_DSTATE {
+            return Err(WgpuError::Unsupported {
+                op: OP,
+                reason: format!("N = {} > {MAX_DSTATE}", dims.dstate),
+            });
+        }
+        let last_of = |v: Option<&[f32]>| {
+            attrs
+                .has_last_state
+                .then(|| v.map_or_else(|| vec![0.0; dims.state_len()], <[f32]>::to_vec))
+        };
+        if dims.x_len() == 0 || dims.seqlen == 0 {
+            // Nothing to scan: y is empty, the last state is the initial one (contract rule 7).
+            return Ok(HeadsScanOutputs {
+                y: ActVec::from_f32(act, vec![0.0; dims.x_len()]),
+                last_state: last_of(inputs.initial_state),
+            });
+        }
+        let storage = if act == DType::F16 && self.native_f16() {
+            Storage::F16
+        } else {
+            Storage::F32
+        };
+        let elem = match storage {
+            Storage::F32 => 4u64,
+            Storage::F16 => 2,
+        };
+
+        // Activations: x, dt, B, C, z back to back.
+        let mut parts = vec![inputs.x, inputs.dt, inputs.b, inputs.c];
+        parts.extend(inputs.z);
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut total = 0usize;
+        for p in &parts {
+            offsets.push(total);
+            total += p.len();
+        }
+        self.check_binding(OP, "the activations", total as u64 * elem)?;
+        let act_bytes: Vec<u8> = match storage {
+            Storage::F32 => {
+                let mut v = Vec::with_capacity(total);
+                for p in &parts {
+                    p.extend_f32(&mut v);
+                }
+                bytemuck::cast_slice(&v).to_vec()
+            }
+            Storage::F16 => {
+                let mut v: Vec<f16> = Vec::with_capacity(total);
+                for p in &parts {
+                    v.extend_from_slice(p.as_f16().expect("f16 storage only for f16 inputs"));
+                }
+                bytemuck::cast_slice(&v).to_vec()
+            }
+        };
+
+        // fp32 parameters: A, D, dt_bias, dt_limit, initial_state back to back.
+        let mut fp: Vec<f32> = inputs.a.to_vec();
+        let mut offset_of = |v: Option<&[f32]>| {
+            let off = fp.len();
+            fp.extend_from_slice(v.unwrap_or(&[]));
+            off
+        };
+        let off_dskip = offset_of(inputs.d);
+        let off_dbias = offset_of(inputs.dt_bias);
+        let off_limit = offset_of(inputs.dt_limit);
+        let off_init = offset_of(inputs.initial_state);
+        self.check_binding(
+            OP,
+            "A, D, dt_bias, dt_limit and initial_state",
+            fp.len() as u64 * 4,
+        )?;
+
+        let y_bytes = dims.x_len() as u64 * elem;
+        let last_bytes = if attrs.has_last_state {
+            dims.state_len() as u64 * 4
+        } else {
+            0
+        };
+        self.check_binding(OP, "y", y_bytes)?;
+        self.check_binding(OP, "last_state", last_bytes)?;
+
+        // Invocations per row: enough to cover N once, up to the workgroup.
+        let nt = dims.dstate.clamp(1, WG).next_power_of_two();
+        let rows = dims.batch * dims.heads * dims.headdim;
+        let wgs = rows.div_ceil(WG / nt);
+        let max = self.max_workgroups_per_dim() as usize;
+        let nwg_x = wgs.clamp(1, max);
+        let nwg_y = wgs.div_ceil(nwg_x);
+        if nwg_y > max {
+            return Err(WgpuError::Unsupported {
+                op: OP,
+                reason: format!("{rows} rows need more than {max}x{max} workgroups"),
+            });
+        }
+        // Largest index the shader forms: into acts (total) and into the state tensors.
+        to_u32("activation elements", total)?;
+        to_u32("state elements", dims.state_len())?;
+        let flags = u32::from(attrs.dt_softplus)
+            | u32::from(attrs.has_d) << 1
+            | u32::from(attrs.has_z) << 2
+            | u32::from(attrs.has_dt_bias) << 3
+            | u32::from(attrs.has_dt_limit) << 4
+            | u32::from(attrs.has_initial_state) << 5
+            | u32::from(attrs.has_last_state) << 6;
+        let params = Params {
+            batch: to_u32("batch", dims.batch)?,
+            seqlen: to_u32("L", dims.seqlen)?,
+            heads: to_u32("H", dims.heads)?,
+            headdim: to_u32("P", dims.headdim)?,
+            dstate: to_u32("N", dims.dstate)?,
+            groups: to_u32("groups", dims.groups)?,
+            flags,
+            nwg_x: nwg_x as u32,
+            nt: nt as u32,
+            off_x: offsets[0] as u32,
+            off_dt: offsets[1] as u32,
+            off_b: offsets[2] as u32,
+            off_c: offsets[3] as u32,
+            off_z: offsets.get(4).copied().unwrap_or(0) as u32,
+            off_a: 0,
+            off_dskip: off_dskip as u32,
+            off_dbias: off_dbias as u32,
+            off_limit: off_limit as u32,
+            off_init: off_init as u32,
+            pad0: 0,
+        };
+
+        let pipeline = self.pipeline(Kernel::ScanHeads, storage)?;
+        let mut out = self
+            .run(
+                OP,
+                &pipeline,
+                &[
+                    Binding::Uniform(bytemuck::bytes_of(&params)),
+                    Binding::Input(&act_bytes),
+                    Binding::Input(bytemuck::cast_slice(&fp)),
+                    Binding::Output {
+                        bytes: y_bytes,
+                        read: true,
+                    },
+                    Binding::Output {
+                        bytes: last_bytes,
+                        read: attrs.has_last_state,
+                    },
+                ],
+                [nwg_x as u32, nwg_y as u32, 1],
+            )?
+            .into_iter();
+        let y_raw = out.next().unwrap_or_default();
+        let y = match storage {
+            Storage::F16 => ActVec::F16(bytemuck::pod_collect_to_vec(&y_raw)),
+            Storage::F32 => ActVec::from_f32(act, bytemuck::pod_collect_to_vec(&y_raw)),
+        };
+        let last_state = out.next().map(|raw| bytemuck::pod_collect_to_vec(&raw));
+        Ok(HeadsScanOutputs { y, last_state })
+    }
+}
+
+fn act_of(d: &s6_onnx::interp::TensorData) -> Option<Act<'_>> {
+    use s6_onnx::interp::TensorData;
+    match d {
+        TensorData::F32(v) => Some(Act::F32(v)),
+        TensorData::F16(v) => Some(Act::F16(v)),
+        TensorData::BF16(v) => Some(Act::BF16(v)),
+        _ => None,
+    }
+}
+
+/// An `S6ScanHeads` node for the interpreter's backend: `Ok(None)` (the CPU takes it and
+/// reports any error) unless the node is valid and its tensors are of the contract's dtypes.
+pub(crate) fn run_node(
+    ctx: &WgpuContext,
+    node: &s6_onnx::proto::NodeProto,
+    inputs: &[Option<&s6_onnx::interp::Tensor>],
+) -> Result<Option<Vec<s6_onnx::interp::Tensor>>, WgpuError> {
+    use s6_onnx::interp::{Tensor, TensorData};
+    use s6_onnx::proto::attribute_proto::AttributeType;
+    use s6plugin::contract_heads::{check_heads_dtypes, infer_heads_dims, HeadsInputRole as R};
+
+    let mut fields = Vec::new();
+    for a in &node.attribute {
+        if a.name == "plugin_version" || a.name == "plugin_namespace" {
+            continue;
+        }
+        if a.type_.enum_value() != Ok(AttributeType::INT) {
+            return Ok(None);
+        }
+        fields.push((a.name.as_str(), a.i));
+    }
+    let Ok(attrs) = HeadsAttrs::from_fields(fields) else {
+        return Ok(None);
+    };
+    let Some(tensors) = inputs.iter().copied().collect::<Option<Vec<&Tensor>>>() else {
+        return Ok(None);
+    };
+    if node.output.len() != attrs.num_outputs() || tensors.len() != attrs.num_inputs() {
+        return Ok(None);
+    }
+    let shapes: Vec<Vec<i64>> = tensors
+        .iter()
+        .map(|t| t.shape.iter().map(|&d| d as i64).collect())
+        .collect();
+    let shape_refs: Vec<&[i64]> = shapes.iter().map(|s| &s[..]).collect();
+    let Ok(dims) = infer_heads_dims(&attrs, &shape_refs) else {
+        return Ok(None);
+    };
+    let Some(dtypes) = tensors
+        .iter()
+        .map(|t| act_of(&t.data).map(|a| a.dtype()))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(None);
+    };
+    if check_heads_dtypes(&attrs, &dtypes).is_err() {
+        return Ok(None);
+    }
+    let get = |role: R| attrs.input_index(role).map(|i| tensors[i]);
+    let act = |role: R| get(role).and_then(|t| act_of(&t.data));
+    let fp = |role: R| match get(role).map(|t| &t.data) {
+        Some(TensorData::F32(v)) => Some(&v[..]),
+        _ => None,
+    };
+    let (Some(x), Some(dt), Some(a), Some(b), Some(c)) =
+        (act(R::X), act(R::Dt), fp(R::A), act(R::B), act(R::C))
+    else {
+        return Ok(None);
+    };
+    let v = HeadsScanInputs {
+        x,
+        dt,
+        a,
+        b,
+        c,
+        d: fp(R::D),
+        z: act(R::Z),
+        dt_bias: fp(R::DtBias),
+        dt_limit: fp(R::DtLimit),
+        initial_state: fp(R::InitialState),
+    };
+    let out = ctx.s6scan_heads(&attrs, &dims, &v)?;
+    let y = match out.y {
+        ActVec::F32(v) => TensorData::F32(v),
+        ActVec::F16(v) => TensorData::F16(v),
+        ActVec::BF16(v) => TensorData::BF16(v),
+    };
+    let mut outs = vec![Tensor {
+        shape: tensors[0].shape.clone(),
+        data: y,
+    }];
+    if let Some(last) = out.last_state {
+        outs.push(Tensor {
+            shape: dims.state_shape().to_vec(),
+            data: TensorData::F32(last),
+        });
+    }
+    Ok(Some(outs))
+}
