@@ -36,7 +36,7 @@
 
 namespace s6 {
 
-// Plugin name and version: the contract's OP_TYPE and PLUGIN_VERSION (plugin/contract.rs); the
+// Plugin name and version: the contract's OP_TYPE and PLUGIN_VERSION (contract/src/contract.rs); the
 // registry test checks they agree.
 constexpr char const* kPluginName = "S6Scan";
 constexpr char const* kPluginVersion = "1";

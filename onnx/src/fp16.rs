@@ -13,7 +13,7 @@ use half::f16;
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::{DataLocation, DataType as PDT};
 use onnx_protobuf::{type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
-use s6plugin::contract::{ONNX_DOMAIN, OP_TYPE};
+use s6_contract::contract::{ONNX_DOMAIN, OP_TYPE};
 use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
@@ -381,7 +381,7 @@ pub fn convert(model: &mut ModelProto) -> Result<Fp16Report, Fp16Error> {
 mod tests {
     use super::*;
     use onnx_protobuf::{tensor_shape_proto, TensorShapeProto, TypeProto, ValueInfoProto};
-    use s6plugin::contract::S6Attrs;
+    use s6_contract::contract::S6Attrs;
 
     fn vi(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
         let mut shape = TensorShapeProto::new();

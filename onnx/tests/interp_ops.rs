@@ -256,7 +256,7 @@ fn s6scan_node_runs_the_reference() {
         &["y"],
     );
     // The contract requires all eight flags, zeros included.
-    for name in s6plugin::contract::S6Attrs::FIELD_NAMES {
+    for name in s6_contract::contract::S6Attrs::FIELD_NAMES {
         let mut a = s6_onnx::proto::AttributeProto::new();
         a.name = name.into();
         a.type_ = s6_onnx::proto::attribute_proto::AttributeType::INT.into();

@@ -3,8 +3,8 @@
 //!
 //! `cargo run --release -p s6-wgpu --example wgpu_bench [-- REPS]`
 
+use s6_contract::{S6Attrs, ScanDims};
 use s6_wgpu::{Act, ScanInputs, WgpuContext};
-use s6plugin::{S6Attrs, ScanDims};
 use std::time::Instant;
 
 fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {

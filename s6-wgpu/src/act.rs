@@ -1,7 +1,7 @@
 //! Activation buffers in any of the contract's dtypes, and their conversions.
 
 use half::{bf16, f16};
-use s6plugin::DType;
+use s6_contract::DType;
 
 /// A borrowed activation tensor (row-major data) in its own dtype.
 #[derive(Clone, Copy, Debug)]

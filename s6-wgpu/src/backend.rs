@@ -7,10 +7,10 @@ use crate::act::{Act, ActVec};
 use crate::context::WgpuContext;
 use crate::error::WgpuError;
 use crate::scan::ScanInputs;
+use s6_contract::contract::{check_dtypes, infer_dims, InputRole, ONNX_DOMAIN, OP_TYPE};
+use s6_contract::{DType, S6Attrs};
 use s6_onnx::interp::{Backend, InterpError, Tensor, TensorData};
 use s6_onnx::proto::NodeProto;
-use s6plugin::contract::{check_dtypes, infer_dims, InputRole, ONNX_DOMAIN, OP_TYPE};
-use s6plugin::{DType, S6Attrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How many nodes of each kind ran on the GPU.
@@ -195,7 +195,7 @@ impl Backend for WgpuBackend {
     ) -> Result<Option<Vec<Tensor>>, InterpError> {
         let result = match (node.domain.as_str(), node.op_type.as_str()) {
             (ONNX_DOMAIN, OP_TYPE) => self.run_scan(node, inputs),
-            (ONNX_DOMAIN, s6plugin::contract_heads::OP_TYPE) => {
+            (ONNX_DOMAIN, s6_contract::contract_heads::OP_TYPE) => {
                 let r = crate::scan_heads::run_node(&self.ctx, node, inputs);
                 if let Ok(Some(_)) = r {
                     self.scans.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! Errors of the wgpu backend.
 
-use s6plugin::ContractError;
+use s6_contract::ContractError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WgpuError {

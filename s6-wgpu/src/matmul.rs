@@ -5,7 +5,7 @@ use crate::act::{Act, ActVec};
 use crate::context::{Binding, Kernel, Storage, WgpuContext};
 use crate::error::WgpuError;
 use half::f16;
-use s6plugin::DType;
+use s6_contract::DType;
 
 const OP: &str = "MatMul";
 /// Tile edge of matmul.wgsl; fewer rows than this go to matmul_rows.wgsl.

@@ -5,7 +5,7 @@ use crate::act::{Act, ActVec};
 use crate::context::{Binding, Kernel, Storage, WgpuContext};
 use crate::error::WgpuError;
 use half::f16;
-use s6plugin::{DType, S6Attrs, ScanDims};
+use s6_contract::{DType, S6Attrs, ScanDims};
 
 const OP: &str = "S6Scan";
 /// Workgroup size of the shader.

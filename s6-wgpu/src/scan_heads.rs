@@ -6,8 +6,8 @@ use crate::context::{Binding, Kernel, Storage, WgpuContext};
 use crate::error::WgpuError;
 use crate::scan::MAX_DSTATE;
 use half::f16;
-use s6plugin::contract_heads::{HeadsAttrs, HeadsDims};
-use s6plugin::DType;
+use s6_contract::contract_heads::{HeadsAttrs, HeadsDims};
+use s6_contract::DType;
 
 const OP: &str = "S6ScanHeads";
 /// Workgroup size of the shader.
@@ -348,9 +348,9 @@ pub(crate) fn run_node(
     node: &s6_onnx::proto::NodeProto,
     inputs: &[Option<&s6_onnx::interp::Tensor>],
 ) -> Result<Option<Vec<s6_onnx::interp::Tensor>>, WgpuError> {
+    use s6_contract::contract_heads::{check_heads_dtypes, infer_heads_dims, HeadsInputRole as R};
     use s6_onnx::interp::{Tensor, TensorData};
     use s6_onnx::proto::attribute_proto::AttributeType;
-    use s6plugin::contract_heads::{check_heads_dtypes, infer_heads_dims, HeadsInputRole as R};
 
     let mut fields = Vec::new();
     for a in &node.attribute {

@@ -5,8 +5,8 @@ mod common;
 
 use common::nodes::{all_on, backend, node, scan_node, scan_reference, scan_tensors, t32};
 use common::{assert_close, Rng};
+use s6_contract::contract::ScanDims;
 use s6_onnx::interp::{Backend, Tensor, TensorData};
-use s6plugin::contract::ScanDims;
 
 #[test]
 fn scan_node_runs_on_the_gpu() {

@@ -1,13 +1,13 @@
-//! S6Scan shader against the fp64 CPU reference (`s6plugin::reference`) and against the
+//! S6Scan shader against the fp64 CPU reference (`s6_contract::reference`) and against the
 //! PyTorch fixtures in fixtures/scan/. Skips (prints SKIP) without a GPU adapter.
 
 mod common;
 
 use common::{assert_close, ctx, read_npy, repo_root, Rng};
 use half::{bf16, f16};
+use s6_contract::reference;
+use s6_contract::{S6Attrs, ScanDims};
 use s6_wgpu::{Act, ActVec, ScanInputs, WgpuError};
-use s6plugin::reference;
-use s6plugin::{S6Attrs, ScanDims};
 
 /// Random inputs for `attrs` and `dims`, in f32.
 struct Data {

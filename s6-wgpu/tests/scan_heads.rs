@@ -1,5 +1,5 @@
 //! S6ScanHeads shader (through the interpreter backend) against the PyTorch fixtures in
-//! fixtures/ssd/ and the fp64 CPU reference (`s6plugin::reference_heads`) at larger shapes.
+//! fixtures/ssd/ and the fp64 CPU reference (`s6_contract::reference_heads`) at larger shapes.
 //! Skips (prints SKIP) without a GPU adapter.
 
 mod common;
@@ -7,11 +7,11 @@ mod common;
 use common::nodes::{backend, int_attr, node};
 use common::{assert_close, repo_root, Rng};
 use half::f16;
+use s6_contract::contract_heads::{HeadsAttrs, HeadsDims, HeadsInputRole as R};
+use s6_contract::reference_heads::{scan_heads_f64, HeadsInputs};
 use s6_onnx::interp::{Backend, Tensor, TensorData};
 use s6_onnx::npy;
 use s6_onnx::proto::NodeProto;
-use s6plugin::contract_heads::{HeadsAttrs, HeadsDims, HeadsInputRole as R};
-use s6plugin::reference_heads::{scan_heads_f64, HeadsInputs};
 
 fn heads_node(attrs: &HeadsAttrs) -> NodeProto {
     let inputs: Vec<&str> = attrs.inputs().iter().map(|r| r.name()).collect();

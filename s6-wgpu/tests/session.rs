@@ -6,10 +6,10 @@ mod common;
 
 use common::nodes::{all_on, backend, scan_node, scan_reference, scan_tensors};
 use common::{assert_close, ctx, repo_root};
+use s6_contract::contract::{S6Attrs, ScanDims};
 use s6_onnx::interp::{Backend, Session, Tensor};
 use s6_onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
 use s6_wgpu::{BackendStats, WgpuBackend, WgpuContext};
-use s6plugin::contract::{S6Attrs, ScanDims};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -66,7 +66,7 @@ pub fn prepare(model: &mut ModelProto, base_dir: &Path) -> Result<Prepared, Gene
     let has_scan = g
         .node
         .iter()
-        .any(|n| n.op_type == s6plugin::contract::OP_TYPE);
+        .any(|n| n.op_type == s6_contract::contract::OP_TYPE);
     let how = if has_scan {
         Prepared::MadeStateful
     } else {

@@ -83,7 +83,7 @@ fn fp16_patched_export_keeps_scan_operands_fp32_and_matches_onnxruntime() {
         let patched = s6_onnx::model::load(&tmp).unwrap();
         let mut n_fp32 = 0;
         for n in patched.graph.node.iter().filter(|n| n.op_type == "S6Scan") {
-            let mut attrs = s6plugin::S6Attrs::default();
+            let mut attrs = s6_contract::S6Attrs::default();
             for a in &n.attribute {
                 attrs.set(&a.name, a.i).unwrap();
             }

@@ -163,9 +163,12 @@ fn without_the_bridge_running_says_how_to_fix_it() {
 fn registers_libs6plugin_in_the_lean_registry() {
     let Some(path) = lean_lib() else { return };
     let Some(glue) = trt_glue() else { return };
-    // libs6plugin.so beside the test's s6-engine, as s6-engine itself looks for it.
+    // libs6plugin.so beside the test's s6-engine, as s6-engine itself looks for it; a fresh
+    // `cargo test` leaves the cdylib in deps/ only (`cargo build` copies it up).
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_s6-engine"));
-    let plugin = exe.with_file_name("libs6plugin.so");
+    let beside = exe.with_file_name("libs6plugin.so");
+    let in_deps = exe.with_file_name("deps").join("libs6plugin.so");
+    let plugin = if beside.is_file() { beside } else { in_deps };
     let exports_creators = plugin.is_file()
         && libs::load_file(&plugin).is_ok_and(|l| libs::symbol(&l, "getCreators").is_ok());
     if !exports_creators {

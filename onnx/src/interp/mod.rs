@@ -1,6 +1,6 @@
 //! A CPU interpreter of ONNX graphs: enough of the standard op set for the Mamba exports,
-//! plus `S6Scan` and `S6ScanHeads` (domain `s6plugin`) through `s6plugin::reference` and
-//! `s6plugin::reference_heads`.
+//! plus `S6Scan` and `S6ScanHeads` (domain `s6plugin`) through `s6_contract::reference` and
+//! `s6_contract::reference_heads`.
 //!
 //! Parsing ([`graph`]: slots, decoded initializers and attributes, dependency order) is kept
 //! apart from execution ([`session`]). Ops live in [`ops`], one file per family, found through

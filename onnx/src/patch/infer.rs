@@ -14,7 +14,7 @@ use super::graph::{BOOL, FLOAT, INT32, INT64};
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
 use onnx_protobuf::type_proto::Value as TypeValue;
 use onnx_protobuf::{NodeProto, ValueInfoProto};
-use s6plugin::contract::{ONNX_DOMAIN, OP_TYPE};
+use s6_contract::contract::{ONNX_DOMAIN, OP_TYPE};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;

@@ -27,7 +27,7 @@ pub use graph::GraphIndex;
 pub use rewrite::{Ctx, Patch, Rule};
 
 use onnx_protobuf::{ModelProto, OperatorSetIdProto};
-use s6plugin::contract::{ONNX_DOMAIN, ONNX_DOMAIN_VERSION, OP_TYPE};
+use s6_contract::contract::{ONNX_DOMAIN, ONNX_DOMAIN_VERSION, OP_TYPE};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -129,7 +129,7 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
         dynamic::warn_baked_shapes(graph, base_dir, l, &mut report);
     }
     for n in &graph.node {
-        if n.op_type == s6plugin::contract_heads::OP_TYPE && n.domain == ONNX_DOMAIN {
+        if n.op_type == s6_contract::contract_heads::OP_TYPE && n.domain == ONNX_DOMAIN {
             let flags: Vec<&str> = n
                 .attribute
                 .iter()
@@ -142,7 +142,7 @@ pub fn patch_model(model: &mut ModelProto, base_dir: &Path) -> Result<PatchRepor
         }
         if let Some(sn) = s6node::ScanNode::from_node(n) {
             let a = sn.attrs;
-            let flags: Vec<&str> = s6plugin::contract::S6Attrs::FIELD_NAMES
+            let flags: Vec<&str> = s6_contract::contract::S6Attrs::FIELD_NAMES
                 .iter()
                 .zip(a.values())
                 .filter(|(_, v)| *v)

@@ -1,11 +1,11 @@
 //! The `S6Scan` node as the patcher builds and re-reads it (attributes as INTs, packed inputs,
-//! per `plugin/contract.rs`).
+//! per `contract/src/contract.rs`).
 
 use super::graph::output;
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, NodeProto};
-use s6plugin::contract::{AttrValue, S6Attrs, ONNX_DOMAIN, OP_TYPE};
-use s6plugin::ContractError;
+use s6_contract::contract::{AttrValue, S6Attrs, ONNX_DOMAIN, OP_TYPE};
+use s6_contract::ContractError;
 
 /// The node's flags through the contract's one reader (`S6Attrs::from_attributes`): every
 /// part of s6plugin that reads an `S6Scan` node applies the same rules.

@@ -26,7 +26,7 @@ use super::infer::{self, type_name, Infer};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::s6node::ScanNode;
 use onnx_protobuf::{GraphProto, NodeProto};
-use s6plugin::contract::S6Attrs;
+use s6_contract::contract::S6Attrs;
 
 pub struct UnrolledScan;
 

@@ -29,7 +29,7 @@ use super::infer::{Infer, SymDim};
 use super::rewrite::{Ctx, Patch, Rule};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, NodeProto};
-use s6plugin::contract_heads::{HeadsAttrs, ONNX_DOMAIN, OP_TYPE};
+use s6_contract::contract_heads::{HeadsAttrs, ONNX_DOMAIN, OP_TYPE};
 
 pub struct ChunkedScanHeads;
 

@@ -3,12 +3,12 @@
 
 use super::{ctx, Rng};
 use half::f16;
+use s6_contract::contract::{S6Attrs, ScanDims};
+use s6_contract::reference;
 use s6_onnx::interp::{Tensor, TensorData};
 use s6_onnx::proto::attribute_proto::AttributeType;
 use s6_onnx::proto::{AttributeProto, NodeProto};
 use s6_wgpu::WgpuBackend;
-use s6plugin::contract::{S6Attrs, ScanDims};
-use s6plugin::reference;
 
 /// A fresh backend on the shared device's adapter, or `None` (skip).
 pub fn backend(test: &str) -> Option<WgpuBackend> {

@@ -298,7 +298,7 @@ fn real_main() -> anyhow::Result<()> {
             };
             let s = build::build(&opts)?;
             if opts.print_only.is_none() {
-                let scans = s.plugin_layers(s6plugin::contract::OP_TYPE).count();
+                let scans = s.plugin_layers(s6_contract::contract::OP_TYPE).count();
                 eprintln!(
                     "network: {} layers, {scans} of them S6Scan plugin layers",
                     s.layers.len()

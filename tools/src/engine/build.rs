@@ -145,7 +145,7 @@ fn count_s6scan(model: &s6_onnx::proto::ModelProto) -> usize {
         .graph
         .node
         .iter()
-        .filter(|n| n.op_type == s6plugin::contract::OP_TYPE)
+        .filter(|n| n.op_type == s6_contract::contract::OP_TYPE)
         .count()
 }
 
@@ -307,7 +307,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
     let plugins = built
         .layers
         .iter()
-        .filter(|l| l.plugin() == Some(s6plugin::contract::OP_TYPE))
+        .filter(|l| l.plugin() == Some(s6_contract::contract::OP_TYPE))
         .count();
     if plugins != n_scans {
         // The parser turned an S6Scan node into something else: the engine would not be ours.

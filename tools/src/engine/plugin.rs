@@ -9,7 +9,7 @@
 use super::error::EngineError;
 use super::glue::Glue;
 use super::libs::{self, Loaded, NvInfer};
-use s6plugin::contract::{OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION};
+use s6_contract::contract::{OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION};
 use std::path::{Path, PathBuf};
 
 /// The default plugin: `libs6plugin.so` next to the running executable (cargo puts both in

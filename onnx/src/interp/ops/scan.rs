@@ -1,12 +1,12 @@
 //! `S6Scan` (domain `s6plugin`): the selective scan of `docs/s6scan.md`, computed by
-//! `s6plugin::reference` in fp32. Activations of fp16 / bf16 are widened, and `y` narrowed
+//! `s6_contract::reference` in fp32. Activations of fp16 / bf16 are widened, and `y` narrowed
 //! back, as the op's contract says.
 
 use super::{input, Registry};
 use crate::interp::error::InterpError;
 use crate::interp::graph::Node;
 use crate::interp::tensor::{DataType, Tensor};
-use s6plugin::contract::{self, S6Attrs};
+use s6_contract::contract::{self, S6Attrs};
 
 pub fn register(r: &mut Registry) {
     r.insert((contract::ONNX_DOMAIN, contract::OP_TYPE), s6scan);
@@ -57,7 +57,7 @@ fn s6scan(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, Interp
         .map(|t| t.shape.iter().map(|&d| d as i64).collect())
         .collect();
     let shape_refs: Vec<&[i64]> = shapes.iter().map(|s| s.as_slice()).collect();
-    let (dims, out) = s6plugin::reference::scan_packed_f32(&attrs, &packed, &shape_refs)
+    let (dims, out) = s6_contract::reference::scan_packed_f32(&attrs, &packed, &shape_refs)
         .map_err(|e| node.error(e.to_string()))?;
     let y = super::elementwise::from_f32(act, dims.act_shape(&attrs).to_vec(), out.y);
     let mut outs = vec![y];

@@ -1,13 +1,13 @@
 //! `S6ScanHeads` (domain `s6plugin`): Mamba2's scan in its heads form (`docs/s6scan_heads.md`),
-//! computed by `s6plugin::reference_heads` in fp32. Activations of fp16 / bf16 are widened, and
+//! computed by `s6_contract::reference_heads` in fp32. Activations of fp16 / bf16 are widened, and
 //! `y` narrowed back, as the contract says.
 
 use super::{input, Registry};
 use crate::interp::error::InterpError;
 use crate::interp::graph::Node;
 use crate::interp::tensor::{DataType, Tensor};
-use s6plugin::contract::DType;
-use s6plugin::contract_heads::{self as contract, HeadsAttrs};
+use s6_contract::contract::DType;
+use s6_contract::contract_heads::{self as contract, HeadsAttrs};
 
 pub fn register(r: &mut Registry) {
     r.insert((contract::ONNX_DOMAIN, contract::OP_TYPE), s6scan_heads);
@@ -65,7 +65,7 @@ fn s6scan_heads(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
     let data: Vec<Vec<f32>> = ts.iter().map(|t| t.to_f32_vec()).collect();
     let packed: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
     let (dims, out) =
-        s6plugin::reference_heads::scan_heads_packed::<f32>(&attrs, &packed, &shape_refs)
+        s6_contract::reference_heads::scan_heads_packed::<f32>(&attrs, &packed, &shape_refs)
             .map_err(|e| node.error(e.to_string()))?;
     let y = super::elementwise::from_f32(ts[0].dtype(), dims.x_shape().to_vec(), out.y);
     let mut outs = vec![y];
