@@ -79,10 +79,13 @@ pub fn check_bytes(bytes: u128) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Checked element count of `shape` within the cap for `elem_bytes`-sized elements.
+/// Checked element count of `shape` within the cap for `elem_bytes`-sized elements. Zero-size
+/// axes count as 1 for the cap: a tensor of shape (2^40, 0) holds nothing, but every loop over
+/// its outer axes would run 2^40 times.
 pub fn checked_len(shape: &[usize], elem_bytes: usize) -> Result<usize, DataError> {
     let n = numel_usize(shape)?;
-    check_alloc(n, elem_bytes)?;
+    let extent: Vec<usize> = shape.iter().map(|&d| d.max(1)).collect();
+    check_alloc(numel_usize(&extent)?, elem_bytes)?;
     Ok(n)
 }
 
