@@ -202,15 +202,9 @@ pub fn external_ref(
     )
 }
 
-/// Bytes of one element of an ONNX data type code, for the numeric types (None otherwise).
+/// Bytes of one element of an ONNX data type code, for the types the interpreter knows.
 pub fn elem_bytes(data_type: i32) -> Option<usize> {
-    Some(match data_type {
-        2 | 3 | 9 => 1,       // uint8, int8, bool
-        4 | 5 | 10 | 16 => 2, // uint16, int16, float16, bfloat16
-        1 | 6 | 12 => 4,      // float, int32, uint32
-        7 | 11 | 13 => 8,     // int64, double, uint64
-        _ => return None,
-    })
+    crate::interp::DataType::from_onnx(data_type).map(|d| d.size_bytes())
 }
 
 /// Reads an external tensor's bytes, checking the length against its dims and type (when the
