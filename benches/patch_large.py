@@ -6,7 +6,8 @@ it with torch.onnx's TorchScript exporter at a short length, stores it with exte
 (`model.onnx` + `model.onnx.data`), then runs `onnx-patch` on it and reports wall time and the
 patcher's peak resident memory (ru_maxrss of the child) against the model's size.
 
-Targets (issue #6): <= 10 s and peak memory <= 1.5x the model size.
+Targets (issue #6): <= 10 s and peak memory <= 1.5x the model size. With --single-file (weights
+inline, issue #12): <= 3 s and peak memory <= 0.2x the file.
 
 Run:
   cargo build --release -p s6-tools --bin onnx-patch
@@ -22,7 +23,7 @@ import time
 import warnings
 
 
-def build_export(out_dir, hidden, layers, vocab, seq_len):
+def build_export(out_dir, hidden, layers, vocab, seq_len, single_file=False):
     import onnx
     import torch
     from transformers import MambaConfig, MambaForCausalLM
@@ -64,14 +65,18 @@ def build_export(out_dir, hidden, layers, vocab, seq_len):
     del model
     m = onnx.load(raw)
     path = os.path.join(out_dir, "model.onnx")
-    onnx.save_model(
-        m,
-        path,
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location="model.onnx.data",
-        size_threshold=1024,
-    )
+    if single_file:
+        # Weights inline (protobuf's limit: < 2 GB in all).
+        onnx.save_model(m, path, save_as_external_data=False)
+    else:
+        onnx.save_model(
+            m,
+            path,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="model.onnx.data",
+            size_threshold=1024,
+        )
     os.remove(raw)
     for f in os.listdir(out_dir):
         if f not in ("model.onnx", "model.onnx.data"):
@@ -90,15 +95,24 @@ def main():
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--seq-len", type=int, default=8)
     ap.add_argument("--reuse", action="store_true", help="reuse an export already in --out")
+    ap.add_argument(
+        "--single-file",
+        action="store_true",
+        help="keep the weights inline in model.onnx (no external data)",
+    )
     args = ap.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "model.onnx")
     if not (args.reuse and os.path.exists(path)):
         t = time.time()
-        path = build_export(args.out, args.hidden, args.layers, args.vocab, args.seq_len)
+        path = build_export(
+            args.out, args.hidden, args.layers, args.vocab, args.seq_len, args.single_file
+        )
         print(f"export: {time.time() - t:.1f} s", file=sys.stderr)
-    size = os.path.getsize(path) + os.path.getsize(path + ".data")
+    size = os.path.getsize(path)
+    if os.path.exists(path + ".data"):
+        size += os.path.getsize(path + ".data")
 
     out = os.path.join(args.out, "patched.onnx")
     t = time.time()

@@ -79,10 +79,13 @@ pub fn check_bytes(bytes: u128) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Checked element count of `shape` within the cap for `elem_bytes`-sized elements.
+/// Checked element count of `shape` within the cap for `elem_bytes`-sized elements. Zero-size
+/// axes count as 1 for the cap: a tensor of shape (2^40, 0) holds nothing, but every loop over
+/// its outer axes would run 2^40 times.
 pub fn checked_len(shape: &[usize], elem_bytes: usize) -> Result<usize, DataError> {
     let n = numel_usize(shape)?;
-    check_alloc(n, elem_bytes)?;
+    let extent: Vec<usize> = shape.iter().map(|&d| d.max(1)).collect();
+    check_alloc(numel_usize(&extent)?, elem_bytes)?;
     Ok(n)
 }
 
@@ -199,15 +202,9 @@ pub fn external_ref(
     )
 }
 
-/// Bytes of one element of an ONNX data type code, for the numeric types (None otherwise).
+/// Bytes of one element of an ONNX data type code, for the types the interpreter knows.
 pub fn elem_bytes(data_type: i32) -> Option<usize> {
-    Some(match data_type {
-        2 | 3 | 9 => 1,       // uint8, int8, bool
-        4 | 5 | 10 | 16 => 2, // uint16, int16, float16, bfloat16
-        1 | 6 | 12 => 4,      // float, int32, uint32
-        7 | 11 | 13 => 8,     // int64, double, uint64
-        _ => return None,
-    })
+    crate::interp::DataType::from_onnx(data_type).map(|d| d.size_bytes())
 }
 
 /// Reads an external tensor's bytes, checking the length against its dims and type (when the

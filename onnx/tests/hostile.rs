@@ -272,6 +272,9 @@ fn ops_refuse_outputs_past_the_allocation_cap() {
             None,
         ),
         one_node("Tile", &[("x", vec![1]), ("reps", vec![huge])], None),
+        // Zero elements, but (0, 2^40): every later loop over its outer axes would run 2^40
+        // times (the fuzz loop found a Concat spinning on one).
+        one_node("Reshape", &[("x", vec![]), ("shape", vec![0, huge])], None),
     ];
     for m in &cases {
         let e = run_err(m);

@@ -85,6 +85,12 @@ impl Session {
                 reason: "not supplied".into(),
             })?;
             check_input(info, t)?;
+            crate::data::checked_len(&t.shape, t.dtype().size_bytes()).map_err(|e| {
+                InterpError::Input {
+                    name: info.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
             values[*slot] = Some(Cow::Borrowed(t));
         }
         if let Some(extra) = inputs
@@ -130,6 +136,19 @@ impl Session {
                     }
                 }
             };
+            // Every value a node makes is a well-formed tensor within the cap, before the next
+            // op loops over it.
+            for t in &outs {
+                let n = crate::data::checked_len(&t.shape, t.dtype().size_bytes())
+                    .map_err(|e| node.error(format!("output of shape {:?}: {e}", t.shape)))?;
+                if n != t.len() {
+                    return Err(node.error(format!(
+                        "output of shape {:?} has {} elements",
+                        t.shape,
+                        t.len()
+                    )));
+                }
+            }
             if outs.len() < node.outputs.iter().flatten().count() {
                 return Err(node.error(format!(
                     "produced {} outputs, the node has {}",

@@ -496,9 +496,10 @@ impl Tensor {
         };
         let dtype = DataType::from_onnx(t.data_type)
             .ok_or_else(|| err(format!("unsupported data type code {}", t.data_type)))?;
-        let n = crate::data::numel(&t.dims).map_err(|e| err(e.to_string()))?;
-        crate::data::check_alloc(n, dtype.size_bytes()).map_err(|e| err(e.to_string()))?;
+        crate::data::numel(&t.dims).map_err(|e| err(e.to_string()))?;
         let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        let n =
+            crate::data::checked_len(&shape, dtype.size_bytes()).map_err(|e| err(e.to_string()))?;
         let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
         let data = if external {
             let bytes = read_external(t, base_dir)?;
