@@ -272,9 +272,8 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     const int nchunks = (int)p.nchunks;
     const s6_i64 t_begin = chunk * p.chunk_len;
     const s6_i64 t_end = (t_begin + p.chunk_len) < L ? (t_begin + p.chunk_len) : L;
-    // Strides fit 32 bits (each is 1, L, dim or N·G), but a row offset within a tile does not:
-    // n·bc_sn is N·L for channel-first B/C (> 2^31 at N = 256, L = 8.4 M), c·act_sc is CPB·L.
-    // Offsets are 64-bit, as in the decode path; the tile's base pointer carries t0.
+    // Within a tile every offset fits 32 bits (c < CPB, t < TT, n < NT); the tile's base
+    // pointer carries the 64-bit part.
     const int asc = (int)p.act_sc, ast = (int)p.act_st;
     const int bsn = (int)p.bc_sn, bst = (int)p.bc_st;
     const T* gu = reinterpret_cast<const T*>(p.u) + (b * p.act_sb + d0 * p.act_sc);
@@ -320,7 +319,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             int c, t;
             act_group(k, stid, c, t);
             const bool row_ok = k * THREADS + stid < AG && c < nch;
-            const s6_i64 off = (s6_i64)c * asc + (s6_i64)t * ast;
+            const int off = c * asc + t * ast;
             const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;  // elements in range
             if (act_vec && n == 4) {
                 E::load4raw(u_t + off, r_u[k]);
@@ -338,7 +337,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             int nn, t;
             bc_group(k, nn, t);
             const bool row_ok = k * THREADS + tid < BG && nn < N;
-            const s6_i64 off = (s6_i64)nn * bsn + (s6_i64)t * bst;
+            const int off = nn * bsn + t * bst;
             const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;
             if (bc_vec && n == 4) {
                 E::load4raw(b_t + off, r_b[k]);
@@ -519,7 +518,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
                     ys[2] *= s6_silu(z4.z);
                     ys[3] *= s6_silu(z4.w);
                 }
-                T* y_t = gy + t0 * p.act_st + ((s6_i64)c * asc + (s6_i64)t * ast);
+                T* y_t = gy + t0 * p.act_st + (c * asc + t * ast);
                 if (act_vec) {
                     E::store4(y_t, ys);
                 } else {
