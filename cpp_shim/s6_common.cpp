@@ -262,6 +262,30 @@ bool countsOk(int32_t nbInputs, int32_t nbOutputs) noexcept
     return nbInputs >= 0 && nbOutputs >= 0 && nbInputs + nbOutputs <= kMaxTensors;
 }
 
+FieldList::FieldList()
+{
+    for (rust::String const& n : field_names())
+    {
+        mNames.emplace_back(std::string(n));
+    }
+    mValues.assign(mNames.size(), 0);
+    // Every field is one INT (kINT32), as TensorRT's ONNX parser passes INT node attributes.
+    for (size_t i = 0; i < mNames.size(); ++i)
+    {
+        mFields.emplace_back(mNames[i].c_str(), &mValues[i], nvinfer1::PluginFieldType::kINT32, 1);
+    }
+    mCollection.nbFields = static_cast<int32_t>(mFields.size());
+    mCollection.fields = mFields.data();
+}
+
+void FieldList::setValues(rust::Vec<int32_t> const& values) noexcept
+{
+    for (size_t i = 0; i < mValues.size() && i < values.size(); ++i)
+    {
+        mValues[i] = values[i];
+    }
+}
+
 rust::Box<PluginCore> coreFromFields(char const* layer, nvinfer1::PluginFieldCollection const* fc)
 {
     rust::Box<FieldSet> fields = new_field_set();

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rust/cxx.h"
 #include "s6plugin/plugin/trt/ffi.rs.h"
@@ -61,6 +62,27 @@ DynDesc toDynDesc(nvinfer1::DynamicPluginTensorDesc const& d) noexcept;
 // A runtime descriptor as a profile of one shape (min = max = the shape).
 DynDesc toFixedDynDesc(nvinfer1::PluginTensorDesc const& d) noexcept;
 bool countsOk(int32_t nbInputs, int32_t nbOutputs) noexcept;
+
+// The plugin's fields as one PluginFieldCollection of kINT32 values: what the ONNX parser passes,
+// what an IPluginV3 engine stores, and (values unused) what both creators' getFieldNames list.
+// Owns the names and values it points at, so it is not copyable.
+class FieldList {
+public:
+    FieldList();
+    FieldList(FieldList const&) = delete;
+    FieldList& operator=(FieldList const&) = delete;
+    void setValues(rust::Vec<int32_t> const& values) noexcept;
+    nvinfer1::PluginFieldCollection const* collection() const noexcept
+    {
+        return &mCollection;
+    }
+
+private:
+    std::vector<std::string> mNames;
+    std::vector<int32_t> mValues;
+    std::vector<nvinfer1::PluginField> mFields;
+    nvinfer1::PluginFieldCollection mCollection{};
+};
 
 // The plugin core for the fields TensorRT (or its ONNX parser) passes; throws rust::Error with
 // the reason (the callers catch and log it).

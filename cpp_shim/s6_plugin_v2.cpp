@@ -246,22 +246,7 @@ int32_t S6ScanPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinf
 // ---------------------------------------------------------------------------------------------
 // S6ScanCreator
 
-S6ScanCreator::S6ScanCreator()
-{
-    rust::Vec<rust::String> names = field_names();
-    mNames.reserve(names.size());
-    for (rust::String const& n : names)
-    {
-        mNames.emplace_back(std::string(n));
-    }
-    // Every field is one INT (kINT32), as TensorRT's ONNX parser passes INT node attributes.
-    for (std::string const& n : mNames)
-    {
-        mFields.emplace_back(n.c_str(), nullptr, nvinfer1::PluginFieldType::kINT32, 1);
-    }
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mCollection.fields = mFields.data();
-}
+S6ScanCreator::S6ScanCreator() = default;
 
 nvinfer1::AsciiChar const* S6ScanCreator::getPluginName() const noexcept
 {
@@ -275,7 +260,7 @@ nvinfer1::AsciiChar const* S6ScanCreator::getPluginVersion() const noexcept
 
 nvinfer1::PluginFieldCollection const* S6ScanCreator::getFieldNames() noexcept
 {
-    return &mCollection;
+    return mFieldNames.collection();
 }
 
 nvinfer1::IPluginV2* S6ScanCreator::createPlugin(

@@ -69,9 +69,7 @@ public:
     nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override;
 
 private:
-    std::vector<std::string> mNames;
-    std::vector<nvinfer1::PluginField> mFields;
-    nvinfer1::PluginFieldCollection mCollection{};
+    FieldList mFieldNames;
     std::string mNamespace;
 };
 

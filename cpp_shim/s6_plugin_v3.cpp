@@ -9,33 +9,6 @@
 namespace s6 {
 
 // ---------------------------------------------------------------------------------------------
-// FieldList
-
-FieldList::FieldList()
-{
-    for (rust::String const& n : field_names())
-    {
-        mNames.emplace_back(std::string(n));
-    }
-    mValues.assign(mNames.size(), 0);
-    // Every field is one INT (kINT32), as TensorRT's ONNX parser passes INT node attributes.
-    for (size_t i = 0; i < mNames.size(); ++i)
-    {
-        mFields.emplace_back(mNames[i].c_str(), &mValues[i], nvinfer1::PluginFieldType::kINT32, 1);
-    }
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mCollection.fields = mFields.data();
-}
-
-void FieldList::setValues(rust::Vec<int32_t> const& values) noexcept
-{
-    for (size_t i = 0; i < mValues.size() && i < values.size(); ++i)
-    {
-        mValues[i] = values[i];
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // S6ScanPluginV3
 
 S6ScanPluginV3::S6ScanPluginV3(rust::Box<PluginCore> core, std::string layer, std::string ns)

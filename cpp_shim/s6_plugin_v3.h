@@ -12,24 +12,6 @@
 
 namespace s6 {
 
-// The plugin's fields as one PluginFieldCollection of kINT32 values (what the ONNX parser passes,
-// and what an engine stores): owns the names and the values it points at.
-class FieldList {
-public:
-    FieldList();
-    void setValues(rust::Vec<int32_t> const& values) noexcept;
-    nvinfer1::PluginFieldCollection const* collection() const noexcept
-    {
-        return &mCollection;
-    }
-
-private:
-    std::vector<std::string> mNames;
-    std::vector<int32_t> mValues;
-    std::vector<nvinfer1::PluginField> mFields;
-    nvinfer1::PluginFieldCollection mCollection{};
-};
-
 class S6ScanPluginV3 final : public nvinfer1::IPluginV3,
                              public nvinfer1::IPluginV3OneCore,
                              public nvinfer1::IPluginV3OneBuild,
