@@ -19,7 +19,8 @@
 const REQUIRE: &str = "S6_GPU_REQUIRE";
 
 mod error_metrics;
-use error_metrics::{errors, skip, within, y_bound, STATE_BOUND};
+mod skip;
+use error_metrics::{errors, within, y_bound, STATE_BOUND};
 use half::{bf16, f16};
 use s6plugin::contract::{DType, S6Attrs, ScanDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
@@ -424,20 +425,18 @@ fn run_case(c: &Case, dt: DType, tune: Tune, seed: u64) -> (f64, f64, f64, f64, 
 #[test]
 fn kernels_match_fp64_reference() {
     if !s6plugin::cuda::driver_present() {
-        skip(
-            "kernels_match_fp64_reference",
+        skip::skip(
             REQUIRE,
-            "libcuda not found (no NVIDIA driver)",
+            "kernels_match_fp64_reference: libcuda not found (no NVIDIA driver)",
         );
         return;
     }
     let ctx = match cudarc::driver::CudaContext::new(0) {
         Ok(c) => c,
         Err(e) => {
-            skip(
-                "kernels_match_fp64_reference",
+            skip::skip(
                 REQUIRE,
-                &format!("no usable CUDA device ({e:?})"),
+                &format!("kernels_match_fp64_reference: no usable CUDA device ({e:?})"),
             );
             return;
         }
@@ -558,10 +557,9 @@ fn kernels_match_fp64_reference() {
 #[test]
 fn refuses_null_pointers_and_bad_sizes() {
     if !s6plugin::cuda::driver_present() || cudarc::driver::CudaContext::new(0).is_err() {
-        skip(
-            "refuses_null_pointers_and_bad_sizes",
+        skip::skip(
             REQUIRE,
-            "no CUDA device",
+            "refuses_null_pointers_and_bad_sizes: no CUDA device",
         );
         return;
     }

@@ -45,16 +45,3 @@ pub const STATE_BOUND: f64 = 2e-5;
 pub fn within((rel_l2, max_rel, non_finite): (f64, f64, usize), bound: f64) -> bool {
     non_finite == 0 && rel_l2 <= bound && max_rel <= bound
 }
-
-/// A test that cannot run: says so on stderr (libtest shows it even when the test passes), or
-/// fails when `require_var` is set to 1 (CI machines that have the hardware).
-pub fn skip(test: &str, require_var: &str, why: &str) {
-    if std::env::var(require_var).is_ok_and(|v| v == "1") {
-        panic!("{test}: {require_var}=1 but {why}");
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: {why} (set {require_var}=1 to fail instead)"
-    );
-}

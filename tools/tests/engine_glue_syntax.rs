@@ -8,6 +8,7 @@
 //! A missing header set or compiler is a skip printed on stderr; `S6_ENGINE_REQUIRE_TRT=1` turns
 //! skips into failures.
 
+#[path = "../../tests/skip/mod.rs"]
 mod skip;
 
 use std::path::{Path, PathBuf};

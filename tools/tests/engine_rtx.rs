@@ -13,6 +13,7 @@
 //! `S6Scan` node of the model, and the serialized engine carries the plugin. An engine cannot be
 //! deserialized here (TensorRT-RTX needs a GPU of compute capability 7.5–8.9 or 12.x for that).
 
+#[path = "../../tests/skip/mod.rs"]
 mod skip;
 
 use s6_onnx::proto::{tensor_shape_proto::dimension, type_proto};

@@ -2,6 +2,7 @@
 //! `tensorrt-lean-cu12-libs` wheel): version detection and the C++ bridge's runtime calls. Both
 //! skip with a printed line when `S6_TRT_LEAN_LIB` is unset; CI sets it.
 
+#[path = "../../tests/skip/mod.rs"]
 mod skip;
 
 use s6_tools::engine::glue::{Glue, Runner};

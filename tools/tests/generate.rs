@@ -4,6 +4,7 @@
 //! equal transformers' and a full recompute at every step, the wgpu backend agrees with the
 //! CPU, and `onnx-patch --stateful --report` names the states.
 
+#[path = "../../tests/skip/mod.rs"]
 mod skip;
 
 use s6_onnx::interp::{Session, Tensor};
