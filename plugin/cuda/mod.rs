@@ -11,6 +11,7 @@
 //! destroy a handle it does not own.
 
 pub mod devbuf;
+pub mod heads;
 pub mod module;
 pub mod params;
 
@@ -19,6 +20,7 @@ use std::ffi::c_void;
 use cudarc::driver::sys;
 
 use crate::contract::{DType, S6Attrs, ScanDims};
+pub use heads::{heads_workspace_size, launch_heads, HeadsLaunch, HeadsPtrs};
 pub use params::Tune;
 use params::{dtype_index, Choice};
 
