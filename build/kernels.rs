@@ -11,12 +11,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCE: &str = "kernels/s6scan.cu";
+/// Compiled as one module, in this order (the heads kernels use the first file's types); NVRTC
+/// gets the same concatenation (plugin/cuda/module.rs).
+const SOURCES: [&str; 2] = ["kernels/s6scan.cu", "kernels/s6scan_heads.cu"];
 const WANTED_ARCHS: [u32; 6] = [72, 80, 86, 87, 89, 90];
 
 pub fn build() {
     println!("cargo:rustc-check-cfg=cfg(s6_fatbin)");
-    println!("cargo:rerun-if-changed={SOURCE}");
+    for src in SOURCES {
+        println!("cargo:rerun-if-changed={src}");
+    }
     for var in [
         "NVCC",
         "CUDA_HOME",
@@ -100,13 +104,24 @@ fn compile() -> Result<(), String> {
         }
     }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    cmd.arg(manifest.join(SOURCE));
+    let mut text = String::new();
+    for src in SOURCES {
+        let path = manifest.join(src);
+        // Compiler messages then name the original file and line.
+        text += &format!("#line 1 \"{}\"\n", path.display());
+        text += &std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        text.push('\n');
+    }
+    let joined = out_dir.join("s6_kernels.cu");
+    std::fs::write(&joined, text).map_err(|e| format!("writing {}: {e}", joined.display()))?;
+    cmd.arg(&joined);
     let output = cmd
         .output()
         .map_err(|e| format!("running {}: {e}", nvcc.display()))?;
     if !output.status.success() {
         return Err(format!(
-            "{} failed on {SOURCE}:\n{}",
+            "{} failed on {SOURCES:?}:\n{}",
             nvcc.display(),
             String::from_utf8_lossy(&output.stderr)
         ));

@@ -5,12 +5,13 @@
 #
 # Expects, built on the developer machine (see docs/benchmarks.md) and copied to $BIN
 # (default .carry/kernels): gpu_kernels (the test binary), kernels (the bench binary) and
-# mamba_ssm-2.3.2.post1.tar.gz (the sdist). Set STEPS to a subset of
-# "tools tests nvrtc sanitizer bench mamba" to run part of it.
+# mamba_ssm-2.3.2.post1.tar.gz (the sdist); for S6ScanHeads also gpu_heads (its test binary) and
+# heads (its bench binary). Set STEPS to a subset of
+# "tools tests nvrtc sanitizer bench mamba profile heads" to run part of it.
 set -u -o pipefail
 OUT=${OUT:-/tmp/s6out}
 BIN=${BIN:-.carry/kernels}
-STEPS=${STEPS:-tools tests nvrtc sanitizer bench mamba profile}
+STEPS=${STEPS:-tools tests nvrtc sanitizer bench mamba profile heads}
 mkdir -p "$OUT"
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 rc=0
@@ -82,5 +83,22 @@ if has profile; then
   if [ -f "$BIN/s6scan.fatbin" ]; then
     cuobjdump -sass -fun s6_prefill_f16_l16_p1 "$BIN/s6scan.fatbin" > "$OUT/sass_prefill_f16_l16_p1.txt" 2>&1 || true
   fi
+fi
+if has heads; then
+  # S6ScanHeads: tests (fatbin, NVRTC, memcheck, racecheck), then ours and mamba_ssm's Triton SSD
+  # in the same run, accuracy on the same inputs. Triton needs no build: the sdist is unpacked.
+  "$BIN/gpu_heads" --nocapture --test-threads 1 2>&1 | tee "$OUT/heads_tests.log" || rc=1
+  S6PLUGIN_FORCE_NVRTC=1 S6_GPU_TEST_QUICK=1 "$BIN/gpu_heads" --nocapture --test-threads 1 \
+    heads_kernels_match 2>&1 | tail -12 | tee "$OUT/heads_nvrtc.log" || rc=1
+  for tool in memcheck racecheck; do
+    S6_GPU_TEST_QUICK=1 compute-sanitizer --tool $tool --error-exitcode 9 \
+      "$BIN/gpu_heads" --nocapture --test-threads 1 heads_kernels_match 2>&1 \
+      | tail -6 | tee "$OUT/heads_sanitizer_$tool.log" || rc=1
+  done
+  [ -d /tmp/mamba_ssm-2.3.2.post1 ] || tar xzf "$BIN/mamba_ssm-2.3.2.post1.tar.gz" -C /tmp
+  "$BIN/heads" --dump /tmp/heads_dump --csv "$OUT/heads_ours.csv" 2>&1 | tee "$OUT/heads_ours.log" || rc=1
+  PYTHONUNBUFFERED=1 python3 scripts/bench_mamba2.py --mamba-src /tmp/mamba_ssm-2.3.2.post1 \
+    --dump /tmp/heads_dump --ours "$OUT/heads_ours.csv" --csv "$OUT/heads_mamba.csv" 2>&1 \
+    | tee "$OUT/heads_mamba.log" || rc=1
 fi
 exit $rc

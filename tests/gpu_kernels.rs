@@ -19,72 +19,14 @@
 const REQUIRE: &str = "S6_GPU_REQUIRE";
 
 mod error_metrics;
+mod gpu_util;
 mod skip;
 use error_metrics::{errors, within, y_bound, STATE_BOUND};
-use half::{bf16, f16};
+use gpu_util::{download, round_to, upload, Rng};
 use s6plugin::contract::{DType, S6Attrs, ScanDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
 use s6plugin::cuda::{launch_with, workspace_size, ScanLaunch, ScanPtrs, Tune};
 use s6plugin::reference::{scan_f64, ScanInputs};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uniform(&mut self, lo: f64, hi: f64, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| (lo + (hi - lo) * self.next()) as f32)
-            .collect()
-    }
-}
-
-fn round_to(dt: DType, v: &mut [f32]) {
-    for x in v.iter_mut() {
-        *x = match dt {
-            DType::F32 => *x,
-            DType::F16 => f16::from_f32(*x).to_f32(),
-            DType::BF16 => bf16::from_f32(*x).to_f32(),
-        };
-    }
-}
-
-fn upload(dt: DType, v: &[f32]) -> DeviceBuffer {
-    match dt {
-        DType::F32 => DeviceBuffer::from_slice(v),
-        DType::F16 => {
-            DeviceBuffer::from_slice(&v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())
-        }
-        DType::BF16 => {
-            DeviceBuffer::from_slice(&v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())
-        }
-    }
-    .expect("upload")
-}
-
-fn download(dt: DType, b: &DeviceBuffer, n: usize) -> Vec<f32> {
-    match dt {
-        DType::F32 => b.read::<f32>(n).unwrap(),
-        DType::F16 => b
-            .read::<u16>(n)
-            .unwrap()
-            .into_iter()
-            .map(|x| f16::from_bits(x).to_f32())
-            .collect(),
-        DType::BF16 => b
-            .read::<u16>(n)
-            .unwrap()
-            .into_iter()
-            .map(|x| bf16::from_bits(x).to_f32())
-            .collect(),
-    }
-}
 
 #[derive(Clone, Copy)]
 struct Case {

@@ -20,7 +20,9 @@ use std::ffi::c_void;
 use cudarc::driver::sys;
 
 use crate::contract::{DType, S6Attrs, ScanDims};
-pub use heads::{heads_workspace_size, launch_heads, HeadsLaunch, HeadsPtrs};
+pub use heads::{
+    heads_workspace_size, launch_heads, launch_heads_with, HeadsKernel, HeadsLaunch, HeadsPtrs,
+};
 pub use params::Tune;
 use params::{dtype_index, Choice};
 

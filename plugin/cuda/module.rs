@@ -9,11 +9,17 @@ use std::sync::Mutex;
 
 use cudarc::driver::sys;
 
+use super::heads::{HEADS_CHUNK_NS, HEADS_REC_NPL};
 use super::params::{dtype_tag, CHAN_VARIANTS, DECODE_CONFIGS, PREFILL_CONFIGS};
 use super::CudaError;
 
-/// The kernel source, for NVRTC.
-pub const SOURCE: &str = include_str!("../../kernels/s6scan.cu");
+/// The kernel source, for NVRTC: `S6Scan`'s kernels, then `S6ScanHeads`' (which use the first
+/// file's element types). build/kernels.rs compiles the same concatenation with nvcc.
+pub const SOURCE: &str = concat!(
+    include_str!("../../kernels/s6scan.cu"),
+    "\n",
+    include_str!("../../kernels/s6scan_heads.cu")
+);
 
 #[cfg(s6_fatbin)]
 static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/s6scan.fatbin"));
@@ -32,7 +38,22 @@ pub struct Kernels {
     pub decode32: [sys::CUfunction; 3],
     /// [dtype][DECODE_CONFIGS index]
     pub decode: [[sys::CUfunction; DECODE_CONFIGS.len()]; 3],
+    /// `S6ScanHeads` recurrence, [dtype][HEADS_REC_NPL index].
+    pub heads_rec: [[sys::CUfunction; HEADS_REC_NPL.len()]; 3],
+    /// `S6ScanHeads` chunked prefill on tensor cores, [fp16, bf16][HEADS_CHUNK_NS index]: the
+    /// fused kernel, and the split state and output passes; null before sm_80 (no mma.sync
+    /// m16n8k16 / cp.async there).
+    pub heads_fused: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
+    pub heads_chunkstate: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
+    /// The split kernels' state passing (fp32 only, any activation dtype).
+    pub heads_passing: sys::CUfunction,
+    pub heads_outputs: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
+    /// The chain form: state pass and its output pass (16-bit entering states).
+    pub heads_states: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
+    pub heads_outputs16: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
     pub sm_count: u32,
+    /// Compute capability, major·10 + minor.
+    pub cc: u32,
     /// Where the image came from ("fatbin sm_80,…" or "nvrtc sm_XY").
     pub origin: &'static str,
     /// The module the handles belong to (to revalidate a cache entry where the driver has no
@@ -159,13 +180,17 @@ fn load() -> Result<Kernels, CudaError> {
     let sm_count = device_attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
     let major = device_attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
     let minor = device_attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    let cc = (major * 10 + minor) as u32;
     let force_nvrtc = std::env::var("S6PLUGIN_FORCE_NVRTC").is_ok_and(|v| v == "1");
     let mut errors = Vec::new();
 
     #[cfg(s6_fatbin)]
     if !force_nvrtc {
         match load_image(FATBIN.as_ptr() as *const c_void) {
-            Ok(m) => return resolve(m, sm_count, concat!("fatbin ", env!("S6_FATBIN_ARCHS"))),
+            Ok(m) => {
+                let origin = concat!("fatbin ", env!("S6_FATBIN_ARCHS"));
+                return resolve(m, sm_count, cc, origin);
+            }
             Err(e) => errors.push(format!("fatbin: {e}")),
         }
     }
@@ -177,7 +202,7 @@ fn load() -> Result<Kernels, CudaError> {
             Ok(m) => {
                 let origin: &'static str =
                     Box::leak(format!("nvrtc sm_{major}{minor}").into_boxed_str());
-                return resolve(m, sm_count, origin);
+                return resolve(m, sm_count, cc, origin);
             }
             Err(e) => errors.push(format!("nvrtc image: {e}")),
         },
@@ -197,7 +222,12 @@ fn load_image(image: *const c_void) -> Result<sys::CUmodule, CudaError> {
     Ok(m)
 }
 
-fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kernels, CudaError> {
+fn resolve(
+    m: sys::CUmodule,
+    sm_count: u32,
+    cc: u32,
+    origin: &'static str,
+) -> Result<Kernels, CudaError> {
     let get = |name: String| -> Result<sys::CUfunction, CudaError> {
         let c = CString::new(name.clone()).expect("kernel names have no NUL");
         let mut f: sys::CUfunction = std::ptr::null_mut();
@@ -216,7 +246,15 @@ fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kern
         chansum: [[null; CHAN_VARIANTS.len()]; 3],
         decode32: [null; 3],
         decode: [[null; DECODE_CONFIGS.len()]; 3],
+        heads_rec: [[null; HEADS_REC_NPL.len()]; 3],
+        heads_fused: [[null; HEADS_CHUNK_NS.len()]; 2],
+        heads_chunkstate: [[null; HEADS_CHUNK_NS.len()]; 2],
+        heads_passing: null,
+        heads_outputs: [[null; HEADS_CHUNK_NS.len()]; 2],
+        heads_states: [[null; HEADS_CHUNK_NS.len()]; 2],
+        heads_outputs16: [[null; HEADS_CHUNK_NS.len()]; 2],
         sm_count,
+        cc,
         origin,
         module: m,
     };
@@ -232,6 +270,39 @@ fn resolve(m: sys::CUmodule, sm_count: u32, origin: &'static str) -> Result<Kern
         }
         for (li, (lanes, npl)) in DECODE_CONFIGS.iter().enumerate() {
             k.decode[di][li] = get(format!("s6_decode_{dt}_l{lanes}_p{npl}"))?;
+        }
+        for (ni, npl) in HEADS_REC_NPL.iter().enumerate() {
+            k.heads_rec[di][ni] = get(format!("s6h_rec{npl}_{dt}"))?;
+        }
+    }
+    k.heads_passing = get("s6h_passing".to_string())?;
+    if cc >= 80 {
+        for (di, dt) in ["f16", "bf16"].into_iter().enumerate() {
+            for (ni, ns) in HEADS_CHUNK_NS.iter().enumerate() {
+                let sm = super::heads::chunk_smem_bytes(*ns);
+                for (slot, name, bytes) in [
+                    (&mut k.heads_fused[di][ni], "fused", sm.fused),
+                    (&mut k.heads_chunkstate[di][ni], "chunkstate", sm.chunkstate),
+                    (&mut k.heads_outputs[di][ni], "outputs", sm.outputs),
+                    (&mut k.heads_states[di][ni], "states", sm.states),
+                    (&mut k.heads_outputs16[di][ni], "outputs16_", sm.outputs),
+                ] {
+                    let f = get(format!("s6h_{name}{ns}_{dt}"))?;
+                    // More than the default 48 KB of dynamic shared memory (sm_80+ allow it).
+                    // SAFETY: f was just resolved from the loaded module.
+                    check(
+                        unsafe {
+                            sys::cuFuncSetAttribute(
+                                f,
+                                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                bytes as i32,
+                            )
+                        },
+                        "cuFuncSetAttribute(s6h)",
+                    )?;
+                    *slot = f;
+                }
+            }
         }
     }
     debug_assert_eq!(dtype_tag(crate::contract::DType::BF16), "bf16");
