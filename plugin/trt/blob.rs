@@ -127,8 +127,8 @@ pub fn decode(op: Op, blob: &[u8]) -> Result<OpAttrs, PluginError> {
     let want_magic = magic(op);
     if msg.magic != Some(want_magic) {
         return Err(refuse(format!(
-            "magic is {:?}, expected {want_magic:#010x} (not an {} plugin blob)",
-            msg.magic,
+            "magic is {}, expected {want_magic:#010x} (not an {} plugin blob)",
+            msg.magic.map_or("missing".into(), |m| format!("{m:#010x}")),
             op.name()
         )));
     }
