@@ -434,7 +434,7 @@ impl PluginCore {
             let descs = ins.iter().chain(outs);
             let ptrs = in_ptrs.iter().chain(out_ptrs);
             for ((name, d), &ptr) in names.zip(descs).zip(ptrs) {
-                let empty = shape(d, name)?.iter().any(|&x| x == 0);
+                let empty = shape(d, name)?.contains(&0);
                 if ptr == 0 && !empty {
                     return Err(PluginError::Tensor {
                         tensor: format!("`{name}`"),

@@ -394,6 +394,30 @@ fn patched_mamba2_exports_build_with_the_heads_plugin() {
         );
         assert!(count_bytes(&bytes, b"S6ScanHeads") >= heads, "{fixture}");
     }
+    // The CLI names the op in its layer report.
+    let onnx = dir.join("mamba2_hf2_dynamo_dynseq_L12.s6.onnx");
+    let o = s6_engine()
+        .arg("build")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(dir.join("cli.engine"))
+        .args(["--backend", "rtx", "--plugin"])
+        .arg(&plugin)
+        .args([
+            "--min",
+            "batch=1,sequence=1",
+            "--opt",
+            "batch=1,sequence=12",
+        ])
+        .args(["--max", "batch=1,sequence=64"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("network: 271 layers, 2 of them S6ScanHeads plugin layers\n"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
