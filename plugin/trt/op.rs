@@ -183,7 +183,10 @@ impl OpAttrs {
                 Some(&r) if r == rank => Ok(()),
                 got => Err(PluginError::Tensor {
                     tensor: inputs.get(i).map_or("input", |x| x.name).to_string(),
-                    reason: format!("expected rank {rank}, got {got:?}"),
+                    reason: match got {
+                        Some(r) => format!("expected rank {rank}, got {r}"),
+                        None => format!("expected rank {rank}, but there is no such input"),
+                    },
                 }),
             }
         };
