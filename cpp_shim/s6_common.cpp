@@ -183,14 +183,37 @@ void log(Severity severity, std::string const& message) noexcept
     }
 }
 
-void logFailure(char const* layer, char const* method, std::string const& what) noexcept
+void logFailure(OpInfo const& op, char const* layer, char const* method, std::string const& what) noexcept
 {
     try
     {
-        log(Severity::kERROR, std::string("S6Scan plugin '") + (layer ? layer : "") + "' " + method + ": " + what);
+        log(Severity::kERROR, op.name + " plugin '" + (layer ? layer : "") + "' " + method + ": " + what);
     }
     catch (...)
     {
+    }
+}
+
+OpInfo const* opInfo(OpCode op) noexcept
+{
+    try
+    {
+        auto make = [](OpCode o) {
+            return new OpInfo{o, std::string(op_name(o)), std::string(op_version(o))};
+        };
+        static OpInfo const* const scan = make(OpCode::Scan);
+        static OpInfo const* const heads = make(OpCode::Heads);
+        switch (op)
+        {
+        case OpCode::Scan: return scan;
+        case OpCode::Heads: return heads;
+        }
+        return nullptr;
+    }
+    catch (...)
+    {
+        log(Severity::kERROR, "s6plugin: op names: " + describeException());
+        return nullptr;
     }
 }
 
@@ -262,9 +285,9 @@ bool countsOk(int32_t nbInputs, int32_t nbOutputs) noexcept
     return nbInputs >= 0 && nbOutputs >= 0 && nbInputs + nbOutputs <= kMaxTensors;
 }
 
-FieldList::FieldList()
+FieldList::FieldList(OpCode op)
 {
-    for (rust::String const& n : field_names())
+    for (rust::String const& n : field_names(op))
     {
         mNames.emplace_back(std::string(n));
     }
@@ -286,7 +309,7 @@ void FieldList::setValues(rust::Vec<int32_t> const& values) noexcept
     }
 }
 
-rust::Box<PluginCore> coreFromFields(char const* layer, nvinfer1::PluginFieldCollection const* fc)
+rust::Box<PluginCore> coreFromFields(OpInfo const& op, char const* layer, nvinfer1::PluginFieldCollection const* fc)
 {
     rust::Box<FieldSet> fields = new_field_set();
     if (fc != nullptr)
@@ -303,9 +326,9 @@ rust::Box<PluginCore> coreFromFields(char const* layer, nvinfer1::PluginFieldCol
                 static_cast<int32_t>(f.type), f.length, static_cast<uint8_t const*>(f.data));
         }
     }
-    rust::Box<PluginCore> core = fields->build();
+    rust::Box<PluginCore> core = fields->build(op.op);
     log(Severity::kVERBOSE,
-        std::string("S6Scan plugin '") + (layer ? layer : "") + "' created: " + std::string(core->describe()));
+        op.name + " plugin '" + (layer ? layer : "") + "' created: " + std::string(core->describe()));
     return core;
 }
 

@@ -37,11 +37,21 @@
 
 namespace s6 {
 
-// Plugin name and version: the contract's OP_TYPE and PLUGIN_VERSION (contract/src/contract.rs); the
-// registry test checks they agree.
-constexpr char const* kPluginName = "S6Scan";
-constexpr char const* kPluginVersion = "1";
-constexpr int32_t kMaxTensors = 16; // 9 inputs + 2 outputs at most
+constexpr int32_t kMaxTensors = 16; // 10 inputs + 2 outputs at most (S6ScanHeads)
+
+// The ops this library serves, in the order getCreators / getPluginCreators list their creators.
+constexpr OpCode kOps[] = {OpCode::Scan, OpCode::Heads};
+constexpr int32_t kNbOps = 2;
+
+// An op's TensorRT identity, read once from its Rust contract (plugin/trt/op.rs): process-wide and
+// never destroyed, since creators and plugins point at it.
+struct OpInfo {
+    OpCode op;
+    std::string name;    // plugin name = ONNX op_type ("S6Scan", "S6ScanHeads")
+    std::string version; // plugin version ("1")
+};
+// nullptr (logged) if it could not be made.
+OpInfo const* opInfo(OpCode op) noexcept;
 
 using Severity = nvinfer1::ILogger::Severity;
 
@@ -49,8 +59,8 @@ using Severity = nvinfer1::ILogger::Severity;
 // TensorRT that statically registered us), after checking that the object can be called: a
 // stale, half-destroyed or foreign logger goes to stderr instead (warnings and errors only).
 void log(Severity severity, std::string const& message) noexcept;
-// "S6Scan plugin '<layer>' <method>: <what>" at kERROR.
-void logFailure(char const* layer, char const* method, std::string const& what) noexcept;
+// "<op> plugin '<layer>' <method>: <what>" at kERROR.
+void logFailure(OpInfo const& op, char const* layer, char const* method, std::string const& what) noexcept;
 // The text of the exception being handled (call inside a catch block only).
 std::string describeException() noexcept;
 
@@ -63,12 +73,12 @@ DynDesc toDynDesc(nvinfer1::DynamicPluginTensorDesc const& d) noexcept;
 DynDesc toFixedDynDesc(nvinfer1::PluginTensorDesc const& d) noexcept;
 bool countsOk(int32_t nbInputs, int32_t nbOutputs) noexcept;
 
-// The plugin's fields as one PluginFieldCollection of kINT32 values: what the ONNX parser passes,
+// An op's fields as one PluginFieldCollection of kINT32 values: what the ONNX parser passes,
 // what an IPluginV3 engine stores, and (values unused) what both creators' getFieldNames list.
 // Owns the names and values it points at, so it is not copyable.
 class FieldList {
 public:
-    FieldList();
+    explicit FieldList(OpCode op);
     FieldList(FieldList const&) = delete;
     FieldList& operator=(FieldList const&) = delete;
     void setValues(rust::Vec<int32_t> const& values) noexcept;
@@ -84,9 +94,37 @@ private:
     nvinfer1::PluginFieldCollection mCollection{};
 };
 
-// The plugin core for the fields TensorRT (or its ONNX parser) passes; throws rust::Error with
-// the reason (the callers catch and log it).
-rust::Box<PluginCore> coreFromFields(char const* layer, nvinfer1::PluginFieldCollection const* fc);
+// The plugin core of `op` for the fields TensorRT (or its ONNX parser) passes; throws rust::Error
+// with the reason (the callers catch and log it).
+rust::Box<PluginCore> coreFromFields(OpInfo const& op, char const* layer, nvinfer1::PluginFieldCollection const* fc);
+
+// The process-wide creator of `op` of one interface (never destroyed: registries may hold it
+// past our static destructors), or nullptr (logged) if it could not be made. `Creator` is
+// constructed from the op's OpInfo.
+template <typename Creator>
+Creator* processCreator(OpCode op) noexcept
+{
+    try
+    {
+        auto make = [](OpCode o) -> Creator* {
+            OpInfo const* info = opInfo(o);
+            return info != nullptr ? new Creator(*info) : nullptr;
+        };
+        static Creator* const scan = make(OpCode::Scan);
+        static Creator* const heads = make(OpCode::Heads);
+        switch (op)
+        {
+        case OpCode::Scan: return scan;
+        case OpCode::Heads: return heads;
+        }
+        return nullptr;
+    }
+    catch (...)
+    {
+        log(Severity::kERROR, "s6plugin: could not create a plugin creator: " + describeException());
+        return nullptr;
+    }
+}
 
 // Output `index`'s dimensions as TensorRT expressions: each is one of the inputs' (Rust says
 // which), so no IExprBuilder arithmetic is needed. Throws on a bad reference.

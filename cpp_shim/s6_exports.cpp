@@ -6,12 +6,40 @@
 
 namespace {
 using GetPluginRegistryFn = nvinfer1::IPluginRegistry* (*) ();
+
+// The creators of every op for one interface, as the array TensorRT reads: process-wide, filled
+// once; an op whose creator could not be made (logged) is left out.
+template <typename Base, typename Creator>
+void* const* creatorList(Creator* (*get)(s6::OpCode), int32_t* nbCreators) noexcept
+{
+    struct List {
+        Base* items[s6::kNbOps] = {};
+        int32_t n = 0;
+    };
+    static List const list = [get] {
+        List l;
+        for (s6::OpCode op : s6::kOps)
+        {
+            if (Creator* c = get(op))
+            {
+                l.items[l.n++] = static_cast<Base*>(c);
+            }
+        }
+        return l;
+    }();
+    if (nbCreators != nullptr)
+    {
+        *nbCreators = list.n;
+    }
+    return list.n > 0 ? reinterpret_cast<void* const*>(list.items) : nullptr;
+}
 } // namespace
 
 extern "C" {
 
 // `v3List` != 0: the IPluginCreatorInterface* array of getCreators (TensorRT >= 10: the V3
-// creator); else the IPluginCreator* array of getPluginCreators (the V2 creator, where built).
+// creators); else the IPluginCreator* array of getPluginCreators (the V2 creators, where built).
+// Both list every op's creator (S6Scan, S6ScanHeads).
 void* const* s6_shim_creators(int32_t v3List, int32_t* nbCreators) noexcept
 {
     if (nbCreators != nullptr)
@@ -21,33 +49,13 @@ void* const* s6_shim_creators(int32_t v3List, int32_t* nbCreators) noexcept
     if (v3List != 0)
     {
 #if S6_HAS_V3
-        s6::S6ScanCreatorV3* c = s6::creatorV3();
-        if (c == nullptr)
-        {
-            return nullptr;
-        }
-        static nvinfer1::IPluginCreatorInterface* v3[1] = {static_cast<nvinfer1::IPluginCreatorInterface*>(c)};
-        if (nbCreators != nullptr)
-        {
-            *nbCreators = 1;
-        }
-        return reinterpret_cast<void* const*>(v3);
+        return creatorList<nvinfer1::IPluginCreatorInterface>(&s6::creatorV3, nbCreators);
 #else
         return nullptr;
 #endif
     }
 #if S6_HAS_V2
-    s6::S6ScanCreator* c = s6::creatorV2();
-    if (c == nullptr)
-    {
-        return nullptr;
-    }
-    static nvinfer1::IPluginCreator* v2[1] = {static_cast<nvinfer1::IPluginCreator*>(c)};
-    if (nbCreators != nullptr)
-    {
-        *nbCreators = 1;
-    }
-    return reinterpret_cast<void* const*>(v2);
+    return creatorList<nvinfer1::IPluginCreator>(&s6::creatorV2, nbCreators);
 #else
     return nullptr;
 #endif
@@ -58,8 +66,9 @@ void s6_shim_set_logger_finder(void* finder) noexcept
     s6::setLoggerFinder(finder);
 }
 
-// Registers the creator this build hands to its TensorRT (V3 where it exists) with the registry of
-// `getPluginRegistry` (a TensorRT of this ABI, already checked). 1 registered, 0 refused.
+// Registers the creators this build hands to its TensorRT (V3 where it exists), one per op, with
+// the registry of `getPluginRegistry` (a TensorRT of this ABI, already checked). 1 if every op's
+// creator was registered, 0 if any was refused (TensorRT logs why).
 int32_t s6_shim_register_static(void* getPluginRegistry, void* getLogger) noexcept
 {
     try
@@ -71,18 +80,21 @@ int32_t s6_shim_register_static(void* getPluginRegistry, void* getLogger) noexce
         {
             return 0;
         }
+        bool ok = true;
+        for (s6::OpCode op : s6::kOps)
+        {
 #if S6_HAS_V3
-        s6::S6ScanCreatorV3* c = s6::creatorV3();
-        bool const ok = c != nullptr && registry->registerCreator(*c, "");
+            s6::CreatorV3* c = s6::creatorV3(op);
 #else
-        s6::S6ScanCreator* c = s6::creatorV2();
-        bool const ok = c != nullptr && registry->registerCreator(*c, "");
+            s6::CreatorV2* c = s6::creatorV2(op);
 #endif
+            ok = c != nullptr && registry->registerCreator(*c, "") && ok;
+        }
         return ok ? 1 : 0;
     }
     catch (...)
     {
-        s6::log(s6::Severity::kERROR, "S6Scan: static registration failed: " + s6::describeException());
+        s6::log(s6::Severity::kERROR, "s6plugin: static registration failed: " + s6::describeException());
         return 0;
     }
 }

@@ -1,4 +1,4 @@
-// Method bodies of the V2 S6Scan plugin and creator (see s6_plugin_v2.h).
+// Method bodies of the V2 plugin and creator (see s6_plugin_v2.h).
 #include "s6plugin/cpp_shim/s6_plugin_v2.h"
 
 #if S6_HAS_V2
@@ -8,48 +8,49 @@
 namespace s6 {
 
 // ---------------------------------------------------------------------------------------------
-// S6ScanPlugin
+// PluginV2
 
-S6ScanPlugin::S6ScanPlugin(rust::Box<PluginCore> core, std::string layer, std::string ns)
-    : mCore(std::move(core))
+PluginV2::PluginV2(OpInfo const& op, rust::Box<PluginCore> core, std::string layer, std::string ns)
+    : mOp(op)
+    , mCore(std::move(core))
     , mLayer(std::move(layer))
     , mNamespace(std::move(ns))
 {
 }
 
-void S6ScanPlugin::fail(char const* method, char const* what) const noexcept
+void PluginV2::fail(char const* method, char const* what) const noexcept
 {
-    logFailure(mLayer.c_str(), method, what);
+    logFailure(mOp, mLayer.c_str(), method, what);
 }
 
-nvinfer1::AsciiChar const* S6ScanPlugin::getPluginType() const noexcept
+nvinfer1::AsciiChar const* PluginV2::getPluginType() const noexcept
 {
-    return kPluginName;
+    return mOp.name.c_str();
 }
 
-nvinfer1::AsciiChar const* S6ScanPlugin::getPluginVersion() const noexcept
+nvinfer1::AsciiChar const* PluginV2::getPluginVersion() const noexcept
 {
-    return kPluginVersion;
+    return mOp.version.c_str();
 }
 
-int32_t S6ScanPlugin::getNbOutputs() const noexcept
+int32_t PluginV2::getNbOutputs() const noexcept
 {
     return mCore->num_outputs();
 }
 
-int32_t S6ScanPlugin::initialize() noexcept
+int32_t PluginV2::initialize() noexcept
 {
     return 0;
 }
 
-void S6ScanPlugin::terminate() noexcept {}
+void PluginV2::terminate() noexcept {}
 
-size_t S6ScanPlugin::getSerializationSize() const noexcept
+size_t PluginV2::getSerializationSize() const noexcept
 {
     return mCore->blob_len();
 }
 
-void S6ScanPlugin::serialize(void* buffer) const noexcept
+void PluginV2::serialize(void* buffer) const noexcept
 {
     try
     {
@@ -66,12 +67,12 @@ void S6ScanPlugin::serialize(void* buffer) const noexcept
     }
 }
 
-void S6ScanPlugin::destroy() noexcept
+void PluginV2::destroy() noexcept
 {
     delete this;
 }
 
-void S6ScanPlugin::setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept
+void PluginV2::setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept
 {
     try
     {
@@ -83,12 +84,12 @@ void S6ScanPlugin::setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept
     }
 }
 
-nvinfer1::AsciiChar const* S6ScanPlugin::getPluginNamespace() const noexcept
+nvinfer1::AsciiChar const* PluginV2::getPluginNamespace() const noexcept
 {
     return mNamespace.c_str();
 }
 
-nvinfer1::DataType S6ScanPlugin::getOutputDataType(
+nvinfer1::DataType PluginV2::getOutputDataType(
     int32_t index, nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
     try
@@ -113,11 +114,11 @@ nvinfer1::DataType S6ScanPlugin::getOutputDataType(
     }
 }
 
-nvinfer1::IPluginV2DynamicExt* S6ScanPlugin::clone() const noexcept
+nvinfer1::IPluginV2DynamicExt* PluginV2::clone() const noexcept
 {
     try
     {
-        return new S6ScanPlugin(mCore->clone_core(), mLayer, mNamespace);
+        return new PluginV2(mOp, mCore->clone_core(), mLayer, mNamespace);
     }
     catch (...)
     {
@@ -126,7 +127,7 @@ nvinfer1::IPluginV2DynamicExt* S6ScanPlugin::clone() const noexcept
     }
 }
 
-nvinfer1::DimsExprs S6ScanPlugin::getOutputDimensions(int32_t outputIndex, nvinfer1::DimsExprs const* inputs,
+nvinfer1::DimsExprs PluginV2::getOutputDimensions(int32_t outputIndex, nvinfer1::DimsExprs const* inputs,
     int32_t nbInputs, nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept
 {
     try
@@ -142,7 +143,7 @@ nvinfer1::DimsExprs S6ScanPlugin::getOutputDimensions(int32_t outputIndex, nvinf
     }
 }
 
-bool S6ScanPlugin::supportsFormatCombination(
+bool PluginV2::supportsFormatCombination(
     int32_t pos, nvinfer1::PluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
     try
@@ -167,7 +168,7 @@ bool S6ScanPlugin::supportsFormatCombination(
     }
 }
 
-void S6ScanPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+void PluginV2::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     // configurePlugin has no way to fail but the log: TensorRT then fails the build when
@@ -198,7 +199,7 @@ void S6ScanPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, 
     }
 }
 
-size_t S6ScanPlugin::getWorkspaceSize(nvinfer1::PluginTensorDesc const* inputs, int32_t nbInputs,
+size_t PluginV2::getWorkspaceSize(nvinfer1::PluginTensorDesc const* inputs, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept
 {
     try
@@ -228,7 +229,7 @@ size_t S6ScanPlugin::getWorkspaceSize(nvinfer1::PluginTensorDesc const* inputs, 
     }
 }
 
-int32_t S6ScanPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+int32_t PluginV2::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
     void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept
 {
     try
@@ -244,61 +245,65 @@ int32_t S6ScanPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinf
 }
 
 // ---------------------------------------------------------------------------------------------
-// S6ScanCreator
+// CreatorV2
 
-S6ScanCreator::S6ScanCreator() = default;
-
-nvinfer1::AsciiChar const* S6ScanCreator::getPluginName() const noexcept
+CreatorV2::CreatorV2(OpInfo const& op)
+    : mOp(op)
+    , mFieldNames(op.op)
 {
-    return kPluginName;
 }
 
-nvinfer1::AsciiChar const* S6ScanCreator::getPluginVersion() const noexcept
+nvinfer1::AsciiChar const* CreatorV2::getPluginName() const noexcept
 {
-    return kPluginVersion;
+    return mOp.name.c_str();
 }
 
-nvinfer1::PluginFieldCollection const* S6ScanCreator::getFieldNames() noexcept
+nvinfer1::AsciiChar const* CreatorV2::getPluginVersion() const noexcept
+{
+    return mOp.version.c_str();
+}
+
+nvinfer1::PluginFieldCollection const* CreatorV2::getFieldNames() noexcept
 {
     return mFieldNames.collection();
 }
 
-nvinfer1::IPluginV2* S6ScanCreator::createPlugin(
+nvinfer1::IPluginV2* CreatorV2::createPlugin(
     nvinfer1::AsciiChar const* name, nvinfer1::PluginFieldCollection const* fc) noexcept
 {
     try
     {
-        return new S6ScanPlugin(coreFromFields(name, fc), name ? name : "", mNamespace);
+        return new PluginV2(mOp, coreFromFields(mOp, name, fc), name ? name : "", mNamespace);
     }
     catch (...)
     {
-        logFailure(name, "createPlugin", describeException());
+        logFailure(mOp, name, "createPlugin", describeException());
         return nullptr;
     }
 }
 
-nvinfer1::IPluginV2* S6ScanCreator::deserializePlugin(
+nvinfer1::IPluginV2* CreatorV2::deserializePlugin(
     nvinfer1::AsciiChar const* name, void const* serialData, size_t serialLength) noexcept
 {
     try
     {
         if (serialData == nullptr && serialLength != 0)
         {
-            logFailure(name, "deserializePlugin", "null data");
+            logFailure(mOp, name, "deserializePlugin", "null data");
             return nullptr;
         }
-        rust::Box<PluginCore> core = core_from_blob(rust::Slice<uint8_t const>(
-            serialLength ? static_cast<uint8_t const*>(serialData) : nullptr, serialLength));
-        return new S6ScanPlugin(std::move(core), name ? name : "", mNamespace);
+        rust::Box<PluginCore> core = core_from_blob(mOp.op,
+            rust::Slice<uint8_t const>(serialLength ? static_cast<uint8_t const*>(serialData) : nullptr, serialLength));
+        return new PluginV2(mOp, std::move(core), name ? name : "", mNamespace);
     }
     catch (...)
     {
-        logFailure(name, "deserializePlugin", describeException());
+        logFailure(mOp, name, "deserializePlugin", describeException());
         return nullptr;
     }
 }
 
-void S6ScanCreator::setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept
+void CreatorV2::setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept
 {
     try
     {
@@ -306,27 +311,13 @@ void S6ScanCreator::setPluginNamespace(nvinfer1::AsciiChar const* ns) noexcept
     }
     catch (...)
     {
-        logFailure("", "setPluginNamespace", describeException());
+        logFailure(mOp, "", "setPluginNamespace", describeException());
     }
 }
 
-nvinfer1::AsciiChar const* S6ScanCreator::getPluginNamespace() const noexcept
+nvinfer1::AsciiChar const* CreatorV2::getPluginNamespace() const noexcept
 {
     return mNamespace.c_str();
-}
-
-S6ScanCreator* creatorV2() noexcept
-{
-    try
-    {
-        static S6ScanCreator* instance = new S6ScanCreator();
-        return instance;
-    }
-    catch (...)
-    {
-        log(Severity::kERROR, "S6Scan: could not create the V2 plugin creator: " + describeException());
-        return nullptr;
-    }
 }
 
 } // namespace s6

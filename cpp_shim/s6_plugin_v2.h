@@ -1,5 +1,6 @@
-// IPluginV2DynamicExt S6Scan and its IPluginCreator: the interface of TensorRT 8.5/8.6 (JetPack 5),
-// also compiled into 10.x builds behind getPluginCreators (see S6_HAS_V2 in s6_common.h).
+// The IPluginV2DynamicExt plugin and its IPluginCreator: the interface of TensorRT 8.5/8.6
+// (JetPack 5), also compiled into 10.x builds behind getPluginCreators (see S6_HAS_V2 in
+// s6_common.h). One class for both ops, the op a parameter (OpInfo), as in s6_plugin_v3.h.
 #pragma once
 
 #include "s6plugin/cpp_shim/s6_common.h"
@@ -11,10 +12,10 @@
 
 namespace s6 {
 
-class S6ScanPlugin final : public nvinfer1::IPluginV2DynamicExt {
+class PluginV2 final : public nvinfer1::IPluginV2DynamicExt {
 public:
-    S6ScanPlugin(rust::Box<PluginCore> core, std::string layer, std::string ns);
-    ~S6ScanPlugin() override = default;
+    PluginV2(OpInfo const& op, rust::Box<PluginCore> core, std::string layer, std::string ns);
+    ~PluginV2() override = default;
 
     // IPluginV2
     nvinfer1::AsciiChar const* getPluginType() const noexcept override;
@@ -48,15 +49,16 @@ public:
 private:
     void fail(char const* method, char const* what) const noexcept;
 
+    OpInfo const& mOp;
     rust::Box<PluginCore> mCore;
     std::string mLayer;
     std::string mNamespace;
 };
 
-class S6ScanCreator final : public nvinfer1::IPluginCreator {
+class CreatorV2 final : public nvinfer1::IPluginCreator {
 public:
-    S6ScanCreator();
-    ~S6ScanCreator() override = default;
+    explicit CreatorV2(OpInfo const& op);
+    ~CreatorV2() override = default;
 
     nvinfer1::AsciiChar const* getPluginName() const noexcept override;
     nvinfer1::AsciiChar const* getPluginVersion() const noexcept override;
@@ -69,13 +71,17 @@ public:
     nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override;
 
 private:
+    OpInfo const& mOp;
     FieldList mFieldNames;
     std::string mNamespace;
 };
 
-// The process-wide V2 creator (never destroyed: registries may hold it past our static
+// The process-wide V2 creator of `op` (never destroyed: registries may hold it past our static
 // destructors), or nullptr if it could not be made.
-S6ScanCreator* creatorV2() noexcept;
+inline CreatorV2* creatorV2(OpCode op) noexcept
+{
+    return processCreator<CreatorV2>(op);
+}
 
 } // namespace s6
 

@@ -1,5 +1,5 @@
-// Method bodies of the V3 S6Scan plugin and creator (see s6_plugin_v3.h). Every decision is the
-// Rust core's (plugin/trt/core.rs), shared with the V2 plugin.
+// Method bodies of the V3 plugin and creator (see s6_plugin_v3.h). Every decision is the Rust
+// core's (plugin/trt/core.rs), shared with the V2 plugin and between the ops.
 #include "s6plugin/cpp_shim/s6_plugin_v3.h"
 
 #if S6_HAS_V3
@@ -9,21 +9,23 @@
 namespace s6 {
 
 // ---------------------------------------------------------------------------------------------
-// S6ScanPluginV3
+// PluginV3
 
-S6ScanPluginV3::S6ScanPluginV3(rust::Box<PluginCore> core, std::string layer, std::string ns)
-    : mCore(std::move(core))
+PluginV3::PluginV3(OpInfo const& op, rust::Box<PluginCore> core, std::string layer, std::string ns)
+    : mOp(op)
+    , mCore(std::move(core))
     , mLayer(std::move(layer))
     , mNamespace(std::move(ns))
+    , mSerialized(op.op)
 {
 }
 
-void S6ScanPluginV3::fail(char const* method, char const* what) const noexcept
+void PluginV3::fail(char const* method, char const* what) const noexcept
 {
-    logFailure(mLayer.c_str(), method, what);
+    logFailure(mOp, mLayer.c_str(), method, what);
 }
 
-nvinfer1::IPluginCapability* S6ScanPluginV3::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept
+nvinfer1::IPluginCapability* PluginV3::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept
 {
     switch (type)
     {
@@ -35,11 +37,11 @@ nvinfer1::IPluginCapability* S6ScanPluginV3::getCapabilityInterface(nvinfer1::Pl
     return nullptr;
 }
 
-nvinfer1::IPluginV3* S6ScanPluginV3::clone() noexcept
+nvinfer1::IPluginV3* PluginV3::clone() noexcept
 {
     try
     {
-        return new S6ScanPluginV3(mCore->clone_core(), mLayer, mNamespace);
+        return new PluginV3(mOp, mCore->clone_core(), mLayer, mNamespace);
     }
     catch (...)
     {
@@ -48,22 +50,22 @@ nvinfer1::IPluginV3* S6ScanPluginV3::clone() noexcept
     }
 }
 
-nvinfer1::AsciiChar const* S6ScanPluginV3::getPluginName() const noexcept
+nvinfer1::AsciiChar const* PluginV3::getPluginName() const noexcept
 {
-    return kPluginName;
+    return mOp.name.c_str();
 }
 
-nvinfer1::AsciiChar const* S6ScanPluginV3::getPluginVersion() const noexcept
+nvinfer1::AsciiChar const* PluginV3::getPluginVersion() const noexcept
 {
-    return kPluginVersion;
+    return mOp.version.c_str();
 }
 
-nvinfer1::AsciiChar const* S6ScanPluginV3::getPluginNamespace() const noexcept
+nvinfer1::AsciiChar const* PluginV3::getPluginNamespace() const noexcept
 {
     return mNamespace.c_str();
 }
 
-int32_t S6ScanPluginV3::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+int32_t PluginV3::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     try
@@ -94,7 +96,7 @@ int32_t S6ScanPluginV3::configurePlugin(nvinfer1::DynamicPluginTensorDesc const*
     }
 }
 
-int32_t S6ScanPluginV3::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
+int32_t PluginV3::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
     nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
     try
@@ -124,7 +126,7 @@ int32_t S6ScanPluginV3::getOutputDataTypes(nvinfer1::DataType* outputTypes, int3
     }
 }
 
-int32_t S6ScanPluginV3::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
+int32_t PluginV3::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
     nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs,
     int32_t nbOutputs, nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept
 {
@@ -132,7 +134,7 @@ int32_t S6ScanPluginV3::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32
     {
         if (outputs == nullptr || nbShapeInputs != 0 || nbOutputs != mCore->num_outputs())
         {
-            fail("getOutputShapes", "bad output array (or shape inputs, which S6Scan has none of)");
+            fail("getOutputShapes", "bad output array (or shape inputs, which this plugin has none of)");
             return 1;
         }
         for (int32_t o = 0; o < nbOutputs; ++o)
@@ -148,7 +150,7 @@ int32_t S6ScanPluginV3::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32
     }
 }
 
-bool S6ScanPluginV3::supportsFormatCombination(
+bool PluginV3::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
     try
@@ -173,12 +175,12 @@ bool S6ScanPluginV3::supportsFormatCombination(
     }
 }
 
-int32_t S6ScanPluginV3::getNbOutputs() const noexcept
+int32_t PluginV3::getNbOutputs() const noexcept
 {
     return mCore->num_outputs();
 }
 
-size_t S6ScanPluginV3::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+size_t PluginV3::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept
 {
     try
@@ -218,7 +220,7 @@ size_t S6ScanPluginV3::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const*
     }
 }
 
-int32_t S6ScanPluginV3::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
+int32_t PluginV3::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     try
@@ -250,7 +252,7 @@ int32_t S6ScanPluginV3::onShapeChange(nvinfer1::PluginTensorDesc const* in, int3
     }
 }
 
-int32_t S6ScanPluginV3::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
+int32_t PluginV3::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs, void* workspace,
     cudaStream_t stream) noexcept
 {
@@ -266,13 +268,13 @@ int32_t S6ScanPluginV3::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     }
 }
 
-nvinfer1::IPluginV3* S6ScanPluginV3::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept
+nvinfer1::IPluginV3* PluginV3::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept
 {
     // No per-context resources: the kernels' module is loaded once per CUDA context by Rust.
     return clone();
 }
 
-nvinfer1::PluginFieldCollection const* S6ScanPluginV3::getFieldsToSerialize() noexcept
+nvinfer1::PluginFieldCollection const* PluginV3::getFieldsToSerialize() noexcept
 {
     try
     {
@@ -287,58 +289,48 @@ nvinfer1::PluginFieldCollection const* S6ScanPluginV3::getFieldsToSerialize() no
 }
 
 // ---------------------------------------------------------------------------------------------
-// S6ScanCreatorV3
+// CreatorV3
 
-S6ScanCreatorV3::S6ScanCreatorV3() = default;
+CreatorV3::CreatorV3(OpInfo const& op)
+    : mOp(op)
+    , mFieldNames(op.op)
+{
+}
 
-nvinfer1::IPluginV3* S6ScanCreatorV3::createPlugin(nvinfer1::AsciiChar const* name,
+nvinfer1::IPluginV3* CreatorV3::createPlugin(nvinfer1::AsciiChar const* name,
     nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase /*phase*/) noexcept
 {
     // Build and runtime phases take the same fields (an engine stores getFieldsToSerialize's),
     // refused as strictly either way.
     try
     {
-        return new S6ScanPluginV3(coreFromFields(name, fc), name ? name : "", mNamespace);
+        return new PluginV3(mOp, coreFromFields(mOp, name, fc), name ? name : "", mNamespace);
     }
     catch (...)
     {
-        logFailure(name, "createPlugin", describeException());
+        logFailure(mOp, name, "createPlugin", describeException());
         return nullptr;
     }
 }
 
-nvinfer1::PluginFieldCollection const* S6ScanCreatorV3::getFieldNames() noexcept
+nvinfer1::PluginFieldCollection const* CreatorV3::getFieldNames() noexcept
 {
     return mFieldNames.collection();
 }
 
-nvinfer1::AsciiChar const* S6ScanCreatorV3::getPluginName() const noexcept
+nvinfer1::AsciiChar const* CreatorV3::getPluginName() const noexcept
 {
-    return kPluginName;
+    return mOp.name.c_str();
 }
 
-nvinfer1::AsciiChar const* S6ScanCreatorV3::getPluginVersion() const noexcept
+nvinfer1::AsciiChar const* CreatorV3::getPluginVersion() const noexcept
 {
-    return kPluginVersion;
+    return mOp.version.c_str();
 }
 
-nvinfer1::AsciiChar const* S6ScanCreatorV3::getPluginNamespace() const noexcept
+nvinfer1::AsciiChar const* CreatorV3::getPluginNamespace() const noexcept
 {
     return mNamespace.c_str();
-}
-
-S6ScanCreatorV3* creatorV3() noexcept
-{
-    try
-    {
-        static S6ScanCreatorV3* instance = new S6ScanCreatorV3();
-        return instance;
-    }
-    catch (...)
-    {
-        log(Severity::kERROR, "S6Scan: could not create the V3 plugin creator: " + describeException());
-        return nullptr;
-    }
 }
 
 } // namespace s6

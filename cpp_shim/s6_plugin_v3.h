@@ -1,6 +1,8 @@
-// IPluginV3 S6Scan (core, build and runtime capabilities) and its IPluginCreatorV3One: the
-// interface of TensorRT >= 10 and TensorRT-RTX, whose ONNX parser imports only this one.
-// Engines serialise it through its fields (getFieldsToSerialize → createPlugin at kRUNTIME).
+// The IPluginV3 plugin (core, build and runtime capabilities) and its IPluginCreatorV3One: the
+// interface of TensorRT >= 10 and TensorRT-RTX, whose ONNX parser imports only this one. One
+// class for both ops (S6Scan, S6ScanHeads): the op is a parameter (OpInfo), every decision the
+// Rust core's. Engines serialise it through its fields (getFieldsToSerialize → createPlugin at
+// kRUNTIME).
 #pragma once
 
 #include "s6plugin/cpp_shim/s6_common.h"
@@ -12,13 +14,13 @@
 
 namespace s6 {
 
-class S6ScanPluginV3 final : public nvinfer1::IPluginV3,
+class PluginV3 final : public nvinfer1::IPluginV3,
                              public nvinfer1::IPluginV3OneCore,
                              public nvinfer1::IPluginV3OneBuild,
                              public nvinfer1::IPluginV3OneRuntime {
 public:
-    S6ScanPluginV3(rust::Box<PluginCore> core, std::string layer, std::string ns);
-    ~S6ScanPluginV3() override = default;
+    PluginV3(OpInfo const& op, rust::Box<PluginCore> core, std::string layer, std::string ns);
+    ~PluginV3() override = default;
 
     // IPluginV3
     nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
@@ -54,16 +56,17 @@ public:
 private:
     void fail(char const* method, char const* what) const noexcept;
 
+    OpInfo const& mOp;
     rust::Box<PluginCore> mCore;
     std::string mLayer;
     std::string mNamespace;
     FieldList mSerialized;
 };
 
-class S6ScanCreatorV3 final : public nvinfer1::IPluginCreatorV3One {
+class CreatorV3 final : public nvinfer1::IPluginCreatorV3One {
 public:
-    S6ScanCreatorV3();
-    ~S6ScanCreatorV3() override = default;
+    explicit CreatorV3(OpInfo const& op);
+    ~CreatorV3() override = default;
 
     nvinfer1::IPluginV3* createPlugin(nvinfer1::AsciiChar const* name, nvinfer1::PluginFieldCollection const* fc,
         nvinfer1::TensorRTPhase phase) noexcept override;
@@ -73,12 +76,16 @@ public:
     nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override;
 
 private:
+    OpInfo const& mOp;
     FieldList mFieldNames;
     std::string mNamespace;
 };
 
-// The process-wide V3 creator (never destroyed), or nullptr if it could not be made.
-S6ScanCreatorV3* creatorV3() noexcept;
+// The process-wide V3 creator of `op` (never destroyed), or nullptr if it could not be made.
+inline CreatorV3* creatorV3(OpCode op) noexcept
+{
+    return processCreator<CreatorV3>(op);
+}
 
 } // namespace s6
 

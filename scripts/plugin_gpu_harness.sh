@@ -8,6 +8,9 @@
 #                                         # runs the harness through the test, then once more
 #                                         # under compute-sanitizer memcheck when available
 #
+# Both ops run, through both plugin interfaces: S6Scan's six cases and S6ScanHeads' three
+# (Mamba2; they fail until its kernels exist: enqueue refuses, logged, and their outputs stay NaN).
+#
 # build needs TENSORRT_INCLUDE_DIR (or TENSORRT_ROOT) and CUDA_HOME as for `--features trt`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

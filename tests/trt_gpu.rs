@@ -1,8 +1,10 @@
 //! The plugin on a GPU, driven in TensorRT's role by `tests/cpp/gpu_harness.cpp` through both
 //! plugin interfaces (IPluginV3 and IPluginV2DynamicExt: every builder- and run-time method in
 //! TensorRT's order, `enqueue` on a real stream at two shapes of one dynamic profile,
-//! fp32/fp16/bf16); its outputs are checked here against the fp64 CPU reference on the very
-//! inputs the GPU saw.
+//! fp32/fp16/bf16), for both ops (`S6Scan`, `S6ScanHeads`); its outputs are checked here against
+//! the fp64 CPU references (`reference`, `reference_heads`) on the very inputs the GPU saw.
+//! (`S6ScanHeads` passes once its kernels exist: until then its enqueue refuses, logged, and the
+//! harness reports those runs as failures.)
 //!
 //! Without a GPU (no libcuda or no device) the harness says so and this test prints a visible
 //! skip line and passes; `S6_GPU_REQUIRE=1` makes that a failure. `S6_GPU_HARNESS` = a prebuilt harness binary (the device machine has no TensorRT
@@ -22,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use s6plugin::contract::{DType, S6Attrs};
-use s6plugin::reference::scan_packed_f64;
+use s6plugin::contract_heads::HeadsAttrs;
+use s6plugin::reference::{scan_packed_f64, ScanOutputs};
+use s6plugin::reference_heads::scan_heads_packed;
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -32,9 +36,15 @@ fn read_f32(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// The op of a run and its attributes.
+enum Attrs {
+    Scan(S6Attrs),
+    Heads(HeadsAttrs),
+}
+
 struct Run {
     stem: PathBuf,
-    attrs: S6Attrs,
+    attrs: Attrs,
     dtype: DType,
     inputs: Vec<Vec<i64>>,
     outputs: Vec<Vec<i64>>,
@@ -44,7 +54,7 @@ fn parse_run(meta: &Path) -> Run {
     let text = std::fs::read_to_string(meta).unwrap();
     let mut run = Run {
         stem: meta.with_extension(""),
-        attrs: S6Attrs::default(),
+        attrs: Attrs::Scan(S6Attrs::default()),
         dtype: DType::F32,
         inputs: vec![],
         outputs: vec![],
@@ -52,9 +62,28 @@ fn parse_run(meta: &Path) -> Run {
     for line in text.lines() {
         let mut it = line.split_whitespace();
         match it.next() {
+            Some("op") => {
+                run.attrs = match it.next() {
+                    Some("S6Scan") => Attrs::Scan(S6Attrs::default()),
+                    Some("S6ScanHeads") => Attrs::Heads(HeadsAttrs::default()),
+                    other => panic!("op {other:?}"),
+                }
+            }
             Some("attrs") => {
-                for (name, v) in S6Attrs::FIELD_NAMES.iter().zip(it) {
-                    run.attrs.set(name, v.parse().unwrap()).unwrap();
+                let values: Vec<i64> = it.map(|v| v.parse().unwrap()).collect();
+                match &mut run.attrs {
+                    Attrs::Scan(a) => {
+                        assert_eq!(values.len(), 8);
+                        for (name, v) in S6Attrs::FIELD_NAMES.iter().zip(values) {
+                            a.set(name, v).unwrap();
+                        }
+                    }
+                    Attrs::Heads(a) => {
+                        *a = HeadsAttrs::from_fields(
+                            HeadsAttrs::FIELD_NAMES.iter().copied().zip(values),
+                        )
+                        .unwrap();
+                    }
                 }
             }
             Some("dtype") => {
@@ -111,7 +140,14 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
         );
         return;
     }
-    assert!(out.status.success(), "gpu_harness failed: {:?}", out.status);
+    // Every run the harness wrote is compared even when one of its checks failed, so that the
+    // report shows all the numbers; its failure fails the test at the end.
+    let harness_failed = (!out.status.success()).then(|| {
+        format!(
+            "gpu_harness failed ({:?}): see its FAIL lines above",
+            out.status
+        )
+    });
 
     let mut metas: Vec<PathBuf> = std::fs::read_dir(&out_dir)
         .unwrap()
@@ -119,7 +155,8 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();
     metas.sort();
-    // 12 runs per interface; the V2 ones exist where the build has V2 (8.x and 10.x headers).
+    // 12 S6Scan and 6 S6ScanHeads runs per interface; the V2 ones exist where the build has V2
+    // (8.x and 10.x headers).
     let per = |prefix: &str| {
         metas
             .iter()
@@ -131,6 +168,11 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
         "expected 12 IPluginV3 runs, got {}",
         per("v3_")
     );
+    assert!(
+        per("v3_heads_") >= 6,
+        "expected 6 IPluginV3 S6ScanHeads runs, got {}",
+        per("v3_heads_")
+    );
     if s6plugin::trt::registration::interfaces() & 1 != 0 {
         assert!(
             per("v2_") >= 12,
@@ -138,7 +180,7 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
             per("v2_")
         );
     }
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = harness_failed.into_iter().collect();
     for meta in &metas {
         let run = parse_run(meta);
         let data: Vec<Vec<f32>> = (0..run.inputs.len())
@@ -146,7 +188,25 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
             .collect();
         let packed: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
         let shapes: Vec<&[i64]> = run.inputs.iter().map(|v| v.as_slice()).collect();
-        let (dims, want) = scan_packed_f64(&run.attrs, &packed, &shapes).unwrap();
+        // The problem sizes for the report line, and the fp64 reference.
+        let (sizes, has_last_state, want): (String, bool, ScanOutputs<f64>) = match &run.attrs {
+            Attrs::Scan(a) => {
+                let (d, want) = scan_packed_f64(a, &packed, &shapes).unwrap();
+                let sizes = format!(
+                    "B={} D={} L={} N={} G={}",
+                    d.batch, d.dim, d.seqlen, d.dstate, d.groups
+                );
+                (sizes, a.has_last_state, want)
+            }
+            Attrs::Heads(a) => {
+                let (d, want) = scan_heads_packed::<f64>(a, &packed, &shapes).unwrap();
+                let sizes = format!(
+                    "heads B={} L={} H={} P={} N={} G={}",
+                    d.batch, d.seqlen, d.heads, d.headdim, d.dstate, d.groups
+                );
+                (sizes, a.has_last_state, want)
+            }
+        };
         let y = read_f32(&file(&run.stem, ".out0.f32"));
         let y_bound = match run.dtype {
             DType::F32 => 2e-5,
@@ -154,20 +214,15 @@ fn plugin_in_tensorrt_role_matches_the_reference_on_the_gpu() {
             DType::BF16 => 8e-3,
         };
         let mut checks = vec![("y", errors(&y, &want.y), y_bound)];
-        if run.attrs.has_last_state {
+        if has_last_state {
             let s = read_f32(&file(&run.stem, ".out1.f32"));
             checks.push(("last_state", errors(&s, &want.last_state), 2e-5));
         }
         for (name, (l2, maxrel, bad), bound) in checks {
             let line = format!(
-                "{} {} B={} D={} L={} N={} G={}: {name} rel-L2 {l2:.2e} max-abs/max-ref {maxrel:.2e} (bound {bound:.0e}){}",
+                "{} {} {sizes}: {name} rel-L2 {l2:.2e} max-abs/max-ref {maxrel:.2e} (bound {bound:.0e}){}",
                 meta.file_stem().unwrap().to_string_lossy(),
                 run.dtype,
-                dims.batch,
-                dims.dim,
-                dims.seqlen,
-                dims.dstate,
-                dims.groups,
                 if bad > 0 { format!(", {bad} non-finite") } else { String::new() }
             );
             println!("{line}");

@@ -6,8 +6,9 @@
 //!
 //! Per TensorRT: `loadLibrary` and load-time registration, TensorRT linked into the driver (as an
 //! application links it) and dlopened privately (as Python's `tensorrt` module does); no TensorRT
-//! at all; the V3 round trip (capabilities, fields to serialise, re-creation at runtime); each
-//! refusal; loggers that cannot be called; the V2 creator and its blob refusals (10.x); and every
+//! at all; the V3 round trip of both ops' creators (`S6Scan`, `S6ScanHeads`: capabilities, output
+//! types and shapes, fields to serialise, re-creation at runtime); each refusal; loggers that
+//! cannot be called; the V2 creators and their blob refusals (10.x); and every
 //! library built for another TensorRT (`scripts/build_plugin_variants.sh`), which must be refused
 //! with a message naming both versions. A TensorRT or variant that is not there is a visible skip;
 //! `S6_TRT_REQUIRE=1` makes it a failure (CI).
@@ -23,7 +24,7 @@ use trt_common::{compile, plugin_variant, skip, DriverBuild, NATIVE_TAG};
 
 const REQUIRE: &str = "S6_TRT_REQUIRE";
 const TAGS: [&str; 3] = ["trt10", "trt11", "rtx1"];
-const REFUSALS: [&str; 7] = [
+const REFUSALS: [&str; 10] = [
     "bad-value",
     "missing-field",
     "mistyped-field",
@@ -31,6 +32,10 @@ const REFUSALS: [&str; 7] = [
     "null-data",
     "bad-length",
     "bad-collection",
+    // S6ScanHeads' creator, with the parser's kINT32 fields.
+    "heads-missing-field",
+    "heads-bad-value",
+    "heads-unknown-field",
 ];
 const HOSTILE_LOGGERS: [&str; 4] = [
     "pure-logger",

@@ -1,14 +1,16 @@
 //! The plugin's behaviour behind every `IPluginV3` / `IPluginV2DynamicExt` method and creator the
-//! shim forwards: both interfaces share every decision made here. Each bridge entry catches
-//! panics ([`guard`]) so that none crosses into C++.
+//! shim forwards, for both ops (`S6Scan`, `S6ScanHeads`; what differs between them is in
+//! [`super::op`]): both interfaces and both ops share every decision made here. Each bridge entry
+//! catches panics ([`guard`]) so that none crosses into C++.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::blob;
 use super::error::PluginError;
-use super::ffi::bridge::{DimRef, DynDesc, TensorDesc};
+use super::ffi::bridge::{DimRef, DynDesc, OpCode, TensorDesc};
 pub use super::fields::FieldSet;
-use crate::contract::{self, DType, InputRole, OutputRole, S6Attrs};
+use super::op::{Op, OpAttrs};
+use crate::contract::{DType, OutputRole};
 
 /// TensorRT `DataType` values (stable across 8.x–11.x).
 pub mod trt_dtype {
@@ -59,9 +61,22 @@ fn guard_or<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
-pub fn field_names() -> Vec<String> {
+/// `op`'s plugin name (creators' and plugins' `getPluginName`).
+pub fn op_name(op: OpCode) -> Result<&'static str, PluginError> {
+    Ok(Op::try_from(op)?.name())
+}
+
+/// `op`'s plugin version.
+pub fn op_version(op: OpCode) -> Result<&'static str, PluginError> {
+    Ok(Op::try_from(op)?.version())
+}
+
+/// `op`'s plugin field names, in `getFieldNames()` order (none for an unknown op).
+pub fn field_names(op: OpCode) -> Vec<String> {
     guard_or(Vec::new(), || {
-        S6Attrs::FIELD_NAMES.iter().map(|s| s.to_string()).collect()
+        Op::try_from(op)
+            .map(|op| op.field_names().iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default()
     })
 }
 
@@ -87,23 +102,27 @@ impl FieldSet {
         })
     }
 
-    pub fn build(&self) -> Result<Box<PluginCore>, PluginError> {
+    /// The plugin of `op` these fields describe.
+    pub fn build(&self, op: OpCode) -> Result<Box<PluginCore>, PluginError> {
         guard("createPlugin", || {
-            Ok(Box::new(PluginCore::new(self.attrs()?)))
+            Ok(Box::new(PluginCore::new(self.attrs(Op::try_from(op)?)?)))
         })
     }
 }
 
-pub fn core_from_blob(blob: &[u8]) -> Result<Box<PluginCore>, PluginError> {
+pub fn core_from_blob(op: OpCode, blob: &[u8]) -> Result<Box<PluginCore>, PluginError> {
     guard("deserializePlugin", || {
-        Ok(Box::new(PluginCore::new(blob::decode(blob)?)))
+        Ok(Box::new(PluginCore::new(blob::decode(
+            Op::try_from(op)?,
+            blob,
+        )?)))
     })
 }
 
-/// One `S6Scan` plugin instance: its attributes and, once configured, the activation dtype.
+/// One plugin instance: its op and attributes and, once configured, the activation dtype.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginCore {
-    attrs: S6Attrs,
+    attrs: OpAttrs,
     dtype: Option<DType>,
 }
 
@@ -122,11 +141,14 @@ fn dims_of(nb: i32, dims: &[i64; 8], tensor: &str) -> Result<Vec<i64>, PluginErr
 }
 
 impl PluginCore {
-    pub fn new(attrs: S6Attrs) -> Self {
-        Self { attrs, dtype: None }
+    pub fn new(attrs: impl Into<OpAttrs>) -> Self {
+        Self {
+            attrs: attrs.into(),
+            dtype: None,
+        }
     }
 
-    pub fn attrs(&self) -> &S6Attrs {
+    pub fn attrs(&self) -> &OpAttrs {
         &self.attrs
     }
 
@@ -134,8 +156,13 @@ impl PluginCore {
         self.attrs
             .inputs()
             .get(i)
-            .map(|r| r.name().to_string())
+            .map(|r| r.name.to_string())
             .unwrap_or_else(|| format!("input {i}"))
+    }
+
+    /// Name of the activation input at position 0 (`u`, `x`), for messages.
+    fn first_input(&self) -> String {
+        self.input_name(0)
     }
 
     fn check_counts(&self, nb_in: usize, nb_out: usize) -> Result<(), PluginError> {
@@ -163,7 +190,21 @@ impl PluginCore {
         })
     }
 
+    fn output_role(&self, output: i32) -> Result<OutputRole, PluginError> {
+        usize::try_from(output)
+            .ok()
+            .and_then(|o| self.attrs.outputs().get(o).copied())
+            .ok_or_else(|| PluginError::Tensor {
+                tensor: format!("output {output}"),
+                reason: format!("this plugin has {} outputs", self.attrs.num_outputs()),
+            })
+    }
+
     // ---- bridge entries -------------------------------------------------------------------
+
+    pub fn op(&self) -> OpCode {
+        self.attrs.op().into()
+    }
 
     pub fn blob_len(&self) -> usize {
         guard_or(0, || blob::encode(&self.attrs).len())
@@ -193,7 +234,9 @@ impl PluginCore {
     /// The attributes, for log lines and the harnesses' comparisons.
     pub fn describe(&self) -> String {
         guard_or(String::new(), || {
-            S6Attrs::FIELD_NAMES
+            self.attrs
+                .op()
+                .field_names()
                 .iter()
                 .zip(self.attrs.values())
                 .map(|(n, v)| format!("{n}={}", v as i32))
@@ -217,8 +260,7 @@ impl PluginCore {
         self.attrs.num_outputs() as i32
     }
 
-    /// Which input dimension each dimension of output `output` copies (outputs never need
-    /// arithmetic on dimensions: y has u's shape, last_state is (B, D, N)).
+    /// Which input dimension each dimension of output `output` copies ([`OpAttrs::output_dims`]).
     pub fn output_dims(
         &self,
         output: i32,
@@ -226,33 +268,8 @@ impl PluginCore {
     ) -> Result<Vec<DimRef>, PluginError> {
         guard("getOutputDimensions", || {
             self.check_counts(input_ranks.len(), self.attrs.num_outputs())?;
-            let need = |i: usize, rank: i32| -> Result<(), PluginError> {
-                if input_ranks[i] != rank {
-                    return Err(PluginError::Tensor {
-                        tensor: self.input_name(i),
-                        reason: format!("expected rank {rank}, got {}", input_ranks[i]),
-                    });
-                }
-                Ok(())
-            };
-            need(0, 3)?;
-            let a = self.attrs.input_index(InputRole::A).unwrap_or(2);
-            need(a, 2)?;
-            let r = |input: usize, axis: i32| DimRef {
-                input: input as i32,
-                axis,
-            };
-            match self.attrs.outputs().get(output as usize) {
-                Some(OutputRole::Y) if output >= 0 => Ok(vec![r(0, 0), r(0, 1), r(0, 2)]),
-                Some(OutputRole::LastState) => {
-                    let d_axis = if self.attrs.channels_last { 2 } else { 1 };
-                    Ok(vec![r(0, 0), r(0, d_axis), r(a, 1)])
-                }
-                _ => Err(PluginError::Tensor {
-                    tensor: format!("output {output}"),
-                    reason: format!("this plugin has {} outputs", self.attrs.num_outputs()),
-                }),
-            }
+            let role = self.output_role(output)?;
+            self.attrs.output_dims(role, input_ranks)
         })
     }
 
@@ -265,22 +282,18 @@ impl PluginCore {
                     got: input_types.len(),
                 });
             }
-            match self.attrs.outputs().get(output as usize) {
-                Some(OutputRole::Y) if output >= 0 => {
-                    let dt = self.act_dtype(input_types[0], "u")?;
+            match self.output_role(output)? {
+                OutputRole::Y => {
+                    let dt = self.act_dtype(input_types[0], &self.first_input())?;
                     Ok(dtype_to_trt(dt))
                 }
-                Some(OutputRole::LastState) => Ok(trt_dtype::FLOAT),
-                _ => Err(PluginError::Tensor {
-                    tensor: format!("output {output}"),
-                    reason: format!("this plugin has {} outputs", self.attrs.num_outputs()),
-                }),
+                OutputRole::LastState => Ok(trt_dtype::FLOAT),
             }
         })
     }
 
-    /// Linear format only; activations (u, delta, B, C, z, y) share one of f32/f16/bf16; A, D,
-    /// delta_bias and the states are f32.
+    /// Linear format only; the activations (the op's activation inputs and y) share one of
+    /// f32/f16/bf16; the other inputs and last_state are f32.
     pub fn supports_format(
         &self,
         pos: i32,
@@ -303,7 +316,7 @@ impl PluginCore {
                 return Ok(false);
             }
             let activation = if pos < nb_inputs as usize {
-                self.attrs.inputs()[pos].is_activation()
+                self.attrs.inputs()[pos].activation
             } else {
                 self.attrs.outputs()[pos - nb_inputs as usize] == OutputRole::Y
             };
@@ -312,7 +325,7 @@ impl PluginCore {
             } else if pos == 0 {
                 dtype_from_trt(d.dtype).is_some()
             } else {
-                // TensorRT has already fixed positions < pos; u is position 0.
+                // TensorRT has already fixed positions < pos; the first activation is position 0.
                 d.dtype == in_out[0].dtype && dtype_from_trt(d.dtype).is_some()
             };
             Ok(ok)
@@ -333,7 +346,7 @@ impl PluginCore {
                 }
                 dtypes.push(self.act_dtype(d.desc.dtype, &name)?);
             }
-            let act = contract::check_dtypes(&self.attrs, &dtypes)?;
+            let act = self.attrs.check_dtypes(&dtypes)?;
             for (o, role) in outs.iter().zip(self.attrs.outputs()) {
                 let want = if role == OutputRole::Y {
                     act
@@ -359,7 +372,7 @@ impl PluginCore {
                 }
                 if shapes.iter().all(|s| s.iter().all(|&x| x >= 0)) {
                     let refs: Vec<&[i64]> = shapes.iter().map(|s| s.as_slice()).collect();
-                    contract::infer_dims(&self.attrs, &refs)?;
+                    self.attrs.check_shapes(&refs)?;
                 }
             }
             self.dtype = Some(act);
@@ -367,18 +380,14 @@ impl PluginCore {
         })
     }
 
-    fn dims_and_dtype(
-        &self,
-        ins: &[TensorDesc],
-    ) -> Result<(contract::ScanDims, DType), PluginError> {
+    /// The input shapes as TensorRT described them, and the activation dtype.
+    fn shapes_and_dtype(&self, ins: &[TensorDesc]) -> Result<(Vec<Vec<i64>>, DType), PluginError> {
         let mut shapes = Vec::with_capacity(ins.len());
         for (i, d) in ins.iter().enumerate() {
             shapes.push(shape(d, &self.input_name(i))?);
         }
-        let refs: Vec<&[i64]> = shapes.iter().map(|s| s.as_slice()).collect();
-        let dims = contract::infer_dims(&self.attrs, &refs)?;
-        let dtype = self.act_dtype(ins[0].dtype, "u")?;
-        Ok((dims, dtype))
+        let dtype = self.act_dtype(ins[0].dtype, &self.first_input())?;
+        Ok((shapes, dtype))
     }
 
     pub fn workspace_size(
@@ -388,8 +397,9 @@ impl PluginCore {
     ) -> Result<usize, PluginError> {
         guard("getWorkspaceSize", || {
             self.check_counts(ins.len(), outs.len())?;
-            let (dims, dtype) = self.dims_and_dtype(ins)?;
-            Ok(crate::cuda::workspace_size(&self.attrs, &dims, dtype))
+            let (shapes, dtype) = self.shapes_and_dtype(ins)?;
+            let refs: Vec<&[i64]> = shapes.iter().map(|s| s.as_slice()).collect();
+            Ok(self.attrs.workspace_size(&refs, dtype)?)
         })
     }
 
@@ -408,66 +418,42 @@ impl PluginCore {
         guard("enqueue", || {
             self.check_counts(ins.len(), outs.len())?;
             self.check_counts(in_ptrs.len(), out_ptrs.len())?;
-            let (dims, dtype) = self.dims_and_dtype(ins)?;
-            let mut p = crate::cuda::ScanPtrs {
-                workspace: workspace as u64,
-                ..Default::default()
-            };
-            for (role, &ptr) in self.attrs.inputs().iter().zip(in_ptrs) {
-                let slot = match role {
-                    InputRole::U => &mut p.u,
-                    InputRole::Delta => &mut p.delta,
-                    InputRole::A => &mut p.a,
-                    InputRole::B => &mut p.b,
-                    InputRole::C => &mut p.c,
-                    InputRole::D => &mut p.d,
-                    InputRole::Z => &mut p.z,
-                    InputRole::DeltaBias => &mut p.delta_bias,
-                    InputRole::InitialState => &mut p.initial_state,
-                };
-                *slot = ptr as u64;
-            }
-            for (role, &ptr) in self.attrs.outputs().iter().zip(out_ptrs) {
-                match role {
-                    OutputRole::Y => p.y = ptr as u64,
-                    OutputRole::LastState => p.last_state = ptr as u64,
-                }
-            }
+            let (shapes, dtype) = self.shapes_and_dtype(ins)?;
+            let refs: Vec<&[i64]> = shapes.iter().map(|s| s.as_slice()).collect();
+            // The contract's checks first: the pointers below are only trusted for shapes it
+            // accepts.
+            self.attrs.check_shapes(&refs)?;
             // TensorRT passes null for empty tensors only; anything else is a caller bug that
             // must not reach a kernel.
-            if dims.act_len() > 0 {
-                let required = self
-                    .attrs
-                    .inputs()
-                    .into_iter()
-                    .map(|r| r.name())
-                    .zip(in_ptrs.iter().copied())
-                    .chain(
-                        self.attrs
-                            .outputs()
-                            .into_iter()
-                            .map(|r| r.name())
-                            .zip(out_ptrs.iter().copied()),
-                    );
-                for (name, ptr) in required {
-                    if ptr == 0 {
-                        return Err(PluginError::Tensor {
-                            tensor: format!("`{name}`"),
-                            reason: "device pointer is null".into(),
-                        });
-                    }
+            let names = self
+                .attrs
+                .inputs()
+                .into_iter()
+                .map(|i| i.name)
+                .chain(self.attrs.outputs().into_iter().map(|r| r.name()));
+            let descs = ins.iter().chain(outs);
+            let ptrs = in_ptrs.iter().chain(out_ptrs);
+            for ((name, d), &ptr) in names.zip(descs).zip(ptrs) {
+                let empty = shape(d, name)?.contains(&0);
+                if ptr == 0 && !empty {
+                    return Err(PluginError::Tensor {
+                        tensor: format!("`{name}`"),
+                        reason: "device pointer is null".into(),
+                    });
                 }
             }
-            let launch = crate::cuda::ScanLaunch {
-                attrs: self.attrs,
-                dims,
-                dtype,
-                ptrs: p,
-            };
             // SAFETY: TensorRT hands over device buffers sized for the descriptors we just
             // validated against the contract, and a stream of the current context.
-            unsafe { crate::cuda::launch(&launch, stream as *mut std::ffi::c_void)? };
-            Ok(())
+            unsafe {
+                self.attrs.launch(
+                    &refs,
+                    dtype,
+                    in_ptrs,
+                    out_ptrs,
+                    workspace,
+                    stream as *mut std::ffi::c_void,
+                )
+            }
         })
     }
 }
@@ -475,6 +461,8 @@ impl PluginCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::S6Attrs;
+    use crate::contract_heads::HeadsAttrs;
 
     fn desc(dims: &[i64], dtype: i32) -> TensorDesc {
         let mut d = [0i64; 8];
@@ -603,7 +591,7 @@ mod tests {
         let c = full();
         let mut buf = vec![0u8; c.blob_len()];
         c.write_blob(&mut buf).unwrap();
-        let d = core_from_blob(&buf).unwrap();
+        let d = core_from_blob(OpCode::Scan, &buf).unwrap();
         assert_eq!(*d, c);
         assert_eq!(*c.clone_core(), c);
         assert!(c.write_blob(&mut [0u8; 3]).is_err());
@@ -659,7 +647,7 @@ mod tests {
                 }
                 .unwrap();
             }
-            assert_eq!(*fs.build().unwrap(), c, "bits {bits:08b}");
+            assert_eq!(*fs.build(OpCode::Scan).unwrap(), c, "bits {bits:08b}");
         }
     }
 
@@ -699,7 +687,7 @@ mod tests {
                                 unsafe { fs.add_raw(n.as_bytes(), t, len, p) }.unwrap();
                             }
                             cases += 1;
-                            let got = fs.build();
+                            let got = fs.build(OpCode::Scan);
                             // What an integer field of this width reads from `value`'s bytes.
                             let read = match ftype {
                                 INT8 => Some(value as i8 as i64),
@@ -736,5 +724,141 @@ mod tests {
         let r: Result<(), _> = guard("test", || panic!("boom"));
         let e = r.unwrap_err().to_string();
         assert!(e.contains("boom") && e.contains("test"), "{e}");
+    }
+
+    fn heads_full() -> PluginCore {
+        PluginCore::new(HeadsAttrs {
+            dt_softplus: true,
+            has_d: true,
+            has_z: true,
+            has_dt_bias: true,
+            has_dt_limit: true,
+            has_initial_state: true,
+            has_last_state: true,
+        })
+    }
+
+    #[test]
+    fn heads_counts_dims_and_types() {
+        use trt_dtype::*;
+        let c = heads_full();
+        assert_eq!((c.num_inputs(), c.num_outputs()), (10, 2));
+        assert_eq!(c.op(), OpCode::Heads);
+        // x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_state
+        let ranks = [4, 3, 1, 4, 4, 1, 4, 1, 1, 4];
+        let s = c.output_dims(1, &ranks).unwrap();
+        assert_eq!(
+            s.iter().map(|r| (r.input, r.axis)).collect::<Vec<_>>(),
+            [(0, 0), (0, 2), (0, 3), (3, 3)]
+        );
+        assert!(c.output_dims(2, &ranks).is_err());
+        assert!(c.output_dims(-1, &ranks).is_err());
+        let t = [
+            HALF, HALF, FLOAT, HALF, HALF, FLOAT, HALF, FLOAT, FLOAT, FLOAT,
+        ];
+        assert_eq!(c.output_dtype(0, &t).unwrap(), HALF);
+        assert_eq!(c.output_dtype(1, &t).unwrap(), FLOAT);
+        let io: Vec<TensorDesc> = t
+            .iter()
+            .chain(&[HALF, FLOAT])
+            .map(|&t| desc(&[1, 1, 1, 1], t))
+            .collect();
+        for pos in 0..12 {
+            assert!(c.supports_format(pos, &io, 10, 2).unwrap(), "pos {pos}");
+        }
+        let mut bad = io.clone();
+        bad[8].dtype = HALF; // dt_limit is fp32
+        assert!(!c.supports_format(8, &bad, 10, 2).unwrap());
+        let mut bad = io.clone();
+        bad[1].dtype = BF16; // dt shares x's dtype
+        assert!(!c.supports_format(1, &bad, 10, 2).unwrap());
+        assert!(c.describe().starts_with("dt_softplus=1 has_D=1"));
+        assert_eq!(c.field_values(), vec![1; 7]);
+    }
+
+    #[test]
+    fn heads_configure_checks_the_heads_contract() {
+        use trt_dtype::*;
+        let mut c = PluginCore::new(HeadsAttrs {
+            has_last_state: true,
+            ..Default::default()
+        });
+        // batch 2, L 8, H 4, P 3, G 2, N 5
+        let ins = [
+            dyn_desc(&[2, 8, 4, 3], FLOAT),
+            dyn_desc(&[2, 8, 4], FLOAT),
+            dyn_desc(&[4], FLOAT),
+            dyn_desc(&[2, 8, 2, 5], FLOAT),
+            dyn_desc(&[2, 8, 2, 5], FLOAT),
+        ];
+        let outs = [
+            dyn_desc(&[2, 8, 4, 3], FLOAT),
+            dyn_desc(&[2, 4, 3, 5], FLOAT),
+        ];
+        c.configure(&ins, &outs).unwrap();
+        let mut bad = ins;
+        bad[3] = dyn_desc(&[2, 8, 3, 5], FLOAT); // 3 groups do not divide 4 heads
+        let e = c.configure(&bad, &outs).unwrap_err().to_string();
+        assert!(e.contains("`B`"), "{e}");
+        let mut bad = ins;
+        bad[2] = dyn_desc(&[4, 5], FLOAT); // a per-channel (Mamba1) A
+        let e = c.configure(&bad, &outs).unwrap_err().to_string();
+        assert!(e.contains("`A`"), "{e}");
+        let bad_out = [outs[0], dyn_desc(&[2, 4, 3, 5], HALF)];
+        assert!(c.configure(&ins, &bad_out).is_err());
+        let f = |d: &DynDesc| d.desc;
+        let plain: Vec<TensorDesc> = ins.iter().map(f).collect();
+        let plain_out: Vec<TensorDesc> = outs.iter().map(f).collect();
+        assert_eq!(
+            c.workspace_size(&plain, &plain_out).unwrap(),
+            crate::cuda::heads_workspace_size(
+                &HeadsAttrs {
+                    has_last_state: true,
+                    ..Default::default()
+                },
+                &crate::contract_heads::HeadsDims {
+                    batch: 2,
+                    seqlen: 8,
+                    heads: 4,
+                    headdim: 3,
+                    dstate: 5,
+                    groups: 2
+                },
+                DType::F32
+            )
+        );
+        // SAFETY: refused (null `y`) before any pointer is used.
+        let e = unsafe { c.enqueue(&plain, &plain_out, &[8; 5], &[0, 8], 0, 0) }
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`y`") && e.contains("null"), "{e}");
+    }
+
+    #[test]
+    fn heads_blob_and_fields_round_trip_every_combination() {
+        use super::super::fields::field_type::INT32;
+        for bits in 0u32..128 {
+            let pairs: Vec<(&str, i64)> = HeadsAttrs::FIELD_NAMES
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n, ((bits >> i) & 1) as i64))
+                .collect();
+            let c = PluginCore::new(OpAttrs::from_fields(Op::Heads, &pairs).unwrap());
+            let mut buf = vec![0u8; c.blob_len()];
+            c.write_blob(&mut buf).unwrap();
+            assert_eq!(*core_from_blob(OpCode::Heads, &buf).unwrap(), c);
+            // A heads blob is no S6Scan blob.
+            assert!(core_from_blob(OpCode::Scan, &buf).is_err());
+            let mut fs = FieldSet::default();
+            for (n, v) in HeadsAttrs::FIELD_NAMES.iter().zip(c.field_values()) {
+                fs.add_i64(n, INT32, v as i64);
+            }
+            assert_eq!(*fs.build(OpCode::Heads).unwrap(), c, "bits {bits:07b}");
+            assert!(fs.build(OpCode::Scan).is_err());
+        }
+        assert_eq!(field_names(OpCode::Heads), HeadsAttrs::FIELD_NAMES.to_vec());
+        assert_eq!(op_name(OpCode::Heads).unwrap(), "S6ScanHeads");
+        assert!(op_name(OpCode { repr: 9 }).is_err());
+        assert!(field_names(OpCode { repr: 9 }).is_empty());
     }
 }

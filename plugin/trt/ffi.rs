@@ -23,6 +23,15 @@ pub(crate) mod bridge {
         max: [i64; 8],
     }
 
+    /// Which op a creator or plugin is for (plugin/trt/op.rs).
+    #[derive(Debug)]
+    enum OpCode {
+        /// `S6Scan` (docs/s6scan.md).
+        Scan,
+        /// `S6ScanHeads` (docs/s6scan_heads.md).
+        Heads,
+    }
+
     /// Output dimension `k` is dimension `axis` of input `input`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     struct DimRef {
@@ -34,8 +43,11 @@ pub(crate) mod bridge {
         type FieldSet;
         type PluginCore;
 
-        /// Plugin field names, in `getFieldNames()` order.
-        fn field_names() -> Vec<String>;
+        /// The op's plugin name and version (from its contract).
+        fn op_name(op: OpCode) -> Result<&'static str>;
+        fn op_version(op: OpCode) -> Result<&'static str>;
+        /// The op's plugin field names, in `getFieldNames()` order.
+        fn field_names(op: OpCode) -> Vec<String>;
 
         fn new_field_set() -> Box<FieldSet>;
         /// Records one `PluginField` as TensorRT passed it.
@@ -49,14 +61,16 @@ pub(crate) mod bridge {
             length: i32,
             data: *const u8,
         ) -> Result<()>;
-        fn build(self: &FieldSet) -> Result<Box<PluginCore>>;
+        /// The plugin of `op` the recorded fields describe.
+        fn build(self: &FieldSet, op: OpCode) -> Result<Box<PluginCore>>;
 
-        fn core_from_blob(blob: &[u8]) -> Result<Box<PluginCore>>;
+        fn core_from_blob(op: OpCode, blob: &[u8]) -> Result<Box<PluginCore>>;
+        fn op(self: &PluginCore) -> OpCode;
         fn blob_len(self: &PluginCore) -> usize;
         fn write_blob(self: &PluginCore, out: &mut [u8]) -> Result<()>;
         fn clone_core(self: &PluginCore) -> Box<PluginCore>;
         fn describe(self: &PluginCore) -> String;
-        /// The eight field values in `field_names()` order (V3 `getFieldsToSerialize`).
+        /// The field values in `field_names()` order (V3 `getFieldsToSerialize`).
         fn field_values(self: &PluginCore) -> Vec<i32>;
 
         fn num_inputs(self: &PluginCore) -> i32;
@@ -76,7 +90,7 @@ pub(crate) mod bridge {
             ins: &[TensorDesc],
             outs: &[TensorDesc],
         ) -> Result<usize>;
-        /// Launches the scan on TensorRT's stream.
+        /// Launches the op's kernels on TensorRT's stream.
         ///
         /// # Safety
         /// The pointers are TensorRT's device buffers for the tensors `ins`/`outs` describe, and
@@ -93,4 +107,6 @@ pub(crate) mod bridge {
     }
 }
 
-pub(crate) use super::core::{core_from_blob, field_names, new_field_set, FieldSet, PluginCore};
+pub(crate) use super::core::{
+    core_from_blob, field_names, new_field_set, op_name, op_version, FieldSet, PluginCore,
+};

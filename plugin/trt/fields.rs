@@ -1,14 +1,14 @@
-//! Plugin fields → [`S6Attrs`]: what `IPluginCreator::createPlugin` receives.
+//! Plugin fields → [`OpAttrs`]: what `IPluginCreator::createPlugin` receives, for either op.
 //!
 //! TensorRT's ONNX parser passes each INT node attribute as one `kINT32` value, and only the
 //! names `getFieldNames()` lists. We also accept `kINT8`, `kINT16` and `kINT64` (other producers
-//! of fields). All eight fields are required (`docs/s6scan.md`: the parser drops a missing
+//! of fields). Every field of the op is required (`docs/s6scan.md`: the parser drops a missing
 //! attribute with only a warning, so a default would hide a patcher bug). A missing, unknown,
 //! repeated, non-integer, multi-valued or out-of-range field refuses the whole plugin, naming
 //! the field.
 
 use super::error::PluginError;
-use crate::contract::S6Attrs;
+use super::op::{Op, OpAttrs};
 
 /// TensorRT's `PluginFieldType` values we read (the enum is stable across 8.x–11.x).
 pub mod field_type {
@@ -113,11 +113,11 @@ impl FieldSet {
         });
     }
 
-    /// Validates the fields and returns the attributes.
-    pub fn attrs(&self) -> Result<S6Attrs, PluginError> {
+    /// Validates the fields as `op`'s and returns its attributes.
+    pub fn attrs(&self, op: Op) -> Result<OpAttrs, PluginError> {
         use field_type::*;
-        let mut attrs = S6Attrs::default();
-        let mut seen: Vec<&str> = Vec::new();
+        let names = op.field_names();
+        let mut pairs: Vec<(&str, i64)> = Vec::with_capacity(names.len());
         for f in &self.fields {
             let err = |reason: String| PluginError::Field {
                 name: f.name.clone(),
@@ -126,16 +126,17 @@ impl FieldSet {
             if PLUGIN_MECHANISM_FIELDS.contains(&f.name.as_str()) {
                 continue;
             }
-            if !S6Attrs::FIELD_NAMES.contains(&f.name.as_str()) {
+            if !names.contains(&f.name.as_str()) {
                 return Err(err(format!(
-                    "unknown field (S6Scan v1 takes {})",
-                    S6Attrs::FIELD_NAMES.join(", ")
+                    "unknown field ({} v{} takes {})",
+                    op.name(),
+                    op.version(),
+                    names.join(", ")
                 )));
             }
-            if seen.contains(&f.name.as_str()) {
+            if pairs.iter().any(|(n, _)| *n == f.name) {
                 return Err(err("given twice".into()));
             }
-            seen.push(&f.name);
             if !matches!(f.ftype, INT8 | INT16 | INT32 | INT64) {
                 return Err(err(format!(
                     "type {} is not an integer type (expected kINT32, as TensorRT's ONNX parser \
@@ -147,15 +148,25 @@ impl FieldSet {
                 return Err(err(format!("expected exactly 1 value, got {}", f.length)));
             }
             let v = f.value.ok_or_else(|| err("data pointer is null".into()))?;
-            attrs.set(&f.name, v)?;
+            pairs.push((&f.name, v));
         }
-        if let Some(missing) = S6Attrs::FIELD_NAMES.iter().find(|n| !seen.contains(n)) {
+        if let Some(missing) = names.iter().find(|n| !pairs.iter().any(|(p, _)| p == *n)) {
             return Err(PluginError::Field {
                 name: missing.to_string(),
-                reason: "missing (all eight S6Scan fields are required, zeros included)".into(),
+                reason: format!(
+                    "missing (all {} {} fields are required, zeros included)",
+                    names.len(),
+                    op.name()
+                ),
             });
         }
-        Ok(attrs)
+        // Range (0/1) and the op's own reading: its contract reader, naming the field.
+        OpAttrs::from_fields(op, &pairs).map_err(|e| match e {
+            crate::error::ContractError::Attribute { name, reason } => {
+                PluginError::Field { name, reason }
+            }
+            other => other.into(),
+        })
     }
 }
 
@@ -163,6 +174,15 @@ impl FieldSet {
 mod tests {
     use super::field_type::*;
     use super::*;
+    use crate::contract::S6Attrs;
+    use crate::contract_heads::HeadsAttrs;
+
+    fn scan(fs: &FieldSet) -> S6Attrs {
+        match fs.attrs(Op::Scan).unwrap() {
+            OpAttrs::Scan(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// The fields not in `except`, as kINT32 zeros.
     fn zeros_except(except: &[&str]) -> FieldSet {
@@ -189,7 +209,7 @@ mod tests {
             fs.add_raw(b"delta_softplus", INT32, 1, &one as *const i32 as *const u8)
                 .unwrap();
         }
-        let a = fs.attrs().unwrap();
+        let a = scan(&fs);
         assert!(a.has_z && a.delta_softplus && !a.has_d && !a.has_last_state);
     }
 
@@ -206,7 +226,7 @@ mod tests {
                 .unwrap();
         }
         fs.add_i64("plugin_version", INT32, 1);
-        let a = fs.attrs().unwrap();
+        let a = scan(&fs);
         assert_eq!(
             a,
             S6Attrs {
@@ -218,7 +238,7 @@ mod tests {
     }
 
     fn refused(fs: &FieldSet) -> String {
-        let e = fs.attrs().unwrap_err().to_string();
+        let e = fs.attrs(Op::Scan).unwrap_err().to_string();
         assert!(e.contains('`'), "{e}");
         e
     }
@@ -272,5 +292,50 @@ mod tests {
         let mut fs = zeros_except(&[]);
         fs.add_i64("has_D", INT32, 1);
         assert!(refused(&fs).contains("twice"));
+    }
+
+    /// The heads op reads its own seven fields, as the ONNX parser passes them, and refuses
+    /// S6Scan's.
+    #[test]
+    fn heads_fields() {
+        let mut fs = FieldSet::default();
+        for (i, n) in HeadsAttrs::FIELD_NAMES.iter().enumerate() {
+            fs.add_i64(n, INT32, (i % 2) as i64);
+        }
+        let want = HeadsAttrs {
+            has_d: true,
+            has_dt_bias: true,
+            has_initial_state: true,
+            ..Default::default()
+        };
+        assert_eq!(fs.attrs(Op::Heads).unwrap(), OpAttrs::Heads(want));
+        let e = fs.attrs(Op::Scan).unwrap_err().to_string();
+        assert!(e.contains("`dt_softplus`") && e.contains("unknown"), "{e}");
+
+        let mut fs = FieldSet::default();
+        for n in &HeadsAttrs::FIELD_NAMES[..6] {
+            fs.add_i64(n, INT32, 0);
+        }
+        let e = fs.attrs(Op::Heads).unwrap_err().to_string();
+        assert!(
+            e.contains("`has_last_state`") && e.contains("missing") && e.contains("7 S6ScanHeads"),
+            "{e}"
+        );
+        fs.add_i64("has_last_state", INT32, 2);
+        let e = fs.attrs(Op::Heads).unwrap_err().to_string();
+        assert!(
+            e.contains("`has_last_state`") && e.contains("0 or 1"),
+            "{e}"
+        );
+        let mut fs = FieldSet::default();
+        for n in HeadsAttrs::FIELD_NAMES {
+            fs.add_i64(n, INT32, 0);
+        }
+        fs.add_i64("channels_last", INT32, 0);
+        let e = fs.attrs(Op::Heads).unwrap_err().to_string();
+        assert!(
+            e.contains("`channels_last`") && e.contains("S6ScanHeads v1 takes dt_softplus"),
+            "{e}"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! How TensorRT finds the `S6Scan` creator in `libs6plugin.so`, and how the library refuses a
-//! TensorRT it was not built for.
+//! How TensorRT finds the creators in `libs6plugin.so` (one per op: `S6Scan`, `S6ScanHeads`),
+//! and how the library refuses a TensorRT it was not built for.
 //!
 //! Rust defines the exported C symbols: a cdylib exports only Rust's own `#[no_mangle]` items
 //! (rustc's version script hides `extern "C"` functions of the linked C++ objects), so these
@@ -10,11 +10,11 @@
 //!
 //! - Dynamic loading (`IPluginRegistry::loadLibrary`, `trtexec --dynamicPlugins`,
 //!   `--setPluginsToSerialize`): TensorRT calls `setLoggerFinder` then `getCreators`
-//!   (10.x, 11.x, TensorRT-RTX: the IPluginV3 creator) or `getPluginCreators` (8.6/9.x: the
-//!   IPluginV2DynamicExt creator) and registers what they return.
+//!   (10.x, 11.x, TensorRT-RTX: the IPluginV3 creators) or `getPluginCreators` (8.6/9.x: the
+//!   IPluginV2DynamicExt creators) and registers what they return.
 //! - Static loading (`trtexec --plugins`/`--staticPlugins`, polygraphy `--plugins`,
 //!   `dlopen`/`ctypes.CDLL` by an application): a load-time constructor finds the TensorRT already
-//!   in the process ([`host::in_process`]) and registers the creator with its registry. It does
+//!   in the process ([`host::in_process`]) and registers both creators with its registry. It does
 //!   nothing if TensorRT is not in the process, nothing with `S6PLUGIN_NO_STATIC_REGISTRATION`
 //!   set, and nothing when a TensorRT library is on the call stack ([`host::caller`]: its
 //!   `loadLibrary` is loading us and will call `getCreators`; a creator registered twice would
@@ -114,7 +114,8 @@ unsafe fn creators(v3_list: i32, nb_creators: *mut i32) -> *const *mut c_void {
 }
 
 /// TensorRT 10.x, 11.x and TensorRT-RTX: the plugin creators of this library
-/// (`IPluginCreatorInterface*` array; the `IPluginCreatorV3One`).
+/// (`IPluginCreatorInterface*` array: the `IPluginCreatorV3One` of `S6Scan`, then of
+/// `S6ScanHeads`).
 ///
 /// # Safety
 /// `nb_creators` is null or a valid pointer to write to.
@@ -126,7 +127,7 @@ pub unsafe extern "C" fn getCreators(nb_creators: *mut i32) -> *const *mut c_voi
 }
 
 /// TensorRT 8.6/9.x: the plugin creators of this library (`IPluginCreator*` array; the
-/// `IPluginV2DynamicExt` creator, in the 8.x and 10.x builds).
+/// `IPluginV2DynamicExt` creators of `S6Scan` and `S6ScanHeads`, in the 8.x and 10.x builds).
 ///
 /// # Safety
 /// As [`getCreators`].

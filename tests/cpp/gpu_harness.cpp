@@ -1,10 +1,11 @@
 // GPU test harness in TensorRT's role: loads libs6plugin.so the way IPluginRegistry::loadLibrary
 // does (setLoggerFinder, getCreators / getPluginCreators), then, for each of the two plugin
 // interfaces (IPluginV3 and IPluginV2DynamicExt), calls every builder-time and run-time method of
-// the S6Scan plugin in the order TensorRT does — with an IExprBuilder of its own for the output
-// shapes — and runs enqueue on a real CUDA stream at two shapes of one dynamic profile,
-// fp32 / fp16 / bf16. It writes every case's inputs and outputs (as f32) to OUTDIR;
-// tests/trt_gpu.rs checks them against the fp64 CPU reference (s6plugin::reference).
+// the S6Scan and S6ScanHeads plugins in the order TensorRT does — with an IExprBuilder of its own
+// for the output shapes — and runs enqueue on a real CUDA stream at two shapes of one dynamic
+// profile, fp32 / fp16 / bf16. It writes every case's inputs and outputs (as f32) to OUTDIR;
+// tests/trt_gpu.rs checks them against the fp64 CPU references (s6plugin::reference,
+// s6plugin::reference_heads).
 //
 // usage: gpu_harness LIBS6PLUGIN OUTDIR       exit 0 ok, 1 failure, 77 no GPU (skip)
 // CUDA is reached through the driver API (dlopen libcuda.so.1): no link-time CUDA dependency.
@@ -88,108 +89,9 @@ Cuda cu;
     } while (0)
 
 // ---------------------------------------------------------------------------------------------
-// An IExprBuilder of our own: symbolic (named) or constant dimension expressions.
-class Expr;
-
-class ExprImpl : public apiv::VDimensionExpr {
-public:
-    explicit ExprImpl(Expr const* owner)
-        : mOwner(owner)
-    {
-    }
-    bool isConstant() const override;
-    int64_t getConstantValue() const override;
-    bool isSizeTensor() const override
-    {
-        return false;
-    }
-
-private:
-    Expr const* mOwner;
-};
-
-class Expr : public IDimensionExpr {
-public:
-    Expr(std::string name, bool constant, int64_t value)
-        : name(std::move(name))
-        , constant(constant)
-        , value(value)
-        , mImplObj(this)
-    {
-        mImpl = &mImplObj;
-    }
-    ~Expr() override = default;
-    std::string name;
-    bool constant;
-    int64_t value;
-
-private:
-    ExprImpl mImplObj;
-};
-
-bool ExprImpl::isConstant() const
-{
-    return mOwner->constant;
-}
-int64_t ExprImpl::getConstantValue() const
-{
-    return mOwner->constant ? mOwner->value : -1;
-}
-
-class ExprBuilderImpl : public apiv::VExprBuilder {
-public:
-    IDimensionExpr const* constant(int64_t value) override
-    {
-        return make(std::to_string(value), true, value);
-    }
-    IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override
-    {
-        auto const& x = static_cast<Expr const&>(a);
-        auto const& y = static_cast<Expr const&>(b);
-        ++operations;
-        if (x.constant && y.constant)
-        {
-            int64_t v = 0;
-            switch (op)
-            {
-            case DimensionOperation::kSUM: v = x.value + y.value; break;
-            case DimensionOperation::kPROD: v = x.value * y.value; break;
-            case DimensionOperation::kMAX: v = std::max(x.value, y.value); break;
-            case DimensionOperation::kMIN: v = std::min(x.value, y.value); break;
-            case DimensionOperation::kSUB: v = x.value - y.value; break;
-            case DimensionOperation::kEQUAL: v = x.value == y.value; break;
-            case DimensionOperation::kLESS: v = x.value < y.value; break;
-            case DimensionOperation::kFLOOR_DIV: v = x.value / y.value; break;
-            case DimensionOperation::kCEIL_DIV: v = (x.value + y.value - 1) / y.value; break;
-            }
-            return make(std::to_string(v), true, v);
-        }
-        return make("(" + x.name + " op" + std::to_string(static_cast<int>(op)) + " " + y.name + ")", false, -1);
-    }
-    IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override
-    {
-        return nullptr;
-    }
-    Expr const* make(std::string name, bool constant, int64_t value)
-    {
-        mExprs.emplace_back(new Expr(std::move(name), constant, value));
-        return mExprs.back().get();
-    }
-    int operations = 0;
-
-private:
-    std::vector<std::unique_ptr<Expr>> mExprs;
-};
-
-class ExprBuilder : public IExprBuilder {
-public:
-    ExprBuilder()
-    {
-        mImpl = &impl;
-    }
-    ~ExprBuilder() override = default;
-    ExprBuilderImpl impl;
-};
+// (The IExprBuilder is s6test::ExprBuilder, common.h.)
+using s6test::Expr;
+using s6test::ExprBuilder;
 
 // ---------------------------------------------------------------------------------------------
 // Host-side dtype conversions (round to nearest even).
@@ -338,9 +240,14 @@ struct Rng {
 
 // ---------------------------------------------------------------------------------------------
 // Cases.
-char const* const kFieldNames[] = {"delta_softplus", "has_D", "has_z", "has_delta_bias", "has_initial_state",
-    "has_last_state", "channels_last", "bc_channels_last"};
+// The two ops' fields, in contract order (docs/s6scan.md, docs/s6scan_heads.md).
+std::vector<std::string> const kFieldNames = {"delta_softplus", "has_D", "has_z", "has_delta_bias",
+    "has_initial_state", "has_last_state", "channels_last", "bc_channels_last"};
+std::vector<std::string> const kHeadsFieldNames
+    = {"dt_softplus", "has_D", "has_z", "has_dt_bias", "has_dt_limit", "has_initial_state", "has_last_state"};
 
+// Input roles of both ops: S6Scan's u, delta, delta_bias are S6ScanHeads' x, dt, dt_bias;
+// DT_LIMIT is S6ScanHeads' only.
 enum Role
 {
     U,
@@ -351,34 +258,69 @@ enum Role
     DSKIP,
     Z,
     DELTA_BIAS,
+    DT_LIMIT,
     INIT
 };
-char const* const kRoleNames[] = {"u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"};
+char const* const kRoleNames[] = {"u", "delta", "A", "B", "C", "D", "z", "delta_bias", "dt_limit", "initial_state"};
+char const* const kHeadsRoleNames[] = {"x", "dt", "A", "B", "C", "D", "z", "dt_bias", "dt_limit", "initial_state"};
 
 struct Case {
     std::string name;
-    int32_t attrs[8]; // kFieldNames order
+    int32_t attrs[8]; // the op's field order (fieldNames())
     DataType dtype;
-    int64_t dim, dstate, groups; // groups 0: rank-3 B/C
+    // S6Scan: channels D, state N, groups G (0: rank-3 B/C). S6ScanHeads: heads H, state N,
+    // groups G; headdim P below.
+    int64_t dim, dstate, groups;
     // profile on (batch, L); the runs use shapes inside it
     int64_t minB, minL, maxB, maxL;
     std::vector<std::pair<int64_t, int64_t>> runs; // (batch, L)
+    bool heads = false;
+    int64_t headdim = 0;
 
+    std::string opName() const
+    {
+        return heads ? "S6ScanHeads" : "S6Scan";
+    }
+    std::vector<std::string> const& fieldNames() const
+    {
+        return heads ? kHeadsFieldNames : kFieldNames;
+    }
+    int nbFields() const
+    {
+        return static_cast<int>(fieldNames().size());
+    }
+    char const* roleName(Role r) const
+    {
+        return heads ? kHeadsRoleNames[r] : kRoleNames[r];
+    }
     bool flag(int i) const
     {
         return attrs[i] != 0;
     }
+    // The first four fields mean the same in both ops: softplus, D, z, bias.
     bool softplus() const
     {
         return flag(0);
     }
+    bool dtLimit() const
+    {
+        return heads && flag(4);
+    }
+    bool initialState() const
+    {
+        return flag(heads ? 5 : 4);
+    }
+    bool lastState() const
+    {
+        return flag(heads ? 6 : 5);
+    }
     bool channelsLast() const
     {
-        return flag(6);
+        return !heads && flag(6);
     }
     bool bcChannelsLast() const
     {
-        return flag(7);
+        return !heads && flag(7);
     }
     std::vector<Role> roles() const
     {
@@ -389,21 +331,41 @@ struct Case {
             r.push_back(Z);
         if (flag(3))
             r.push_back(DELTA_BIAS);
-        if (flag(4))
+        if (dtLimit())
+            r.push_back(DT_LIMIT);
+        if (initialState())
             r.push_back(INIT);
         return r;
     }
     int nbOutputs() const
     {
-        return flag(5) ? 2 : 1;
+        return lastState() ? 2 : 1;
     }
     bool activation(Role r) const
     {
         return r == U || r == DELTA || r == B || r == C || r == Z;
     }
-    // Shape of an input; -1 for a dynamic dim when symbolic (batch = -1, L = -2 placeholders).
+    // Shape of an input (U: also y's; INIT: also last_state's); batch = -1, L = -2 as placeholders
+    // for the symbolic dimensions.
     std::vector<int64_t> shape(Role r, int64_t batch, int64_t L) const
     {
+        if (heads)
+        {
+            switch (r)
+            {
+            case U:
+            case Z: return {batch, L, dim, headdim};
+            case DELTA: return {batch, L, dim};
+            case B:
+            case C: return {batch, L, groups, dstate};
+            case A:
+            case DSKIP:
+            case DELTA_BIAS: return {dim};
+            case DT_LIMIT: return {2};
+            case INIT: return {batch, dim, headdim, dstate};
+            }
+            return {};
+        }
         switch (r)
         {
         case U:
@@ -419,6 +381,7 @@ struct Case {
                                     : std::vector<int64_t>{batch, groups, dstate, L};
         case DSKIP:
         case DELTA_BIAS: return {dim};
+        case DT_LIMIT: return {};
         case INIT: return {batch, dim, dstate};
         }
         return {};
@@ -457,12 +420,13 @@ std::vector<float> makeInput(Role r, Case const& c, size_t n, Rng& rng)
         {
         case U: x = rng.uniform(-1.f, 1.f); break;
         case DELTA: x = c.softplus() ? rng.uniform(-4.f, 1.f) : rng.uniform(0.001f, 0.1f); break;
-        case A: x = -rng.uniform(0.5f, 1.5f) * static_cast<float>(1 + (i % c.dstate)); break;
+        case A: x = -rng.uniform(0.5f, 1.5f) * static_cast<float>(1 + (i % (c.heads ? 4 : c.dstate))); break;
         case B:
         case C: x = rng.uniform(-1.f, 1.f); break;
         case DSKIP: x = rng.uniform(-1.f, 1.f); break;
         case Z: x = rng.uniform(-3.f, 3.f); break;
         case DELTA_BIAS: x = rng.uniform(-2.f, 0.5f); break;
+        case DT_LIMIT: x = i == 0 ? 0.02f : 0.6f; break; // active on both sides for these dt
         case INIT: x = rng.uniform(-1.f, 1.f); break;
         }
         v[i] = c.activation(r) ? roundTo(x, c.dtype) : x;
@@ -484,6 +448,26 @@ PluginTensorDesc desc(std::vector<int64_t> const& s, DataType t)
     d.format = TensorFormat::kLINEAR;
     d.scale = 1.f;
     return d;
+}
+
+// Output y: exactly the first input's dimension expressions (no arithmetic).
+bool sameExprs(DimsExprs const& got, DimsExprs const& want)
+{
+    bool ok = got.nbDims == want.nbDims;
+    for (int32_t k = 0; ok && k < got.nbDims; ++k)
+        ok = got.d[k] == want.d[k];
+    return ok;
+}
+
+// Output last_state: the symbolic batch, then the state's constant sizes (S6Scan (D, N),
+// S6ScanHeads (H, P, N)).
+bool isStateShape(DimsExprs const& got, Case const& c, IDimensionExpr const* batchSym)
+{
+    std::vector<int64_t> const want = c.shape(INIT, -1, -2);
+    bool ok = got.nbDims == static_cast<int32_t>(want.size()) && got.nbDims > 0 && got.d[0] == batchSym;
+    for (int32_t k = 1; ok && k < got.nbDims; ++k)
+        ok = got.d[k]->isConstant() && got.d[k]->getConstantValue() == want[k];
+    return ok;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,8 +508,8 @@ void runShapes(Case const& c, std::string const& iface, std::vector<Role> const&
         Rng rng{0x5eed0000ull + static_cast<uint64_t>(runIndex) * 7919ull + std::hash<std::string>{}(c.name) % 1000};
         std::string const stem = outDir + "/" + iface + "_" + c.name + "_run" + std::to_string(runIndex);
         std::ofstream meta(stem + ".txt");
-        meta << "attrs";
-        for (int i = 0; i < 8; ++i)
+        meta << "op " << c.opName() << "\nattrs";
+        for (int i = 0; i < c.nbFields(); ++i)
             meta << ' ' << c.attrs[i];
         meta << "\ndtype " << dtypeName(act) << "\n";
         std::vector<CUdeviceptr> inPtrs(nbIn), outPtrs(nbOut);
@@ -534,7 +518,7 @@ void runShapes(Case const& c, std::string const& iface, std::vector<Role> const&
             std::vector<int64_t> s = c.shape(roles[i], batch, L);
             std::vector<float> v = makeInput(roles[i], c, static_cast<size_t>(volume(s)), rng);
             writeFloats(stem + ".in" + std::to_string(i) + ".f32", v);
-            meta << "input " << kRoleNames[roles[i]];
+            meta << "input " << c.roleName(roles[i]);
             for (auto x : s)
                 meta << ' ' << x;
             meta << "\n";
@@ -608,8 +592,8 @@ void runCaseV2(IPluginCreator& creator, Case const& c, std::string const& outDir
 
     // ---- parser: fields exactly as the ONNX parser passes INT attributes ----
     std::vector<PluginField> fields;
-    for (int i = 0; i < 8; ++i)
-        fields.emplace_back(kFieldNames[i], &c.attrs[i], PluginFieldType::kINT32, 1);
+    for (int i = 0; i < c.nbFields(); ++i)
+        fields.emplace_back(c.fieldNames()[i].c_str(), &c.attrs[i], PluginFieldType::kINT32, 1);
     PluginFieldCollection fc{static_cast<int32_t>(fields.size()), fields.data()};
     IPluginV2* created = creator.createPlugin(c.name.c_str(), &fc);
     S6_CHECK(created != nullptr, "createPlugin");
@@ -645,18 +629,11 @@ void runCaseV2(IPluginCreator& creator, Case const& c, std::string const& outDir
         inExprs.push_back(e);
     }
     DimsExprs y = net->getOutputDimensions(0, inExprs.data(), nbIn, eb);
-    S6_CHECK(y.nbDims == 3, "y rank %d", y.nbDims);
-    if (y.nbDims == 3)
-    {
-        for (int k = 0; k < 3; ++k)
-            S6_CHECK(y.d[k] == inExprs[0].d[k], "y dim %d is u's dim expression", k);
-    }
+    S6_CHECK(sameExprs(y, inExprs[0]), "y dims are the first input's dim expressions");
     if (nbOut == 2)
     {
         DimsExprs s = net->getOutputDimensions(1, inExprs.data(), nbIn, eb);
-        S6_CHECK(s.nbDims == 3 && s.d[0] == batchSym && s.d[1]->isConstant() && s.d[1]->getConstantValue() == c.dim
-                && s.d[2]->isConstant() && s.d[2]->getConstantValue() == c.dstate,
-            "last_state dims are (batch, D, N)");
+        S6_CHECK(isStateShape(s, c, batchSym), "last_state dims are the state's (batch, then constants)");
     }
     S6_CHECK(net->getOutputDimensions(nbOut, inExprs.data(), nbIn, eb).nbDims == -1, "bad output index refused");
 
@@ -795,8 +772,8 @@ void runCaseV3(IPluginCreatorV3One& creator, Case const& c, std::string const& o
     };
 
     std::vector<PluginField> fields;
-    for (int i = 0; i < 8; ++i)
-        fields.emplace_back(kFieldNames[i], &c.attrs[i], PluginFieldType::kINT32, 1);
+    for (int i = 0; i < c.nbFields(); ++i)
+        fields.emplace_back(c.fieldNames()[i].c_str(), &c.attrs[i], PluginFieldType::kINT32, 1);
     PluginFieldCollection fc{static_cast<int32_t>(fields.size()), fields.data()};
     std::unique_ptr<IPluginV3> net(creator.createPlugin(c.name.c_str(), &fc, TensorRTPhase::kBUILD));
     S6_CHECK(net != nullptr, "createPlugin(kBUILD)");
@@ -806,7 +783,7 @@ void runCaseV3(IPluginCreatorV3One& creator, Case const& c, std::string const& o
     S6_CHECK(core && build && runtime, "capabilities");
     if (!(core && build && runtime))
         return;
-    S6_CHECK(std::strcmp(core->getPluginName(), "S6Scan") == 0, "core name");
+    S6_CHECK(core->getPluginName() == c.opName(), "core name %s", core->getPluginName());
 
     S6_CHECK(build->getNbOutputs() == nbOut, "getNbOutputs %d", build->getNbOutputs());
     std::vector<DataType> inTypes;
@@ -837,15 +814,10 @@ void runCaseV3(IPluginCreatorV3One& creator, Case const& c, std::string const& o
     std::vector<DimsExprs> outExprs(nbOut);
     S6_CHECK(build->getOutputShapes(inExprs.data(), nbIn, nullptr, 0, outExprs.data(), nbOut, eb) == 0,
         "getOutputShapes");
-    S6_CHECK(outExprs[0].nbDims == 3 && outExprs[0].d[0] == inExprs[0].d[0] && outExprs[0].d[1] == inExprs[0].d[1]
-            && outExprs[0].d[2] == inExprs[0].d[2],
-        "y dims are u's dim expressions");
+    S6_CHECK(sameExprs(outExprs[0], inExprs[0]), "y dims are the first input's dim expressions");
     if (nbOut == 2)
     {
-        DimsExprs const& st = outExprs[1];
-        S6_CHECK(st.nbDims == 3 && st.d[0] == batchSym && st.d[1]->isConstant() && st.d[1]->getConstantValue() == c.dim
-                && st.d[2]->isConstant() && st.d[2]->getConstantValue() == c.dstate,
-            "last_state dims are (batch, D, N)");
+        S6_CHECK(isStateShape(outExprs[1], c, batchSym), "last_state dims are the state's (batch, then constants)");
     }
     std::vector<DimsExprs> tooFew(nbOut + 1);
     S6_CHECK(build->getOutputShapes(inExprs.data(), nbIn, nullptr, 0, tooFew.data(), nbOut + 1, eb) != 0,
@@ -933,25 +905,26 @@ void runCaseV3(IPluginCreatorV3One& creator, Case const& c, std::string const& o
     // The engine keeps the fields.
     auto* bldRt = static_cast<IPluginV3OneRuntime*>(bldPlugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
     PluginFieldCollection const* stored = bldRt->getFieldsToSerialize();
-    S6_CHECK(stored && stored->nbFields == 8, "getFieldsToSerialize");
-    if (!stored || stored->nbFields != 8)
+    int const nbFields = c.nbFields();
+    S6_CHECK(stored && stored->nbFields == nbFields, "getFieldsToSerialize");
+    if (!stored || stored->nbFields != nbFields)
         return;
-    std::vector<int32_t> values(8);
-    std::vector<std::string> names(8);
-    for (int i = 0; i < 8; ++i)
+    std::vector<int32_t> values(nbFields);
+    std::vector<std::string> names(nbFields);
+    for (int i = 0; i < nbFields; ++i)
     {
         names[i] = stored->fields[i].name;
         values[i] = *static_cast<int32_t const*>(stored->fields[i].data);
-        S6_CHECK(values[i] == c.attrs[i] && names[i] == kFieldNames[i], "stored field %d", i);
+        S6_CHECK(values[i] == c.attrs[i] && names[i] == c.fieldNames()[i], "stored field %d", i);
     }
     bldPlugin.reset();
     net.reset();
 
     // ---- runtime: from the engine's fields, the execution context's copy ----
     std::vector<PluginField> engineFields;
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < nbFields; ++i)
         engineFields.emplace_back(names[i].c_str(), &values[i], PluginFieldType::kINT32, 1);
-    PluginFieldCollection efc{8, engineFields.data()};
+    PluginFieldCollection efc{nbFields, engineFields.data()};
     std::unique_ptr<IPluginV3> des(creator.createPlugin(c.name.c_str(), &efc, TensorRTPhase::kRUNTIME));
     S6_CHECK(des != nullptr, "createPlugin(kRUNTIME) from the engine's fields");
     if (!des)
@@ -1041,19 +1014,34 @@ int main(int argc, char** argv)
     if (!setFinder || !getCreators || !getPluginCreators)
         return 1;
     setFinder(&finder);
+    // Both ops' creators, S6Scan first.
     int32_t n = 0;
     IPluginCreatorInterface* const* list = getCreators(&n);
-    S6_CHECK(n == 1 && list && list[0] && std::strcmp(list[0]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0,
-        "getCreators: one IPluginCreatorV3One");
-    if (n != 1 || !list || !list[0])
+    S6_CHECK(n == 2 && list, "getCreators: two IPluginCreatorV3One (%d)", n);
+    std::map<std::string, IPluginCreatorV3One*> v3;
+    for (int32_t i = 0; list && i < n; ++i)
+    {
+        if (list[i] && std::strcmp(list[i]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0)
+        {
+            auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
+            S6_CHECK(std::strcmp(c->getPluginVersion(), "1") == 0, "%s v1 (V3)", c->getPluginName());
+            v3[c->getPluginName()] = c;
+        }
+    }
+    S6_CHECK(v3.count("S6Scan") && v3.count("S6ScanHeads"), "S6Scan and S6ScanHeads V3 creators");
+    if (!v3.count("S6Scan") || !v3.count("S6ScanHeads"))
         return 1;
-    auto* creatorV3 = static_cast<IPluginCreatorV3One*>(list[0]);
-    S6_CHECK(std::strcmp(creatorV3->getPluginName(), "S6Scan") == 0 && std::strcmp(creatorV3->getPluginVersion(), "1") == 0,
-        "S6Scan v1 (V3)");
     int32_t n2 = 0;
     IPluginCreatorInterface* const* list2 = getPluginCreators(&n2);
-    IPluginCreator* creatorV2 = n2 == 1 && list2 ? reinterpret_cast<IPluginCreator* const*>(list2)[0] : nullptr;
-    S6_CHECK(creatorV2 != nullptr, "getPluginCreators: the IPluginV2DynamicExt creator (TensorRT 8.x/10.x builds)");
+    std::map<std::string, IPluginCreator*> v2;
+    for (int32_t i = 0; list2 && i < n2; ++i)
+    {
+        IPluginCreator* c = reinterpret_cast<IPluginCreator* const*>(list2)[i];
+        if (c)
+            v2[c->getPluginName()] = c;
+    }
+    S6_CHECK(v2.size() == 2 || n2 == 0, "getPluginCreators: both IPluginV2DynamicExt creators, or none (%d)", n2);
+    S6_CHECK(!v2.empty(), "getPluginCreators: the IPluginV2DynamicExt creators (TensorRT 8.x/10.x builds)");
 
     //                           sp D  z  db is ls cl bcl
     std::vector<Case> cases = {
@@ -1063,12 +1051,21 @@ int main(int argc, char** argv)
         {"chlast_f16", {1, 1, 1, 1, 1, 1, 1, 1}, DataType::kHALF, 72, 8, 3, 1, 1, 2, 256, {{2, 129}, {1, 1}}},
         {"chlast_bf16", {0, 1, 0, 0, 1, 1, 1, 1}, DataType::kBF16, 64, 16, 0, 1, 1, 2, 512, {{2, 511}, {1, 1}}},
         {"gate_bf16_grouped", {1, 1, 1, 1, 0, 0, 0, 0}, DataType::kBF16, 128, 16, 4, 1, 1, 2, 2048, {{1, 2048}, {2, 7}}},
+        // S6ScanHeads (Mamba2): H heads of P, groups G, state N; the Mamba2 export's flags, and
+        // every flag with a decode step.
+        //                         sp D  z  db dl is ls
+        {"heads_mamba2_f32", {1, 1, 0, 1, 1, 0, 1}, DataType::kFLOAT, 8, 16, 2, 1, 1, 2, 300, {{2, 300}, {1, 37}},
+            true, 16},
+        {"heads_all_f16", {1, 1, 1, 1, 1, 1, 1}, DataType::kHALF, 4, 8, 1, 1, 1, 2, 130, {{2, 130}, {1, 1}}, true,
+            32},
+        {"heads_plain_bf16", {0, 0, 0, 0, 0, 0, 0}, DataType::kBF16, 6, 16, 3, 1, 1, 2, 64, {{2, 64}, {1, 9}}, true,
+            8},
     };
     for (Case const& c : cases)
     {
-        runCaseV3(*creatorV3, c, argv[2], logger, stream);
-        if (creatorV2 != nullptr)
-            runCaseV2(*creatorV2, c, argv[2], logger, stream);
+        runCaseV3(*v3[c.opName()], c, argv[2], logger, stream);
+        if (v2.count(c.opName()))
+            runCaseV2(*v2[c.opName()], c, argv[2], logger, stream);
     }
     std::printf("harness: %d failure(s)\n", failures());
     return failures() == 0 ? 0 : 1;

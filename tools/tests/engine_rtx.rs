@@ -9,8 +9,9 @@
 //! Without them (or without the RTX bridge) each test prints a SKIP line on stderr;
 //! `S6_ENGINE_REQUIRE_TRT=1` (CI) turns a skip into a failure.
 //!
-//! The check that matters for the plugin: the parsed network has one `S6Scan` IPluginV3 layer per
-//! `S6Scan` node of the model, and the serialized engine carries the plugin. An engine cannot be
+//! The check that matters for the plugin: the parsed network has one `S6Scan` (Mamba) or
+//! `S6ScanHeads` (Mamba2) IPluginV3 layer per such node of the model, and the serialized engine
+//! carries the plugin. An engine cannot be
 //! deserialized here (TensorRT-RTX needs a GPU of compute capability 7.5–8.9 or 12.x for that).
 
 #[path = "../../tests/skip/mod.rs"]
@@ -335,6 +336,88 @@ fn dynamic_vision_and_stateful_exports_build_with_the_plugin() {
         }
         assert!(count_bytes(&bytes, b"S6Scan") >= scans, "{fixture}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// transformers' Mamba2 exports (dynamo, dynamic sequence; one with a dynamic batch, one fp16),
+/// patched: each layer's chunked scan is one `S6ScanHeads` node, which TensorRT-RTX's ONNX parser
+/// hands to the `S6ScanHeads` IPluginV3 creator (fields as kINT32), and the engine builds over a
+/// profile from L = 1 to 256 (the plugin's shapes, formats and configure at both ends).
+#[test]
+fn patched_mamba2_exports_build_with_the_heads_plugin() {
+    let Some(_) = rtx() else { return };
+    let Some(plugin) = rtx_plugin() else { return };
+    let dir = tmpdir("mamba2");
+    // (fixture, --max, the scan's output dtype): transformers runs the scan of an fp16 model in
+    // fp32 between Casts, so its S6ScanHeads node is fp32 too (docs/s6scan_heads.md).
+    let cases: [(&str, &str, i32); 3] = [
+        ("mamba2/hf2_dynamo_dynseq_L12", "batch=1,sequence=256", 0),
+        ("mamba2/hf2_dynamo_dynbs_b2_L12", "batch=4,sequence=256", 0),
+        (
+            "mamba2/hf2_fp16_dynamo_dynseq_L12",
+            "batch=1,sequence=256",
+            0,
+        ),
+    ];
+    for (fixture, max, dtype) in cases {
+        let (onnx, scans) = patched_as_is(fixture, &dir, &[]);
+        assert_eq!(scans, 0, "{fixture}: no S6Scan node in a Mamba2 model");
+        let m = s6_onnx::model::load(&onnx).unwrap();
+        let heads = m.graph.as_ref().map_or(0, |g| {
+            g.node
+                .iter()
+                .filter(|n| n.op_type == "S6ScanHeads" && n.domain == "s6plugin")
+                .count()
+        });
+        assert_eq!(
+            heads, 2,
+            "{fixture}: two Mamba2 layers, two S6ScanHeads nodes"
+        );
+        let engine = onnx.with_extension("engine");
+        let mut opts = options(&onnx, &engine, Some(&plugin), max);
+        opts.profile.min = sizes("batch=1,sequence=1");
+        let (s, bytes) = build_checked(&opts);
+        let layers: Vec<_> = s.plugin_layers("S6ScanHeads").collect();
+        assert_eq!(layers.len(), heads, "{fixture}: {:?}", s.layers);
+        for l in &layers {
+            assert_eq!(
+                l.kind,
+                LayerKind::PluginV3("S6ScanHeads".into()),
+                "{fixture}"
+            );
+            assert_eq!(l.output_dtype, Some(dtype), "{fixture}: {}", l.name);
+        }
+        assert_eq!(
+            s.layers.iter().filter(|l| l.plugin().is_some()).count(),
+            heads,
+            "{fixture}: no other plugin layer"
+        );
+        assert!(count_bytes(&bytes, b"S6ScanHeads") >= heads, "{fixture}");
+    }
+    // The CLI names the op in its layer report.
+    let onnx = dir.join("mamba2_hf2_dynamo_dynseq_L12.s6.onnx");
+    let o = s6_engine()
+        .arg("build")
+        .arg(&onnx)
+        .arg("-o")
+        .arg(dir.join("cli.engine"))
+        .args(["--backend", "rtx", "--plugin"])
+        .arg(&plugin)
+        .args([
+            "--min",
+            "batch=1,sequence=1",
+            "--opt",
+            "batch=1,sequence=12",
+        ])
+        .args(["--max", "batch=1,sequence=64"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("network: 271 layers, 2 of them S6ScanHeads plugin layers\n"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

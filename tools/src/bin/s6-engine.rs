@@ -298,11 +298,17 @@ fn real_main() -> anyhow::Result<()> {
             };
             let s = build::build(&opts)?;
             if opts.print_only.is_none() {
-                let scans = s.plugin_layers(s6_contract::contract::OP_TYPE).count();
-                eprintln!(
-                    "network: {} layers, {scans} of them S6Scan plugin layers",
-                    s.layers.len()
-                );
+                // Per op of libs6plugin present (S6Scan when none is).
+                let mut ours: Vec<String> = build::PLUGIN_OPS
+                    .iter()
+                    .map(|op| (op, s.plugin_layers(op).count()))
+                    .filter(|&(_, n)| n > 0)
+                    .map(|(op, n)| format!("{n} of them {op} plugin layers"))
+                    .collect();
+                if ours.is_empty() {
+                    ours.push(format!("0 of them {} plugin layers", build::PLUGIN_OPS[0]));
+                }
+                eprintln!("network: {} layers, {}", s.layers.len(), ours.join(", "));
                 eprintln!(
                     "wrote {} ({:.1} MiB, {}, {:.1} s)",
                     opts.engine.display(),

@@ -140,13 +140,16 @@ pub fn fp16_path(engine: &Path) -> PathBuf {
     engine.with_file_name(format!("{stem}.fp16.onnx"))
 }
 
-fn count_s6scan(model: &s6_onnx::proto::ModelProto) -> usize {
-    model
-        .graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == s6_contract::contract::OP_TYPE)
-        .count()
+/// The ops libs6plugin serves (`S6Scan`, Mamba; `S6ScanHeads`, Mamba2): a model with any of them
+/// needs the plugin, and each of its nodes must become a plugin layer of that op.
+pub const PLUGIN_OPS: [&str; 2] = [
+    s6_contract::contract::OP_TYPE,
+    s6_contract::contract_heads::OP_TYPE,
+];
+
+/// How many nodes of each of [`PLUGIN_OPS`] the model's graph has.
+fn count_plugin_nodes(model: &s6_onnx::proto::ModelProto) -> [usize; 2] {
+    PLUGIN_OPS.map(|op| model.graph.node.iter().filter(|n| n.op_type == op).count())
 }
 
 /// Runs the whole build; returns its summary.
@@ -167,14 +170,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
             opts.onnx.display()
         );
     }
-    let n_scans = count_s6scan(&model);
-    let needs_plugin = n_scans > 0;
+    let n_nodes = count_plugin_nodes(&model);
+    let needs_plugin = n_nodes.iter().any(|&n| n > 0);
     let plugin_path = opts.plugin.clone().or_else(plugin::default_plugin_path);
     if needs_plugin && plugin_path.is_none() {
         return Err(EngineError::BadArg {
             path: opts.onnx.clone(),
-            reason: "has S6Scan nodes; pass --plugin PATH/libs6plugin.so (none next to s6-engine)"
-                .into(),
+            reason:
+                "has S6Scan or S6ScanHeads nodes; pass --plugin PATH/libs6plugin.so (none next \
+                     to s6-engine)"
+                    .into(),
         });
     }
     let plugin_path = plugin_path.filter(|_| needs_plugin);
@@ -304,17 +309,19 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
     // major matches the headers (check_abi above); `nvinfer` and `parser` stay loaded through
     // the call.
     let built = unsafe { glue.build(&call, &mut obs) }?;
-    let plugins = built
-        .layers
-        .iter()
-        .filter(|l| l.plugin() == Some(s6_contract::contract::OP_TYPE))
-        .count();
-    if plugins != n_scans {
-        // The parser turned an S6Scan node into something else: the engine would not be ours.
-        return Err(EngineError::Trt(format!(
-            "{}: {n_scans} S6Scan nodes, but the parsed network has {plugins} S6Scan plugin layers",
-            onnx_built.display()
-        )));
+    for (op, n) in PLUGIN_OPS.iter().zip(n_nodes) {
+        let plugins = built
+            .layers
+            .iter()
+            .filter(|l| l.plugin() == Some(op))
+            .count();
+        if plugins != n {
+            // The parser turned a node of ours into something else: the engine would not be ours.
+            return Err(EngineError::Trt(format!(
+                "{}: {n} {op} nodes, but the parsed network has {plugins} {op} plugin layers",
+                onnx_built.display()
+            )));
+        }
     }
     s6_onnx::model::write_atomic(&opts.engine, built.engine.bytes())?;
     if let (Some(path), Some(c)) = (&opts.timing_cache, &built.timing_cache) {
