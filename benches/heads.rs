@@ -1,6 +1,7 @@
 //! Kernel-only timing of the `S6ScanHeads` CUDA kernels by CUDA-graph replay (`--features cuda`).
 //!
-//! `cargo bench -p s6plugin --features cuda --bench heads -- [--quick] [--csv FILE] [--dump DIR]`
+//! `cargo bench -p s6plugin --features cuda --bench heads -- [--quick] [--only B,H,L] [--csv FILE]
+//!  [--dump DIR]`
 //!
 //! Method as `benches/kernels.rs`: a graph of `REPS` back-to-back launches on a fresh stream,
 //! `WARMUP` replays, then the median of `TIMED` replays over `REPS`. Shapes are those of the
@@ -303,7 +304,17 @@ fn main() {
         "{:>5} {:>2} {:>3} {:>5}  {:>10} {:>10} {:>10}",
         "dtype", "B", "H", "L", "auto us", "fused us", "rec us"
     );
-    let shapes: Vec<(usize, usize, usize)> = if quick {
+    let only = opt("--only").map(|v| {
+        let n: Vec<usize> = v
+            .split(',')
+            .map(|x| x.parse().expect("--only B,H,L"))
+            .collect();
+        assert_eq!(n.len(), 3, "--only B,H,L");
+        (n[0], n[1], n[2])
+    });
+    let shapes: Vec<(usize, usize, usize)> = if let Some(one) = only {
+        vec![one]
+    } else if quick {
         vec![(1, 24, 1024), (1, 24, 1)]
     } else {
         let mut v = Vec::new();

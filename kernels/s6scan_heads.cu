@@ -54,7 +54,9 @@ static __device__ __forceinline__ float s6h_silu_gate(float y, float z) {
 // Recurrence kernel: one warp per (b, h, p), lane j holds the states n = j + 32 i, i < NPL.
 // Block: S6H_WARPS warps over consecutive (h, p); grid (ceil(H·P / S6H_WARPS), batch).
 
-template <int DT, int NPL>
+// VEC (N a multiple of 128): lane j holds the 4 consecutive states n = 4(j + 32 i) + k, read and
+// written as 16 bytes, with B and C read 4 at a time; else n = j + 32 i, one at a time.
+template <int DT, int NPL, bool VEC>
 __device__ __forceinline__ void s6h_rec_body(const S6HeadsParams& p) {
     typedef typename S6Elem<DT>::T T;
     const int lane = threadIdx.x & 31;
@@ -70,13 +72,30 @@ __device__ __forceinline__ void s6h_rec_body(const S6HeadsParams& p) {
     const T* z = reinterpret_cast<const T*>(p.z);
     T* y = reinterpret_cast<T*>(p.y);
     const s6_i64 st = ((b * H + h) * P + pp) * N;
+    // Index of the i-th state of this lane.
+    auto nidx = [&](int i) -> s6_i64 {
+        return VEC ? 4 * (lane + 32 * (i / 4)) + (i % 4) : lane + 32 * i;
+    };
     float s[NPL];
+    if (VEC) {
 #pragma unroll
-    for (int i = 0; i < NPL; ++i) {
-        const s6_i64 n = lane + 32 * i;
-        s[i] = (p.initial_state && n < N)
-                   ? reinterpret_cast<const float*>(p.initial_state)[st + n]
-                   : 0.f;
+        for (int i = 0; i < NPL; i += 4) {
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (p.initial_state)
+                v = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(p.initial_state) + st + nidx(i));
+            s[i] = v.x;
+            s[i + 1] = v.y;
+            s[i + 2] = v.z;
+            s[i + 3] = v.w;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) {
+            const s6_i64 n = nidx(i);
+            s[i] = (p.initial_state && n < N)
+                       ? reinterpret_cast<const float*>(p.initial_state)[st + n]
+                       : 0.f;
+        }
     }
     const float a2 = reinterpret_cast<const float*>(p.A)[h] * S6_LOG2E;
     const float dh = p.D ? reinterpret_cast<const float*>(p.D)[h] : 0.f;
@@ -86,14 +105,29 @@ __device__ __forceinline__ void s6h_rec_body(const S6HeadsParams& p) {
         const float xv = S6Elem<DT>::load(x + (bt * H + h) * P + pp);
         const float decay = exp2f(d * a2), dx = d * xv;
         const s6_i64 bc = (bt * p.groups + g) * N;
+        float bv[NPL], cv[NPL];
+        if (VEC) {
+#pragma unroll
+            for (int i = 0; i < NPL; i += 4) {
+                unsigned wb[4], wc[4];
+                S6Elem<DT>::load4raw(Bm + bc + nidx(i), wb);
+                S6Elem<DT>::load4raw(Cm + bc + nidx(i), wc);
+                S6Elem<DT>::cvt4(wb, bv + i);
+                S6Elem<DT>::cvt4(wc, cv + i);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < NPL; ++i) {
+                const s6_i64 n = nidx(i);
+                bv[i] = n < N ? S6Elem<DT>::load(Bm + bc + n) : 0.f;
+                cv[i] = n < N ? S6Elem<DT>::load(Cm + bc + n) : 0.f;
+            }
+        }
         float acc = 0.f;
 #pragma unroll
         for (int i = 0; i < NPL; ++i) {
-            const s6_i64 n = lane + 32 * i;
-            if (n < N) {
-                s[i] = decay * s[i] + dx * S6Elem<DT>::load(Bm + bc + n);
-                acc += s[i] * S6Elem<DT>::load(Cm + bc + n);
-            }
+            s[i] = decay * s[i] + dx * bv[i];
+            acc += s[i] * cv[i];
         }
 #pragma unroll
         for (int o = 16; o >= 1; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
@@ -105,10 +139,17 @@ __device__ __forceinline__ void s6h_rec_body(const S6HeadsParams& p) {
         }
     }
     if (p.last_state) {
+        float* ls = reinterpret_cast<float*>(p.last_state);
+        if (VEC) {
 #pragma unroll
-        for (int i = 0; i < NPL; ++i) {
-            const s6_i64 n = lane + 32 * i;
-            if (n < N) reinterpret_cast<float*>(p.last_state)[st + n] = s[i];
+            for (int i = 0; i < NPL; i += 4)
+                *reinterpret_cast<float4*>(ls + st + nidx(i)) = make_float4(s[i], s[i + 1], s[i + 2], s[i + 3]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < NPL; ++i) {
+                const s6_i64 n = nidx(i);
+                if (n < N) ls[st + n] = s[i];
+            }
         }
     }
 }
@@ -116,13 +157,21 @@ __device__ __forceinline__ void s6h_rec_body(const S6HeadsParams& p) {
 #define S6H_REC(DT, NAME, NPL)                                                                 \
     extern "C" __global__ void __launch_bounds__(32 * S6H_WARPS)                               \
         s6h_rec##NPL##_##NAME(S6HeadsParams p) {                                               \
-        s6h_rec_body<DT, NPL>(p);                                                              \
+        s6h_rec_body<DT, NPL, false>(p);                                                       \
+    }
+#define S6H_RECV(DT, NAME, NPL)                                                                \
+    extern "C" __global__ void __launch_bounds__(32 * S6H_WARPS)                               \
+        s6h_recv##NPL##_##NAME(S6HeadsParams p) {                                              \
+        s6h_rec_body<DT, NPL, true>(p);                                                        \
     }
 #define S6H_REC_ALL(NPL) S6H_REC(0, f32, NPL) S6H_REC(1, f16, NPL) S6H_REC(2, bf16, NPL)
 S6H_REC_ALL(1)
 S6H_REC_ALL(2)
 S6H_REC_ALL(4)
 S6H_REC_ALL(8)
+// Vector forms for N = 128 and 256.
+S6H_RECV(0, f32, 4) S6H_RECV(1, f16, 4) S6H_RECV(2, bf16, 4)
+S6H_RECV(0, f32, 8) S6H_RECV(1, f16, 8) S6H_RECV(2, bf16, 8)
 
 // ---------------------------------------------------------------------------------------------
 // Chunked prefill on tensor cores (sm_80+: ldmatrix, mma.sync m16n8k16, cp.async).

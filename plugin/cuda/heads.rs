@@ -380,7 +380,17 @@ pub unsafe fn launch_heads_with(
                 )));
             }
             let gx = rows.div_ceil(WARPS as usize) as u32;
-            run(k.heads_rec[dtype_index(l.dtype)][vi], (gx, bz, 1), 0, None)
+            let di = dtype_index(l.dtype);
+            // The vector form: N = 128 or 256, states 16-byte and B/C 8-byte aligned.
+            let vector = (d.dstate == 128 || d.dstate == 256)
+                && [p.initial_state, p.last_state].iter().all(|v| v % 16 == 0)
+                && [p.b, p.c].iter().all(|v| v % 8 == 0);
+            let f = if vector {
+                k.heads_recv[di][usize::from(d.dstate == 256)]
+            } else {
+                k.heads_rec[di][vi]
+            };
+            run(f, (gx, bz, 1), 0, None)
         }
         HeadsKernel::Fused => {
             let di = dtype_index(l.dtype) - 1; // fp16 → 0, bf16 → 1

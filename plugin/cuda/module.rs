@@ -40,6 +40,8 @@ pub struct Kernels {
     pub decode: [[sys::CUfunction; DECODE_CONFIGS.len()]; 3],
     /// `S6ScanHeads` recurrence, [dtype][HEADS_REC_NPL index].
     pub heads_rec: [[sys::CUfunction; HEADS_REC_NPL.len()]; 3],
+    /// Its vector form (4 consecutive states per lane) for N = 128, 256: [dtype][0, 1].
+    pub heads_recv: [[sys::CUfunction; 2]; 3],
     /// `S6ScanHeads` chunked prefill on tensor cores, [fp16, bf16][HEADS_CHUNK_NS index]: the
     /// fused kernel, and the split state and output passes; null before sm_80 (no mma.sync
     /// m16n8k16 / cp.async there).
@@ -247,6 +249,7 @@ fn resolve(
         decode32: [null; 3],
         decode: [[null; DECODE_CONFIGS.len()]; 3],
         heads_rec: [[null; HEADS_REC_NPL.len()]; 3],
+        heads_recv: [[null; 2]; 3],
         heads_fused: [[null; HEADS_CHUNK_NS.len()]; 2],
         heads_chunkstate: [[null; HEADS_CHUNK_NS.len()]; 2],
         heads_passing: null,
@@ -273,6 +276,9 @@ fn resolve(
         }
         for (ni, npl) in HEADS_REC_NPL.iter().enumerate() {
             k.heads_rec[di][ni] = get(format!("s6h_rec{npl}_{dt}"))?;
+        }
+        for (vi, npl) in [4, 8].iter().enumerate() {
+            k.heads_recv[di][vi] = get(format!("s6h_recv{npl}_{dt}"))?;
         }
     }
     k.heads_passing = get("s6h_passing".to_string())?;
