@@ -282,7 +282,8 @@ fn heads_kernels_match_fp64_reference() {
     };
     ctx.bind_to_thread().unwrap();
     let origin = s6plugin::cuda::prepare().expect("kernel module");
-    let cc = s6plugin::cuda::module::kernels().unwrap().cc;
+    let kernels = s6plugin::cuda::module::kernels().unwrap();
+    let (cc, sms) = (kernels.cc, kernels.sm_count);
     println!(
         "device: {} (sm_{cc}), module: {origin}",
         ctx.name().unwrap_or_default()
@@ -316,7 +317,7 @@ fn heads_kernels_match_fp64_reference() {
                         ..Default::default()
                     },
                 };
-                let auto = chosen_kernel(&probe, cc).expect("a kernel for every case");
+                let auto = chosen_kernel(&probe, cc, sms).expect("a kernel for every case");
                 let ran = if kernel == HeadsKernel::Auto {
                     auto
                 } else {
