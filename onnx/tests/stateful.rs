@@ -103,7 +103,9 @@ fn one_call_equals_original_and_pieces_equal_one_call() {
     for (export, ..) in CASES {
         let (m, dir, l) = stateful_model(export);
         let original = model::load(&dir.join("model.onnx")).unwrap();
-        let errs = stateful_verify::verify_stateful(&original, &dir, &m, &dir, l).unwrap();
+        let v = stateful_verify::verify_stateful(&original, &dir, &m, &dir, l).unwrap();
+        assert_eq!(v.batch, 2, "{export}: {:?}", v.batch_note);
+        let errs = v.checks;
         assert_eq!(errs.len(), 3);
         for e in &errs {
             assert!(e.rel_to_scale <= 1e-5, "{export}: {e:?}");
@@ -157,7 +159,9 @@ fn fp16_exports_become_stateful_too() {
         let mut m = original.clone();
         patch::patch_model(&mut m, &dir).unwrap();
         stateful::make_stateful(&mut m, &dir).unwrap();
-        let errs = stateful_verify::verify_stateful(&original, &dir, &m, &dir, 6).unwrap();
+        let errs = stateful_verify::verify_stateful(&original, &dir, &m, &dir, 6)
+            .unwrap()
+            .checks;
         // One call vs the original: fp16 rounding (the references differ by 2.5e-3 too);
         // pieces vs one call: the same ops, products of other row counts may sum in another
         // order and round an fp16 value the other way.
