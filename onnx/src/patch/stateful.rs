@@ -228,14 +228,14 @@ fn d_state_of(g: &GraphIndex, a: &str) -> Option<usize> {
 
 /// A layer's scan node: `S6Scan` (Mamba1) or `S6ScanHeads` (Mamba2).
 enum LayerScan {
-    S6(ScanNode),
+    S6(Box<ScanNode>),
     Heads(HeadsAttrs),
 }
 
 impl LayerScan {
     fn of(n: &NodeProto) -> Option<LayerScan> {
         if let Some(s) = ScanNode::from_node(n) {
-            return Some(LayerScan::S6(s));
+            return Some(LayerScan::S6(Box::new(s)));
         }
         if n.op_type != heads::OP_TYPE || n.domain != heads::ONNX_DOMAIN {
             return None;
@@ -277,7 +277,7 @@ impl LayerScan {
     ) -> (NodeProto, Option<String>) {
         match self {
             LayerScan::S6(scan) => {
-                let mut s = scan.clone();
+                let mut s = (**scan).clone();
                 s.initial_state = Some(state_in);
                 let kept = s.last_state.clone();
                 if kept.is_none() {
