@@ -3,12 +3,14 @@
 //! transformers' greedy continuation (`scripts/make_generate_fixtures.py`) — the logits of
 //! every decode step equal transformers' cached `generate()` logits.
 
+mod common;
+
 use s6_onnx::interp::{Dim, Session, Tensor};
 use s6_onnx::patch::stateful::{self, BATCH_DIM};
 use s6_onnx::patch::{self, stateful_verify};
 use s6_onnx::stateful::{concat_steps, steps, StatefulSession};
 use s6_onnx::{model, npy};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// (export, generate fixture with the same weights, layers, d_conv)
 const CASES: [(&str, &str, usize, usize); 9] = [
@@ -23,34 +25,13 @@ const CASES: [(&str, &str, usize, usize); 9] = [
     ("hf_ts_3l_conv3_L8", "hf3c3", 3, 3),
 ];
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
-
 fn stateful_model(export: &str) -> (onnx_protobuf::ModelProto, PathBuf, usize) {
-    let dir = fixtures().join("models").join(export);
+    let dir = common::fixtures().join("models").join(export);
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     let r = patch::patch_model(&mut m, &dir).unwrap();
     let st = stateful::make_stateful(&mut m, &dir).unwrap();
     assert_eq!(st.layers.len(), r.layers_patched);
     (m, dir, r.export_seq_len.unwrap())
-}
-
-fn dims(v: &onnx_protobuf::ValueInfoProto) -> Vec<String> {
-    use onnx_protobuf::tensor_shape_proto::dimension::Value;
-    match v.type_.value.as_ref().unwrap() {
-        onnx_protobuf::type_proto::Value::TensorType(t) => t
-            .shape
-            .dim
-            .iter()
-            .map(|d| match &d.value {
-                Some(Value::DimValue(x)) => x.to_string(),
-                Some(Value::DimParam(p)) => p.clone(),
-                _ => "?".into(),
-            })
-            .collect(),
-        _ => panic!("not a tensor"),
-    }
 }
 
 #[test]
@@ -70,18 +51,26 @@ fn declares_named_fp32_states_per_layer() {
         assert_eq!(names, want, "{export}");
         let outs: Vec<&str> = g.output.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(outs, want_out, "{export}");
-        assert_eq!(dims(&g.input[0]), [BATCH_DIM, "seq_len"], "{export}");
-        assert_eq!(dims(&g.output[0])[..2], [BATCH_DIM, "seq_len"], "{export}");
+        assert_eq!(
+            common::dims(&g.input[0]),
+            [BATCH_DIM, "seq_len"],
+            "{export}"
+        );
+        assert_eq!(
+            common::dims(&g.output[0])[..2],
+            [BATCH_DIM, "seq_len"],
+            "{export}"
+        );
         for v in g.input[1..].iter().chain(&g.output[1..]) {
             let want = if v.name.starts_with("conv") {
                 vec![BATCH_DIM.to_string(), "64".into(), (d_conv - 1).to_string()]
             } else {
                 vec![BATCH_DIM.to_string(), "64".into(), "16".into()]
             };
-            assert_eq!(dims(v), want, "{export} {}", v.name);
+            assert_eq!(common::dims(v), want, "{export} {}", v.name);
         }
         // The session sees them the same way.
-        let s = Session::new(&m, &fixtures().join("models").join(export)).unwrap();
+        let s = Session::new(&m, &common::fixtures().join("models").join(export)).unwrap();
         let c0 = s.inputs().find(|i| i.name == "conv_state.0").unwrap();
         assert_eq!(
             c0.dims.as_ref().unwrap()[2],
@@ -127,7 +116,7 @@ fn decode_steps_match_transformers_cached_generate() {
     for (export, case, ..) in CASES {
         let (m, dir, _) = stateful_model(export);
         let st = StatefulSession::new(Session::new(&m, &dir).unwrap()).unwrap();
-        let g = fixtures().join("generate").join(case);
+        let g = common::fixtures().join("generate").join(case);
         let prompt = npy::read(&g.join("prompt.npy")).unwrap();
         let tokens = npy::read(&g.join("tokens.npy")).unwrap();
         let want = npy::read(&g.join("logits.npy")).unwrap();
@@ -154,7 +143,7 @@ fn decode_steps_match_transformers_cached_generate() {
 #[test]
 fn fp16_exports_become_stateful_too() {
     for export in ["hf_ts_fp16_L6", "hf_dynamo_fp16_L6"] {
-        let dir = fixtures().join("fp16").join(export);
+        let dir = common::fixtures().join("fp16").join(export);
         let original = model::load(&dir.join("model.onnx")).unwrap();
         let mut m = original.clone();
         patch::patch_model(&mut m, &dir).unwrap();
@@ -173,7 +162,7 @@ fn fp16_exports_become_stateful_too() {
 
 #[test]
 fn refuses_unpatched_and_already_stateful_models_and_changes_nothing() {
-    let dir = fixtures().join("models/hf_ts_L12");
+    let dir = common::fixtures().join("models/hf_ts_L12");
     let original = model::load(&dir.join("model.onnx")).unwrap();
     let mut m = original.clone();
     let e = stateful::make_stateful(&mut m, &dir)
@@ -192,7 +181,7 @@ fn refuses_unpatched_and_already_stateful_models_and_changes_nothing() {
 
 #[test]
 fn the_state_runner_refuses_a_plain_graph() {
-    let dir = fixtures().join("models/hf_ts_L12");
+    let dir = common::fixtures().join("models/hf_ts_L12");
     let m = model::load(&dir.join("model.onnx")).unwrap();
     let s = Session::new(&m, &dir).unwrap();
     let e = StatefulSession::new(s).err().unwrap().to_string();
@@ -216,7 +205,7 @@ const MAMBA2: [(&str, bool); 2] = [
 ];
 
 fn mamba2_stateful(export: &str) -> (onnx_protobuf::ModelProto, PathBuf, stateful::StatefulReport) {
-    let dir = fixtures().join("mamba2").join(export);
+    let dir = common::fixtures().join("mamba2").join(export);
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     patch::patch_model(&mut m, &dir).unwrap();
     let st = stateful::make_stateful(&mut m, &dir).unwrap();
@@ -225,15 +214,6 @@ fn mamba2_stateful(export: &str) -> (onnx_protobuf::ModelProto, PathBuf, statefu
 
 fn attr(n: &onnx_protobuf::NodeProto, name: &str) -> i64 {
     n.attribute.iter().find(|a| a.name == name).unwrap().i
-}
-
-fn scaled(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.shape, want.shape);
-    got.to_f64_vec()
-        .iter()
-        .zip(want.to_f64_vec())
-        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-        .fold(0f64, f64::max)
 }
 
 /// Conv state over the x‖B‖C channels (64 + 2·2·16 = 128, d_conv − 1 = 3 steps), SSM state
@@ -273,7 +253,7 @@ fn mamba2_declares_conv_and_heads_states() {
             } else {
                 &[BATCH_DIM, "4", "16", "16"]
             };
-            assert_eq!(dims(v), want, "{export} {}", v.name);
+            assert_eq!(common::dims(v), want, "{export} {}", v.name);
         }
         assert_eq!(rep.layers.len(), 2);
         for l in &rep.layers {
@@ -343,7 +323,7 @@ fn mamba2_zero_state_call_equals_the_fixture_logits_at_every_length() {
             let ids = npy::read(&ids).unwrap();
             let want = npy::read(&case.join("logits.npy")).unwrap();
             let (got, _) = st.step(&ids, &st.zero_states(ids.shape[0])).unwrap();
-            let err = scaled(&got, &want);
+            let err = common::scaled_err(&got, &want);
             assert!(err <= 1e-5, "{export} {}: {err:e}", case.display());
             n += 1;
         }
@@ -355,7 +335,7 @@ fn mamba2_zero_state_call_equals_the_fixture_logits_at_every_length() {
 /// the logits of every decode step equal those transformers picked them from.
 #[test]
 fn mamba2_decode_steps_match_transformers_cached_generate() {
-    let g = fixtures().join("generate/hf2");
+    let g = common::fixtures().join("generate/hf2");
     let prompt = npy::read(&g.join("prompt.npy")).unwrap();
     let tokens = npy::read(&g.join("tokens.npy")).unwrap();
     let want = npy::read(&g.join("logits.npy")).unwrap();
@@ -389,7 +369,7 @@ fn mamba2_decode_steps_match_transformers_cached_generate() {
                 states = s;
             }
             let got = concat_steps(&got).unwrap();
-            let err = scaled(&got, &w);
+            let err = common::scaled_err(&got, &w);
             assert!(err <= 1e-4, "{export} rows {lo}..{hi}: {err:e}");
         }
     }
@@ -397,7 +377,7 @@ fn mamba2_decode_steps_match_transformers_cached_generate() {
 
 #[test]
 fn mamba2_fp16_export_becomes_stateful_too() {
-    let dir = fixtures().join("mamba2/hf2_fp16_dynamo_dynseq_L12");
+    let dir = common::fixtures().join("mamba2/hf2_fp16_dynamo_dynseq_L12");
     let original = model::load(&dir.join("model.onnx")).unwrap();
     let mut m = original.clone();
     patch::patch_model(&mut m, &dir).unwrap();
@@ -415,7 +395,7 @@ fn mamba2_fp16_export_becomes_stateful_too() {
 /// causal conv the state can replace: refused naming the scan node, the model unchanged.
 #[test]
 fn mamba2_conv_slice_of_another_length_is_refused() {
-    let dir = fixtures().join("mamba2/hf2_dynamo_dynseq_L12");
+    let dir = common::fixtures().join("mamba2/hf2_dynamo_dynseq_L12");
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     patch::patch_model(&mut m, &dir).unwrap();
     let g = m.graph.as_mut().unwrap();

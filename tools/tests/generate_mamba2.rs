@@ -4,6 +4,8 @@
 //! the logits they were picked from equal transformers', from a plain export (patched and made
 //! stateful in memory) and from an `onnx-patch --stateful` file, on the CPU and on wgpu.
 
+#[path = "../../onnx/tests/common/mod.rs"]
+mod common;
 #[path = "../../tests/skip/mod.rs"]
 mod skip;
 
@@ -12,19 +14,8 @@ use s6_onnx::npy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("s6-generate2-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn run(bin: &str, args: &[&str], xdg: &Path) -> Output {
@@ -46,11 +37,14 @@ fn text(o: &Output) -> String {
 
 /// The export with a dynamic batch; the other one bakes batch 1.
 fn export(name: &str) -> PathBuf {
-    fixtures().join("mamba2").join(name).join("model.onnx")
+    common::fixtures()
+        .join("mamba2")
+        .join(name)
+        .join("model.onnx")
 }
 
 fn reference() -> (Tensor, Tensor, Tensor) {
-    let g = fixtures().join("generate/hf2");
+    let g = common::fixtures().join("generate/hf2");
     let r = |f: &str| npy::read(&g.join(f)).unwrap();
     (r("prompt.npy"), r("tokens.npy"), r("logits.npy"))
 }
@@ -66,16 +60,6 @@ fn rows(t: &Tensor, lo: usize, hi: usize) -> Tensor {
         s6_onnx::interp::TensorData::from_f64_iter(t.dtype(), v.into_iter()),
     )
     .unwrap()
-}
-
-/// Max |a - b| / max(1, |b|).
-fn scaled_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape, b.shape);
-    a.to_f64_vec()
-        .iter()
-        .zip(b.to_f64_vec())
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f64::max)
 }
 
 /// `s6-run generate` of 32 tokens: (tokens, logits, output text), or the failed output.
@@ -116,15 +100,15 @@ fn check(
     assert!(o.status.success(), "{what}: {t}");
     assert_eq!(tokens.shape, want_t.shape, "{what}");
     assert_eq!(tokens.to_i64_vec(), want_t.to_i64_vec(), "{what}: {t}");
-    let e = scaled_err(logits, want_l);
+    let e = common::scaled_err(logits, want_l);
     assert!(e <= 1e-4, "{what}: logits off by {e:e}");
 }
 
 #[test]
 fn mamba2_greedy_tokens_equal_transformers_generate() {
-    let dir = scratch("greedy");
+    let dir = common::tmpdir("s6-generate2-test", "greedy");
     let (prompt, want_t, want_l) = reference();
-    let prompt_file = fixtures().join("generate/hf2/prompt.npy");
+    let prompt_file = common::fixtures().join("generate/hf2/prompt.npy");
     // Batch 2 on the dynamic-batch export, patched and made stateful in memory.
     let model = export("hf2_dynamo_dynbs_b2_L12");
     let (o, t, l) = generate(&model, &prompt_file, &[], &dir);
@@ -151,7 +135,7 @@ fn mamba2_greedy_tokens_equal_transformers_generate() {
 /// with their shapes, the checks pass, and the file generates the same tokens as given.
 #[test]
 fn mamba2_stateful_file_from_onnx_patch_generates_the_same() {
-    let dir = scratch("file");
+    let dir = common::tmpdir("s6-generate2-test", "file");
     let out = dir.join("m2.st.onnx");
     let report = dir.join("report.json");
     let o = run(
@@ -191,7 +175,12 @@ fn mamba2_stateful_file_from_onnx_patch_generates_the_same() {
         "{checks:?}"
     );
     let (_, want_t, want_l) = reference();
-    let (o, t, l) = generate(&out, &fixtures().join("generate/hf2/prompt.npy"), &[], &dir);
+    let (o, t, l) = generate(
+        &out,
+        &common::fixtures().join("generate/hf2/prompt.npy"),
+        &[],
+        &dir,
+    );
     check("stateful file", &o, &t, &l, &want_t, &want_l);
     assert!(!text(&o).contains("in memory"), "{}", text(&o));
 
@@ -215,9 +204,9 @@ fn mamba2_stateful_file_from_onnx_patch_generates_the_same() {
 
 #[test]
 fn mamba2_gpu_backend_generates_the_same_tokens_or_skips() {
-    let dir = scratch("gpu");
+    let dir = common::tmpdir("s6-generate2-test", "gpu");
     let (_, want_t, want_l) = reference();
-    let prompt = fixtures().join("generate/hf2/prompt.npy");
+    let prompt = common::fixtures().join("generate/hf2/prompt.npy");
     let model = export("hf2_dynamo_dynbs_b2_L12");
     let (o, t, l) = generate(&model, &prompt, &["--backend", "gpu"], &dir);
     let out = text(&o);
@@ -233,6 +222,6 @@ fn mamba2_gpu_backend_generates_the_same_tokens_or_skips() {
     let (o2, t2, l2) = generate(&model, &prompt, &[], &dir);
     assert!(o2.status.success());
     assert_eq!(t.to_i64_vec(), t2.to_i64_vec());
-    let e = scaled_err(&l, &l2);
+    let e = common::scaled_err(&l, &l2);
     assert!(e <= 1e-4, "gpu vs cpu logits: {e:e}");
 }
