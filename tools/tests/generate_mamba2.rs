@@ -114,8 +114,12 @@ fn mamba2_greedy_tokens_equal_transformers_generate() {
     let (o, t, l) = generate(&model, &prompt_file, &[], &dir);
     check("dynbs, batch 2", &o, &t, &l, &want_t, &want_l);
     assert!(text(&o).contains("in memory"), "{}", text(&o));
-    // The batch-1 export, one row at a time.
+    // The batch-1 export (its Reshapes bake batch 1: the stateful graph declares it), one
+    // row at a time; both rows at once are refused clearly.
     let model = export("hf2_dynamo_dynseq_L12");
+    let (o, ..) = generate(&model, &prompt_file, &[], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("axis 0 must be 1"), "{}", text(&o));
     for r in 0..2 {
         let p = dir.join(format!("prompt{r}.npy"));
         npy::write(&p, &rows(&prompt, r, r + 1)).unwrap();
@@ -198,7 +202,10 @@ fn mamba2_stateful_file_from_onnx_patch_generates_the_same() {
     );
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    assert!(t.contains("at batch 1 only"), "{t}");
+    assert!(
+        t.contains("at batch 1 only") && t.contains("fixes batch 1"),
+        "{t}"
+    );
     assert_eq!(t.matches(" ok\n").count(), 3, "{t}");
 }
 

@@ -75,11 +75,18 @@ pub struct LayerState {
 #[derive(Clone, Debug, Default)]
 pub struct StatefulReport {
     pub layers: Vec<LayerState>,
+    /// `Some(b)` where the export baked its batch `b` into the scans' inputs (e.g. a Reshape
+    /// to `(1, -1, H, P)`): axis 0 then stays fixed at `b` instead of becoming `batch`.
+    pub fixed_batch: Option<usize>,
 }
 
 impl StatefulReport {
     /// The `"stateful"` object of `--report`.
     pub fn to_json_value(&self) -> serde_json::Value {
+        let batch = match self.fixed_batch {
+            Some(b) => serde_json::json!(b),
+            None => serde_json::json!(BATCH_DIM),
+        };
         let layers: Vec<serde_json::Value> = self
             .layers
             .iter()
@@ -88,10 +95,10 @@ impl StatefulReport {
                     "layer": l.layer,
                     "conv_state": conv_state_in(l.layer),
                     "conv_state_out": conv_state_out(l.layer),
-                    "conv_state_shape": [BATCH_DIM, l.d_inner, l.d_conv - 1],
+                    "conv_state_shape": [batch, l.d_inner, l.d_conv - 1],
                     "ssm_state": ssm_state_in(l.layer),
                     "ssm_state_out": ssm_state_out(l.layer),
-                    "ssm_state_shape": std::iter::once(serde_json::json!(BATCH_DIM))
+                    "ssm_state_shape": std::iter::once(batch.clone())
                         .chain(l.ssm_dims.iter().map(|d| serde_json::json!(d)))
                         .collect::<Vec<_>>(),
                     "dtype": "float32",
@@ -101,7 +108,7 @@ impl StatefulReport {
                 })
             })
             .collect();
-        serde_json::json!({ "layers": layers })
+        serde_json::json!({ "layers": layers, "batch": batch })
     }
 }
 
@@ -287,7 +294,7 @@ impl LayerScan {
                 p.doc_string = n.doc_string.clone();
                 (p, kept)
             }
-            LayerScan::Heads(attrs) => {
+            LayerScan::Heads(_) => {
                 let mut p = n.clone();
                 // initial_state is the last input in packed order.
                 p.input.push(state_in);
@@ -300,7 +307,6 @@ impl LayerScan {
                         a.i = 1;
                     }
                 }
-                debug_assert!(!attrs.has_initial_state);
                 (p, kept)
             }
         }
@@ -574,10 +580,21 @@ pub fn make_stateful(
             });
         }
     }
-    make_batch_dynamic(graph);
+    let export_batch = make_batch_dynamic(graph);
     graph.input.extend(new_inputs);
     graph.output.extend(new_outputs);
     rewrite::apply(graph, patch)?;
+    if let Some(b) = export_batch {
+        if let Some(node) = batch_baked_at(graph, base_dir, b) {
+            tracing::warn!(
+                node,
+                batch = b,
+                "a Reshape bakes the export's batch: the stateful graph keeps batch {b}"
+            );
+            fix_batch(graph, b);
+            report.fixed_batch = Some(b as usize);
+        }
+    }
     Ok(report)
 }
 
@@ -588,10 +605,51 @@ fn dims_mut(v: &mut ValueInfoProto) -> Option<&mut Vec<Dimension>> {
     }
 }
 
+/// The first Reshape whose constant target fixes axis 0 at `b` although its input's axis 0 is
+/// the graph's `batch` (the export baked its batch size, e.g. `view(1, L, H, P)` as
+/// `Reshape(x, (1, -1, H, P))`): a graph that runs at batch `b` only.
+fn batch_baked_at(graph: &GraphProto, base_dir: &Path, b: i64) -> Option<String> {
+    let g = GraphIndex::new(graph, base_dir);
+    let inf = Infer::new(&g);
+    let batch = SymDim::Param(BATCH_DIM.to_string());
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Reshape" && is_default_domain(n) && n.input.len() >= 2)
+        .find(|n| {
+            let fixed = g
+                .constant(&n.input[1])
+                .is_some_and(|t| t.ints().first() == Some(&b));
+            fixed
+                && inf
+                    .dims(&n.input[0])
+                    .is_some_and(|d| d.first() == Some(&batch))
+        })
+        .map(|n| n.name.clone())
+}
+
+/// Undoes [`make_batch_dynamic`]: every axis 0 named `batch` (inputs, outputs, value_info)
+/// becomes the fixed `b`.
+fn fix_batch(graph: &mut GraphProto, b: i64) {
+    for v in graph
+        .input
+        .iter_mut()
+        .chain(graph.output.iter_mut())
+        .chain(graph.value_info.iter_mut())
+    {
+        if let Some(d) = dims_mut(v).and_then(|d| d.first_mut()) {
+            if matches!(&d.value, Some(DimValue::DimParam(p)) if p == BATCH_DIM) {
+                d.value = Some(DimValue::DimValue(b));
+            }
+        }
+    }
+}
+
 /// Axis 0 of the graph's (non-initializer) inputs and outputs becomes `batch`; so does axis 0
 /// of value_info entries of rank ≥ 2 computed from the inputs when it has the export's batch
-/// size (a hint only: runtimes infer shapes themselves).
-fn make_batch_dynamic(graph: &mut GraphProto) {
+/// size (a hint only: runtimes infer shapes themselves). Returns the export's fixed batch,
+/// if it had one.
+fn make_batch_dynamic(graph: &mut GraphProto) -> Option<i64> {
     let inits: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
     let mut export_batch = None;
     for v in graph
@@ -607,7 +665,7 @@ fn make_batch_dynamic(graph: &mut GraphProto) {
             d.value = Some(DimValue::DimParam(BATCH_DIM.to_string()));
         }
     }
-    let Some(b) = export_batch else { return };
+    let b = export_batch?;
     let mut dynamic: HashSet<String> = graph
         .input
         .iter()
@@ -629,4 +687,5 @@ fn make_batch_dynamic(graph: &mut GraphProto) {
             }
         }
     }
+    Some(b)
 }
