@@ -11,7 +11,8 @@
 //! The states are fp32 graph inputs and outputs: `(batch, channels, d_conv - 1)` for the conv
 //! (Mamba1: d_inner; Mamba2: the x‖B‖C channels, d_inner + 2·G·N) and the scan's state,
 //! `(batch, d_inner, d_state)` for `S6Scan`, `(batch, H, P, N)` for `S6ScanHeads`. The batch
-//! axis of every graph input and output becomes the symbolic `batch`.
+//! axis of every graph input and output becomes the symbolic `batch`, unless a Reshape of the
+//! export bakes its batch size (then it stays fixed: the graph could not run at another).
 
 use super::error::PatchError;
 use super::graph::{attr_i, attr_ints, i64_tensor, is_default_domain, GraphIndex};
