@@ -188,6 +188,27 @@ fn mamba2_stateful_file_from_onnx_patch_generates_the_same() {
     check("stateful file", &o, &t, &l, &want_t, &want_l);
     assert!(!text(&o).contains("in memory"), "{}", text(&o));
 
+    // A patched (not stateful) file is made stateful in memory.
+    let patched = dir.join("m2.patched.onnx");
+    let o = run(
+        env!("CARGO_BIN_EXE_onnx-patch"),
+        &[s(&export("hf2_dynamo_dynbs_b2_L12")), "-o", s(&patched)],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (o, t, l) = generate(
+        &patched,
+        &common::fixtures().join("generate/hf2/prompt.npy"),
+        &[],
+        &dir,
+    );
+    check("patched file", &o, &t, &l, &want_t, &want_l);
+    assert!(
+        text(&o).contains("(made stateful in memory"),
+        "{}",
+        text(&o)
+    );
+
     // The batch-1 export verifies at batch 1 and says why.
     let o = run(
         env!("CARGO_BIN_EXE_onnx-patch"),
