@@ -20,14 +20,20 @@ Models:
   minimal  the mamba-minimal-style model of scripts/export_mamba.py (minimal_*)
   hf3c3    a new 3-layer transformers Mamba with d_conv = 3, exported here (TorchScript, L 8)
            to fixtures/models/hf_ts_3l_conv3_L8/; untied embeddings, so its continuations vary
+  hf2      transformers Mamba2ForCausalLM of scripts/export_mamba2.py (exports
+           hf2_dynamo_dynseq_L12, hf2_dynamo_dynbs_b2_L12); its default time_step_limit
+           (0, inf) keeps transformers' decode path (which ignores the limits) equal to its
+           prefill
 
 Also fixtures/generate/tokenizer.json: a tiny word-level tokenizer over the 96 ids, and
 fixtures/generate/text_case.json: a text prompt, its ids, the greedy continuation of the hf
 model and its decoded text.
 
-Run: /work/pyenv/bin/python scripts/make_generate_fixtures.py
+Run: /work/pyenv/bin/python scripts/make_generate_fixtures.py [--only NAME ...]
+(--only remakes just those cases, leaving the other fixtures as they are)
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -40,6 +46,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import export_mamba as em  # noqa: E402
+import export_mamba2 as em2  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures")
 OUT = os.path.join(ROOT, "generate")
@@ -153,11 +160,11 @@ def margin(logits):
     return float(np.min(top2[..., 1] - top2[..., 0]))
 
 
-def make_case(name, generate, exports, full_forward=None):
+def make_case(name, generate, exports, full_forward=None, vocab=em.VOCAB):
     best = None
     for salt in range(PROMPT_TRIALS):
         rng = np.random.default_rng(em.SEED + 1000 + salt)
-        prompt = rng.integers(0, em.VOCAB, size=(BATCH, PROMPT_LEN), dtype=np.int64)
+        prompt = rng.integers(0, vocab, size=(BATCH, PROMPT_LEN), dtype=np.int64)
         tokens, logits = generate(prompt)
         m = margin(logits)
         distinct = min(len(set(r)) for r in tokens.tolist())
@@ -204,30 +211,50 @@ def make_tokenizer():
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", nargs="+", choices=["hf", "minimal", "hf3c3", "hf2", "text"])
+    args = ap.parse_args()
+    want = lambda name: args.only is None or name in args.only  # noqa: E731
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     hf, _ = em.build_hf()
-    hf_exports = ["hf_ts_L12", "hf_ts_L7", "hf_dynamo_L12", "hf_dynamo_L7", "hf_dynamo_L1"]
-    make_case(
-        "hf",
-        lambda p: hf_generate(hf, p),
-        hf_exports,
-        full_forward=lambda s: hf(input_ids=s, use_cache=False).logits,
-    )
-    minimal = em.build_minimal()
-    make_case(
-        "minimal",
-        lambda p: full_recompute_generate(minimal, p),
-        ["minimal_ts_L12", "minimal_ts_L7", "minimal_dynamo_L12"],
-    )
-    hf3 = build_hf3c3()
-    export_hf3c3(hf3)
-    make_case(
-        "hf3c3",
-        lambda p: hf_generate(hf3, p),
-        ["hf_ts_3l_conv3_L8"],
-        full_forward=lambda s: hf3(input_ids=s, use_cache=False).logits,
-    )
+    if want("hf"):
+        hf_exports = ["hf_ts_L12", "hf_ts_L7", "hf_dynamo_L12", "hf_dynamo_L7", "hf_dynamo_L1"]
+        make_case(
+            "hf",
+            lambda p: hf_generate(hf, p),
+            hf_exports,
+            full_forward=lambda s: hf(input_ids=s, use_cache=False).logits,
+        )
+    if want("minimal"):
+        minimal = em.build_minimal()
+        make_case(
+            "minimal",
+            lambda p: full_recompute_generate(minimal, p),
+            ["minimal_ts_L12", "minimal_ts_L7", "minimal_dynamo_L12"],
+        )
+    if want("hf3c3"):
+        hf3 = build_hf3c3()
+        export_hf3c3(hf3)
+        make_case(
+            "hf3c3",
+            lambda p: hf_generate(hf3, p),
+            ["hf_ts_3l_conv3_L8"],
+            full_forward=lambda s: hf3(input_ids=s, use_cache=False).logits,
+        )
+    if want("hf2"):
+        # The weights of the Mamba2 exports (same builder, same seed).
+        hf2 = em2.build_hf().inner
+        assert hf2.config.time_step_limit == (0.0, float("inf")), hf2.config.time_step_limit
+        make_case(
+            "hf2",
+            lambda p: hf_generate(hf2, p),
+            ["hf2_dynamo_dynseq_L12", "hf2_dynamo_dynbs_b2_L12"],
+            full_forward=lambda s: hf2(input_ids=s, use_cache=False).logits,
+            vocab=em2.VOCAB,
+        )
+    if not want("text"):
+        return
 
     tok = make_tokenizer()
     text = "the cat sit on the red road"

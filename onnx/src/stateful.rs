@@ -63,8 +63,11 @@ impl StatefulSession {
                     return Err(err("not declared float32"));
                 }
                 let dims = info.dims.as_ref().ok_or_else(|| err("rank not declared"))?;
-                if dims.len() != 3 {
-                    return Err(err("not of rank 3 (batch, channels, steps or N)"));
+                // (batch, channels, steps | N), or (batch, H, P, N) for S6ScanHeads.
+                if dims.len() < 3 {
+                    return Err(err(
+                        "not of rank ≥ 3 (batch, channels, steps or N | H, P, N)",
+                    ));
                 }
                 let fixed: Option<Vec<usize>> = dims[1..]
                     .iter()
@@ -73,7 +76,8 @@ impl StatefulSession {
                         _ => None,
                     })
                     .collect();
-                let dims = fixed.ok_or_else(|| err("axes 1 and 2 must have fixed sizes"))?;
+                let dims =
+                    fixed.ok_or_else(|| err("every axis but batch must have a fixed size"))?;
                 if !session.outputs().any(|o| o.name == output) {
                     return Err(StatefulError::NotStateful(format!(
                         "input '{}' has no matching output '{output}'",

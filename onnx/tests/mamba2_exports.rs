@@ -7,9 +7,10 @@
 //! prove (the minimal model's, or any altered detail) is refused with "not supported yet:
 //! Mamba2 …", the graph unchanged.
 
+mod common;
+
 use s6_onnx::interp::{Session, Tensor};
-use s6_onnx::{model, npy, patch};
-use std::collections::HashMap;
+use s6_onnx::{model, patch};
 use std::path::{Path, PathBuf};
 
 /// (fixture, tolerance relative to max(1, |ref|)): fp16 logits agree to fp16 rounding only.
@@ -21,21 +22,7 @@ const FIXTURES: [(&str, f64); 4] = [
 ];
 
 fn dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/mamba2")
-        .join(name)
-}
-
-fn read_npy_dir(d: &Path) -> HashMap<String, Tensor> {
-    let mut m = HashMap::new();
-    for e in std::fs::read_dir(d).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "npy") {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            m.insert(name, npy::read(&p).unwrap());
-        }
-    }
-    m
+    common::fixture_dir("mamba2", name)
 }
 
 /// (inputs, expected outputs) folders: the export shape (`inputs/`, `expected/`) and every
@@ -79,9 +66,9 @@ fn interpreter_runs_the_unpatched_exports_at_every_length() {
         assert_eq!(cases.len(), 4, "{name}: the export shape and three others");
         for (inputs, expected) in cases {
             let outs = s
-                .run(&read_npy_dir(&inputs))
+                .run(&common::read_npy_dir(&inputs))
                 .unwrap_or_else(|e| panic!("{name} {}: {e}", expected.display()));
-            let want = read_npy_dir(&expected);
+            let want = common::read_npy_dir(&expected);
             let got = &outs.iter().find(|(n, _)| n == "logits").unwrap().1;
             let err = rel_err(got, &want["logits"]);
             println!("{name} {}: {err:.2e}", expected.display());
@@ -118,8 +105,8 @@ fn patched_matches(name: &str, tol: f64) {
     );
     let s = Session::new(&m, &d).unwrap();
     for (inputs, expected) in cases(&d) {
-        let outs = s.run(&read_npy_dir(&inputs)).unwrap();
-        let want = read_npy_dir(&expected);
+        let outs = s.run(&common::read_npy_dir(&inputs)).unwrap();
+        let want = common::read_npy_dir(&expected);
         let got = &outs.iter().find(|(n, _)| n == "logits").unwrap().1;
         let err = rel_err(got, &want["logits"]);
         println!("patched {name} {}: {err:.2e}", expected.display());
@@ -134,7 +121,7 @@ fn patched_matches(name: &str, tol: f64) {
 #[test]
 fn patcher_refuses_ssd_it_cannot_prove() {
     // The minimal model's own formulation, and the (invalid) TorchScript export.
-    let ts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/mamba2_ts_L8");
+    let ts = common::fixture_dir("models", "mamba2_ts_L8");
     for d in [dir("ssd_minimal_dynamo_dynseq_L12"), ts] {
         let name = d.file_name().unwrap().to_string_lossy().into_owned();
         let mut m = model::load(&d.join("model.onnx")).unwrap();

@@ -5,12 +5,12 @@
 //! onnxruntime on the original at the export shape and PyTorch at every other batch size and
 //! length the fixture holds (1e-4 of max(1, |ref|)); the dynamic axes stay dynamic.
 
-use s6_onnx::interp::{Session, Tensor};
+mod common;
+
+use s6_onnx::interp::Session;
+use s6_onnx::model;
 use s6_onnx::patch::{self, s6node::ScanNode};
-use s6_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
-use s6_onnx::proto::{type_proto, ModelProto, ValueInfoProto};
-use s6_onnx::{model, npy};
-use std::collections::HashMap;
+use s6_onnx::proto::ModelProto;
 use std::path::{Path, PathBuf};
 
 /// (fixture, export length, export batch, declared input dims of the original).
@@ -28,47 +28,12 @@ const FIXTURES: [(&str, usize, usize, [&str; 2]); 6] = [
     ("hf_dynamo_dynb_b2_L6", 6, 2, ["batch", "6"]),
 ];
 
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/dynamic")
-        .join(name)
-}
-
-fn read_dir_npy(dir: &Path) -> HashMap<String, Tensor> {
-    let mut out = HashMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().and_then(|x| x.to_str()) == Some("npy") {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            out.insert(name, npy::read(&p).unwrap());
-        }
-    }
-    out
-}
-
-/// Declared dims of a graph input/output, as strings (a number or the dim_param).
-fn dims(v: &ValueInfoProto) -> Vec<String> {
-    match v.type_.value.as_ref().unwrap() {
-        type_proto::Value::TensorType(t) => t
-            .shape
-            .dim
-            .iter()
-            .map(|d| match &d.value {
-                Some(DimValue::DimValue(n)) => n.to_string(),
-                Some(DimValue::DimParam(p)) => p.clone(),
-                _ => "?".into(),
-            })
-            .collect(),
-        _ => panic!("not a tensor"),
-    }
-}
-
 /// Runs `m` on the inputs in `inputs` and checks against `case`; returns the worst error and
 /// the output shape.
 fn check(m: &ModelProto, dir: &Path, inputs: &Path, case: &Path) -> (f64, Vec<usize>) {
     let s = Session::new(m, dir).unwrap();
-    let outs = s.run(&read_dir_npy(inputs)).unwrap();
-    let want = read_dir_npy(case);
+    let outs = s.run(&common::read_npy_dir(inputs)).unwrap();
+    let want = common::read_npy_dir(case);
     let (name, got) = &outs[0];
     let want = &want[name];
     assert_eq!(got.shape, want.shape, "{}: {name}", case.display());
@@ -84,10 +49,10 @@ fn check(m: &ModelProto, dir: &Path, inputs: &Path, case: &Path) -> (f64, Vec<us
 #[test]
 fn dynamic_axes_exports_patch_and_match_at_other_batches_and_lengths() {
     for (name, len, batch, declared) in FIXTURES {
-        let dir = fixture_dir(name);
+        let dir = common::fixture_dir("dynamic", name);
         let original = model::load(&dir.join("model.onnx")).unwrap();
         assert_eq!(
-            dims(&original.graph.input[0]),
+            common::dims(&original.graph.input[0]),
             declared,
             "{name}: fixture changed"
         );
@@ -126,13 +91,20 @@ fn dynamic_axes_exports_patch_and_match_at_other_batches_and_lengths() {
             declared[1]
         };
         assert_eq!(report.seq_dim.as_deref(), Some(seq), "{name}");
-        assert_eq!(dims(&g.input[0]), [declared[0], seq], "{name}: input dims");
         assert_eq!(
-            dims(&g.output[0])[0],
-            dims(&original.graph.output[0])[0],
+            common::dims(&g.input[0]),
+            [declared[0], seq],
+            "{name}: input dims"
+        );
+        assert_eq!(
+            common::dims(&g.output[0])[0],
+            common::dims(&original.graph.output[0])[0],
             "{name}: output batch"
         );
-        assert!(dims(&g.output[0])[1].parse::<usize>().is_err(), "{name}");
+        assert!(
+            common::dims(&g.output[0])[1].parse::<usize>().is_err(),
+            "{name}"
+        );
 
         let (e, shape) = check(&patched, &dir, &dir.join("inputs"), &dir.join("expected"));
         assert_eq!(shape[..2], [batch, len]);
@@ -162,8 +134,8 @@ fn dynamic_axes_exports_patch_and_match_at_other_batches_and_lengths() {
             .find(|c| !c.to_string_lossy().ends_with(&format!("_L{len}")))
             .unwrap();
         let so = Session::new(&original, &dir).unwrap();
-        if let Ok(outs) = so.run(&read_dir_npy(&other.join("inputs"))) {
-            let want = read_dir_npy(other);
+        if let Ok(outs) = so.run(&common::read_npy_dir(&other.join("inputs"))) {
+            let want = common::read_npy_dir(other);
             assert_ne!(outs[0].1.shape, want[&outs[0].0].shape, "{name}");
         }
         let mut seen = Vec::new();
@@ -222,10 +194,10 @@ fn a_nonzero_dynamic_state_becomes_initial_state_and_still_matches() {
     // h_{-1} = ConstantOfShape([batch, D, N], 0.5): not the op's default, so it is passed as
     // initial_state (fp32, worked out from the fill value's type). The interpreter on the
     // edited original is the reference, at batch 2 and the export length.
-    let dir = fixture_dir("hf_ts_dynbs_b1_L6");
+    let dir = common::fixture_dir("dynamic", "hf_ts_dynbs_b1_L6");
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     set_fill(&mut m, 1, 0.5f32.to_le_bytes().to_vec());
-    let inputs = read_dir_npy(&dir.join("expected_b3_L6/inputs"));
+    let inputs = common::read_npy_dir(&dir.join("expected_b3_L6/inputs"));
     let want = Session::new(&m, &dir).unwrap().run(&inputs).unwrap();
     let mut patched = m.clone();
     patch::patch_model(&mut patched, &dir).unwrap();
@@ -254,7 +226,7 @@ fn a_nonzero_dynamic_state_becomes_initial_state_and_still_matches() {
 
 #[test]
 fn refusals_name_the_value_and_its_type() {
-    let dir = fixture_dir("hf_ts_dynbs_b1_L6");
+    let dir = common::fixture_dir("dynamic", "hf_ts_dynbs_b1_L6");
     let state = {
         let mut m = model::load(&dir.join("model.onnx")).unwrap();
         zero_state_node(&mut m).output[0].clone()
@@ -299,7 +271,7 @@ fn inferred_shapes_agree_with_onnx_shape_inference() {
     use s6_onnx::patch::infer::{Infer, SymDim};
     use s6_onnx::patch::GraphIndex;
     for (name, ..) in FIXTURES {
-        let dir = fixture_dir(name);
+        let dir = common::fixture_dir("dynamic", name);
         let mut m = model::load(&dir.join("model.onnx")).unwrap();
         m.graph.as_mut().unwrap().value_info.clear();
         let g = m.graph.as_ref().unwrap();

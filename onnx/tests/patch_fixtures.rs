@@ -2,11 +2,13 @@
 //! interpreter, must equal onnxruntime on the original at the export length and PyTorch at the
 //! other length (fp32, 1e-4), with one S6Scan per layer and everything around it folded in.
 
-use s6_onnx::interp::{Session, Tensor};
+mod common;
+
+use s6_onnx::interp::Session;
+use s6_onnx::model;
 use s6_onnx::patch::{self, s6node::ScanNode};
-use s6_onnx::{model, npy};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const FIXTURES: [(&str, usize, usize); 8] = [
     ("hf_ts_L12", 12, 7),
@@ -18,24 +20,6 @@ const FIXTURES: [(&str, usize, usize); 8] = [
     ("minimal_ts_L7", 7, 12),
     ("minimal_dynamo_L12", 12, 7),
 ];
-
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/models")
-        .join(name)
-}
-
-fn read_dir_npy(dir: &Path) -> HashMap<String, Tensor> {
-    let mut out = HashMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().and_then(|x| x.to_str()) == Some("npy") {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            out.insert(name, npy::read(&p).unwrap());
-        }
-    }
-    out
-}
 
 /// Runs `m` on `inputs` and checks every output against `expected` within 1e-4 (abs, scaled by
 /// max(1, |expected|)). Returns the largest error.
@@ -52,8 +36,8 @@ fn check_tol(
     tol: f64,
 ) -> f64 {
     let s = Session::new(m, dir).unwrap();
-    let outs = s.run(&read_dir_npy(inputs_dir)).unwrap();
-    let expected = read_dir_npy(expected_dir);
+    let outs = s.run(&common::read_npy_dir(inputs_dir)).unwrap();
+    let expected = common::read_npy_dir(expected_dir);
     assert!(!outs.is_empty());
     let mut worst = 0f64;
     for (name, got) in outs {
@@ -75,7 +59,7 @@ fn check_tol(
 #[test]
 fn patched_exports_match_onnxruntime_and_pytorch_at_both_lengths() {
     for (name, len, other) in FIXTURES {
-        let dir = fixture_dir(name);
+        let dir = common::fixture_dir("models", name);
         let original = model::load(&dir.join("model.onnx")).unwrap();
         let mut patched = original.clone();
         let report = patch::patch_model(&mut patched, &dir).unwrap();
@@ -130,10 +114,10 @@ fn patched_exports_match_onnxruntime_and_pytorch_at_both_lengths() {
 #[test]
 fn original_exports_do_not_run_at_the_other_length() {
     // The check above can fail: the unpatched export bakes its length.
-    let dir = fixture_dir("hf_ts_L12");
+    let dir = common::fixture_dir("models", "hf_ts_L12");
     let original = model::load(&dir.join("model.onnx")).unwrap();
     let s = Session::new(&original, &dir).unwrap();
-    let inputs = read_dir_npy(&dir.join("expected_L7/inputs"));
+    let inputs = common::read_npy_dir(&dir.join("expected_L7/inputs"));
     // The export declares input_ids as (1, 12): the interpreter refuses length 7 at the input,
     // naming it and the axis, before running anything.
     match s.run(&inputs) {
@@ -147,7 +131,7 @@ fn original_exports_do_not_run_at_the_other_length() {
 
 #[test]
 fn patch_keeps_everything_else() {
-    let dir = fixture_dir("hf_dynamo_L7");
+    let dir = common::fixture_dir("models", "hf_dynamo_L7");
     let original = model::load(&dir.join("model.onnx")).unwrap();
     let mut patched = original.clone();
     patch::patch_model(&mut patched, &dir).unwrap();
@@ -195,7 +179,7 @@ fn patch_keeps_everything_else() {
 fn constants_shared_through_identity_are_folded() {
     // The TorchScript exporter shares equal initializers through Identity nodes (seen for D
     // when every layer's D is the same); the D skip must still be folded.
-    let dir = fixture_dir("hf_ts_L7");
+    let dir = common::fixture_dir("models", "hf_ts_L7");
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     let g = m.graph.as_mut().unwrap();
     let d_names: Vec<String> = g
@@ -244,9 +228,7 @@ fn fp16_exports_are_patched_and_match_to_fp16_rounding() {
     // state in fp32, so the patched model is at least as close to PyTorch as onnxruntime is
     // (the fixture script accepts 2e-2 between those two).
     for (name, other) in [("hf_ts_fp16_L6", 9), ("hf_dynamo_fp16_L6", 9)] {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/fp16")
-            .join(name);
+        let dir = common::fixture_dir("fp16", name);
         let mut m = model::load(&dir.join("model.onnx")).unwrap();
         let report = patch::patch_model(&mut m, &dir).unwrap();
         assert_eq!(report.layers_patched, 2, "{name}");
@@ -284,7 +266,7 @@ fn expose_first(m: &mut onnx_protobuf::ModelProto, op_type: &str) -> String {
 
 #[test]
 fn values_with_other_consumers_are_not_folded() {
-    let dir = fixture_dir("hf_ts_L7");
+    let dir = common::fixture_dir("models", "hf_ts_L7");
     let original = model::load(&dir.join("model.onnx")).unwrap();
 
     // Δ after softplus is also a graph output: softplus and bias stay outside the node.
@@ -318,8 +300,8 @@ fn values_with_other_consumers_are_not_folded() {
 
     // Both still compute the model: the logits match onnxruntime.
     let s = Session::new(&m, &dir).unwrap();
-    let outs = s.run(&read_dir_npy(&dir.join("inputs"))).unwrap();
-    let want = read_dir_npy(&dir.join("expected"));
+    let outs = s.run(&common::read_npy_dir(&dir.join("inputs"))).unwrap();
+    let want = common::read_npy_dir(&dir.join("expected"));
     let (got, want) = (outs[0].1.to_f64_vec(), want["logits"].to_f64_vec());
     for (g, w) in got.iter().zip(&want) {
         assert!(
@@ -333,7 +315,7 @@ fn values_with_other_consumers_are_not_folded() {
 fn final_state_used_elsewhere_becomes_last_state() {
     // Expose layer 0's final state h_{L-1} (TorchScript: Concat ← Unsqueeze ← Gather ← MatMul ←
     // Cast ← h) as a graph output, as a cache output would.
-    let dir = fixture_dir("hf_ts_L7");
+    let dir = common::fixture_dir("models", "hf_ts_L7");
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     let h_last = {
         let g = m.graph.as_ref().unwrap();
@@ -360,7 +342,7 @@ fn final_state_used_elsewhere_becomes_last_state() {
         vi.type_ = Default::default();
         g.output.push(vi);
     }
-    let inputs = read_dir_npy(&dir.join("inputs"));
+    let inputs = common::read_npy_dir(&dir.join("inputs"));
     let want = Session::new(&m, &dir).unwrap().run(&inputs).unwrap();
 
     let mut patched = m.clone();
@@ -396,7 +378,7 @@ fn unknown_fields_survive_patch_and_round_trip() {
     use protobuf::Message;
     // Fields this ONNX version does not know (a newer exporter's) on the model, the graph and a
     // node that survives the patch.
-    let dir = fixture_dir("minimal_ts_L7");
+    let dir = common::fixture_dir("models", "minimal_ts_L7");
     let mut m = model::load(&dir.join("model.onnx")).unwrap();
     m.special_fields.mut_unknown_fields().add_varint(9001, 7);
     let g = m.graph.as_mut().unwrap();

@@ -4,11 +4,12 @@
 //! onnxruntime on the originals, keep their dynamic batch and no longer depend on L.
 //! MambaVision's mixer (an ungrouped, ungated scan) becomes one node.
 
+mod common;
+
 use s6_onnx::interp::{Dim, Session, Tensor};
+use s6_onnx::model;
 use s6_onnx::patch::{self, s6node::ScanNode};
-use s6_onnx::{model, npy};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 /// (fixture, scans, B/C groups, fp16, channels_last); `*_dynamo_*` from the dynamo exporter,
 /// `ss2d_x2` two SS2D blocks in a row. `ss2d_cl_expand` is SS2D's scan spelled
@@ -30,24 +31,6 @@ const FIXTURES: [(&str, usize, usize, bool, bool); 13] = [
     ("vim_fp16_6x10", 2, 1, true, true),
 ];
 
-fn dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/vision")
-        .join(name)
-}
-
-fn read_npy(dir: &Path) -> HashMap<String, Tensor> {
-    let mut out = HashMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().and_then(|x| x.to_str()) == Some("npy") {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            out.insert(name, npy::read(&p).unwrap());
-        }
-    }
-    out
-}
-
 /// Largest of |got - want| / max(1, |want|) over every output.
 fn worst_error(got: &[(String, Tensor)], want: &HashMap<String, Tensor>) -> f64 {
     let mut worst = 0f64;
@@ -63,7 +46,7 @@ fn worst_error(got: &[(String, Tensor)], want: &HashMap<String, Tensor>) -> f64 
 }
 
 fn patched(name: &str) -> (s6_onnx::proto::ModelProto, patch::PatchReport) {
-    let d = dir(name);
+    let d = common::fixture_dir("vision", name);
     let mut m = model::load(&d.join("model.onnx")).unwrap();
     let report = patch::patch_model(&mut m, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
     (m, report)
@@ -80,7 +63,7 @@ fn scans(m: &s6_onnx::proto::ModelProto) -> Vec<ScanNode> {
 #[test]
 fn vision_exports_patch_into_the_expected_nodes_and_match_onnxruntime() {
     for (name, n_scans, groups, fp16, channels_last) in FIXTURES {
-        let d = dir(name);
+        let d = common::fixture_dir("vision", name);
         let (m, report) = patched(name);
         let sc = scans(&m);
         assert_eq!(sc.len(), n_scans, "{name}: S6Scan nodes");
@@ -112,8 +95,8 @@ fn vision_exports_patch_into_the_expected_nodes_and_match_onnxruntime() {
             x.dims
         );
 
-        let got = s.run(&read_npy(&d.join("inputs"))).unwrap();
-        let e = worst_error(&got, &read_npy(&d.join("expected")));
+        let got = s.run(&common::read_npy_dir(&d.join("inputs"))).unwrap();
+        let e = worst_error(&got, &common::read_npy_dir(&d.join("expected")));
         // fp16: the op keeps the state in fp32, onnxruntime rounds every step to fp16.
         let tol = if fp16 { 1e-2 } else { 1e-4 };
         assert!(
@@ -134,7 +117,7 @@ fn vision_exports_patch_into_the_expected_nodes_and_match_onnxruntime() {
         gp.output.push(vi);
         let outs = Session::new(&probe, &d)
             .unwrap()
-            .run(&read_npy(&d.join("inputs")))
+            .run(&common::read_npy_dir(&d.join("inputs")))
             .unwrap();
         let b = &outs.last().unwrap().1;
         let want_rank = if groups > 1 { 4 } else { 3 };
@@ -172,10 +155,10 @@ fn patched_node_count_does_not_depend_on_the_image_size() {
 #[test]
 fn patched_vision_exports_run_at_another_batch() {
     for name in ["ss2d_3x5", "vim_6x10"] {
-        let d = dir(name);
+        let d = common::fixture_dir("vision", name);
         let original = model::load(&d.join("model.onnx")).unwrap();
         let (m, _) = patched(name);
-        let x = &read_npy(&d.join("inputs"))["x"];
+        let x = &common::read_npy_dir(&d.join("inputs"))["x"];
         let mut shape = x.shape.clone();
         shape[0] = 3;
         let n: usize = shape.iter().product();
@@ -200,7 +183,7 @@ fn patched_vision_exports_run_at_another_batch() {
 /// grouping; the patcher must say so rather than build a wrong node.
 #[test]
 fn interleaved_groups_are_refused() {
-    let d = dir("ss2d_interleaved_4x4");
+    let d = common::fixture_dir("vision", "ss2d_interleaved_4x4");
     let mut m = model::load(&d.join("model.onnx")).unwrap();
     let err = patch::patch_model(&mut m, &d).unwrap_err().to_string();
     assert!(
@@ -211,7 +194,7 @@ fn interleaved_groups_are_refused() {
     let m = model::load(&d.join("model.onnx")).unwrap();
     let got = Session::new(&m, &d)
         .unwrap()
-        .run(&read_npy(&d.join("inputs")))
+        .run(&common::read_npy_dir(&d.join("inputs")))
         .unwrap();
-    assert!(worst_error(&got, &read_npy(&d.join("expected"))) <= 1e-4);
+    assert!(worst_error(&got, &common::read_npy_dir(&d.join("expected"))) <= 1e-4);
 }

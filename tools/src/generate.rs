@@ -63,10 +63,13 @@ pub fn prepare(model: &mut ModelProto, base_dir: &Path) -> Result<Prepared, Gene
     if g.input.iter().any(|i| i.name == state0) {
         return Ok(Prepared::AsGiven);
     }
-    let has_scan = g
-        .node
-        .iter()
-        .any(|n| n.op_type == s6_contract::contract::OP_TYPE);
+    let has_scan = g.node.iter().any(|n| {
+        [
+            s6_contract::contract::OP_TYPE,
+            s6_contract::contract_heads::OP_TYPE,
+        ]
+        .contains(&n.op_type.as_str())
+    });
     let how = if has_scan {
         Prepared::MadeStateful
     } else {

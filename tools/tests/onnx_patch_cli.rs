@@ -2,23 +2,17 @@
 //! (patched and verified, or refused), and the refusals (not ONNX, not Mamba, unprovable region,
 //! writing over the input, escaping external-data locations).
 
+#[path = "../../onnx/tests/common/mod.rs"]
+mod common;
+
 use s6_onnx::model;
 use s6_onnx::proto::{ModelProto, NodeProto};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `fixtures/models/<name>/model.onnx`.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/models")
-        .join(name)
-        .join("model.onnx")
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("onnx-patch-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fixture_dir("models", name).join("model.onnx")
 }
 
 fn patch(args: &[&std::ffi::OsStr]) -> Output {
@@ -34,7 +28,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn verifies_and_reports() {
-    let d = tmpdir("verify");
+    let d = common::tmpdir("onnx-patch-test", "verify");
     let out = d.join("patched.onnx");
     let report = d.join("report.json");
     let o = patch(&[
@@ -67,7 +61,7 @@ fn verifies_and_reports() {
 /// grouped node, Vim's two — and skips the second length, which the image size fixes.
 #[test]
 fn verifies_each_scan_of_the_vision_exports() {
-    let d = tmpdir("vision");
+    let d = common::tmpdir("onnx-patch-test", "vision");
     for (name, scans) in [("ss2d_3x5", 1), ("vim_6x10", 2)] {
         let out = d.join(format!("{name}.onnx"));
         let report = d.join(format!("{name}.json"));
@@ -100,7 +94,7 @@ fn verifies_each_scan_of_the_vision_exports() {
 
 #[test]
 fn verification_above_tolerance_fails_and_writes_nothing() {
-    let d = tmpdir("tol");
+    let d = common::tmpdir("onnx-patch-test", "tol");
     let out = d.join("patched.onnx");
     let o = patch(&[
         fixture("hf_dynamo_L7").as_os_str(),
@@ -117,7 +111,7 @@ fn verification_above_tolerance_fails_and_writes_nothing() {
 
 #[test]
 fn refuses_non_onnx() {
-    let d = tmpdir("garbage");
+    let d = common::tmpdir("onnx-patch-test", "garbage");
     let input = d.join("garbage.onnx");
     std::fs::write(&input, b"\xff\xfe this is not protobuf \x00\x01\x02").unwrap();
     let o = patch(&[
@@ -132,7 +126,7 @@ fn refuses_non_onnx() {
 
 #[test]
 fn refuses_a_model_without_a_scan() {
-    let d = tmpdir("notmamba");
+    let d = common::tmpdir("onnx-patch-test", "notmamba");
     let mut m = model::load(&fixture("hf_ts_L7")).unwrap();
     // Keep only the embedding lookup: a valid model with no scan.
     let g = m.graph.as_mut().unwrap();
@@ -152,7 +146,7 @@ fn refuses_a_model_without_a_scan() {
 
 #[test]
 fn names_the_node_it_cannot_prove() {
-    let d = tmpdir("unprovable");
+    let d = common::tmpdir("onnx-patch-test", "unprovable");
     let mut m: ModelProto = model::load(&fixture("hf_ts_L7")).unwrap();
     // Stack the steps out of order: no longer the scan's output.
     let g = m.graph.as_mut().unwrap();
@@ -176,7 +170,7 @@ fn names_the_node_it_cannot_prove() {
 
 #[test]
 fn refuses_mamba2_clearly() {
-    let d = tmpdir("mamba2");
+    let d = common::tmpdir("onnx-patch-test", "mamba2");
     let o = patch(&[
         fixture("mamba2_ts_L8").as_os_str(),
         "-o".as_ref(),
@@ -195,7 +189,7 @@ fn refuses_mamba2_clearly() {
 #[test]
 fn patches_mamba2_and_verifies() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mamba2");
-    let d = tmpdir("mamba2-ok");
+    let d = common::tmpdir("onnx-patch-test", "mamba2-ok");
     let out = d.join("patched.onnx");
     let o = patch(&[
         dir.join("hf2_dynamo_dynseq_L12/model.onnx").as_os_str(),
@@ -232,7 +226,7 @@ fn patches_mamba2_and_verifies() {
 
 #[test]
 fn never_writes_over_the_input() {
-    let d = tmpdir("same");
+    let d = common::tmpdir("onnx-patch-test", "same");
     let sub = d.join("m");
     std::fs::create_dir_all(&sub).unwrap();
     let input = sub.join("model.onnx");
@@ -260,7 +254,7 @@ fn never_writes_over_the_input() {
 
 #[test]
 fn missing_output_folder_leaves_nothing() {
-    let d = tmpdir("nodir");
+    let d = common::tmpdir("onnx-patch-test", "nodir");
     let out = d.join("absent/o.onnx");
     let o = patch(&[
         fixture("hf_ts_L7").as_os_str(),
@@ -273,7 +267,7 @@ fn missing_output_folder_leaves_nothing() {
 
 #[test]
 fn external_data_in_and_out() {
-    let d = tmpdir("external");
+    let d = common::tmpdir("onnx-patch-test", "external");
     let src = fixture("hf_dynamo_L7");
     let m = model::load(&src).unwrap();
     let input = d.join("ext.onnx");
@@ -321,7 +315,7 @@ fn external_data_in_and_out() {
 
 #[test]
 fn never_writes_over_the_inputs_external_data() {
-    let d = tmpdir("overdata");
+    let d = common::tmpdir("onnx-patch-test", "overdata");
     let src = fixture("hf_dynamo_L7");
     let m = model::load(&src).unwrap();
     let input = d.join("ext.onnx");
@@ -348,7 +342,7 @@ fn never_writes_over_the_inputs_external_data() {
 
 #[test]
 fn refuses_external_data_outside_the_model_folder() {
-    let d = tmpdir("escape");
+    let d = common::tmpdir("onnx-patch-test", "escape");
     let src = fixture("hf_dynamo_L7");
     let m = model::load(&src).unwrap();
     let inner = d.join("inner");
@@ -382,7 +376,7 @@ fn refuses_external_data_outside_the_model_folder() {
 fn dynamic_axes_export_verifies_at_batch_2_and_keeps_its_dim_names() {
     // A TorchScript export with dynamic_axes {0: "batch", 1: "seq"}: verified against the
     // original at batch 1 and 2, run at another length and batch; the names survive.
-    let d = tmpdir("dynamic");
+    let d = common::tmpdir("onnx-patch-test", "dynamic");
     let out = d.join("patched.onnx");
     let report = d.join("report.json");
     let input = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,19 +2,22 @@
 //! recurrent state across calls, so that a prompt (states zero) and a one-token decode step are
 //! the same graph.
 //!
-//! Per layer `i` (layers numbered by their `S6Scan` node in graph order):
-//! - the causal conv `Slice(Conv(x, pads=[k-1, k-1]), 0, -(k-1))` becomes
+//! Per layer `i` (layers numbered by their `S6Scan` or `S6ScanHeads` node in graph order):
+//! - the causal conv `Slice(Conv(x, pads=[k-1, k-1]), 0, -(k-1) | L)` becomes
 //!   `Conv(Concat(conv_state.i, x), pads=[0, 0])`, and `conv_state_out.i` is the last `k - 1`
 //!   steps of that concatenation: the conv inputs the next call needs;
 //! - the scan gets `initial_state = ssm_state.i` and `last_state = ssm_state_out.i`.
 //!
-//! The states are fp32 graph inputs and outputs, `(batch, d_inner, d_conv - 1)` and
-//! `(batch, d_inner, d_state)`. The batch axis of every graph input and output becomes the
-//! symbolic `batch`.
+//! The states are fp32 graph inputs and outputs: `(batch, channels, d_conv - 1)` for the conv
+//! (Mamba1: d_inner; Mamba2: the x‖B‖C channels, d_inner + 2·G·N) and the scan's state,
+//! `(batch, d_inner, d_state)` for `S6Scan`, `(batch, H, P, N)` for `S6ScanHeads`. The batch
+//! axis of every graph input and output becomes the symbolic `batch`, unless a Reshape of the
+//! export bakes its batch size (then it stays fixed: the graph could not run at another).
 
 use super::error::PatchError;
 use super::graph::{attr_i, attr_ints, i64_tensor, is_default_domain, GraphIndex};
 use super::graph::{BFLOAT16, FLOAT, FLOAT16};
+use super::infer::{Infer, SymDim};
 use super::rewrite::{self, Ctx, Patch};
 use super::s6node::ScanNode;
 use onnx_protobuf::attribute_proto::AttributeType;
@@ -24,6 +27,7 @@ use onnx_protobuf::{
     type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorShapeProto, TypeProto,
     ValueInfoProto,
 };
+use s6_contract::contract_heads::{self as heads, HeadsAttrs};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -51,13 +55,18 @@ pub fn ssm_state_out(i: usize) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerState {
     pub layer: usize,
-    /// Channels (`d_inner`).
+    /// Channels of the conv (Mamba1: `d_inner`; Mamba2: `d_inner + 2·G·N`).
     pub d_inner: usize,
     /// Conv kernel size (`d_conv`); the conv state holds `d_conv - 1` steps.
     pub d_conv: usize,
     /// SSM state size `N`, where the graph makes it plain.
     pub d_state: Option<usize>,
-    /// The `S6Scan` node of the layer.
+    /// The SSM state's dims after the batch axis (`None`: not plain from the graph):
+    /// `[d_inner, N]` for `S6Scan`, `[H, P, N]` for `S6ScanHeads`.
+    pub ssm_dims: Vec<Option<usize>>,
+    /// The op of the layer's scan node (`S6Scan` or `S6ScanHeads`).
+    pub scan_op: &'static str,
+    /// The scan node of the layer.
     pub scan_node: String,
     /// The conv node of the layer.
     pub conv_node: String,
@@ -67,11 +76,18 @@ pub struct LayerState {
 #[derive(Clone, Debug, Default)]
 pub struct StatefulReport {
     pub layers: Vec<LayerState>,
+    /// `Some(b)` where the export baked its batch `b` into the scans' inputs (e.g. a Reshape
+    /// to `(1, -1, H, P)`): axis 0 then stays fixed at `b` instead of becoming `batch`.
+    pub fixed_batch: Option<usize>,
 }
 
 impl StatefulReport {
     /// The `"stateful"` object of `--report`.
     pub fn to_json_value(&self) -> serde_json::Value {
+        let batch = match self.fixed_batch {
+            Some(b) => serde_json::json!(b),
+            None => serde_json::json!(BATCH_DIM),
+        };
         let layers: Vec<serde_json::Value> = self
             .layers
             .iter()
@@ -80,17 +96,20 @@ impl StatefulReport {
                     "layer": l.layer,
                     "conv_state": conv_state_in(l.layer),
                     "conv_state_out": conv_state_out(l.layer),
-                    "conv_state_shape": [BATCH_DIM, l.d_inner, l.d_conv - 1],
+                    "conv_state_shape": [batch, l.d_inner, l.d_conv - 1],
                     "ssm_state": ssm_state_in(l.layer),
                     "ssm_state_out": ssm_state_out(l.layer),
-                    "ssm_state_shape": [serde_json::json!(BATCH_DIM), serde_json::json!(l.d_inner), serde_json::json!(l.d_state)],
+                    "ssm_state_shape": std::iter::once(batch.clone())
+                        .chain(l.ssm_dims.iter().map(|d| serde_json::json!(d)))
+                        .collect::<Vec<_>>(),
                     "dtype": "float32",
+                    "scan_op": l.scan_op,
                     "conv_node": l.conv_node,
                     "scan_node": l.scan_node,
                 })
             })
             .collect();
-        serde_json::json!({ "layers": layers })
+        serde_json::json!({ "layers": layers, "batch": batch })
     }
 }
 
@@ -110,8 +129,11 @@ fn unsupported(n: &NodeProto, what: impl Into<String>) -> PatchError {
     }
 }
 
-/// The causal convs of a patched graph (the Slice already reads `ends = -(k-1)`).
-fn causal_convs(g: &GraphIndex) -> Vec<CausalConv> {
+/// The causal convs of a patched graph: the Slice reads `ends = -(k-1)` (what
+/// `conv-slice-dynamic` writes), or an end that shape inference proves is the conv input's
+/// own length L (a dynamic-length export, e.g. `Shape(input_ids)[1:2]`): both keep the first L
+/// of the L + k - 1 steps.
+fn causal_convs(g: &GraphIndex, inf: &Infer) -> Vec<CausalConv> {
     let mut out = Vec::new();
     for (i, n) in g.graph.node.iter().enumerate() {
         if n.op_type != "Conv" || !is_default_domain(n) || n.input.len() < 2 {
@@ -148,13 +170,21 @@ fn causal_convs(g: &GraphIndex) -> Vec<CausalConv> {
                 .filter(|x| !x.is_empty())
                 .and_then(|x| g.constant(x))
         };
-        let (Some(starts), Some(ends), Some(axes)) = (c(1), c(2), c(3)) else {
+        let (Some(starts), Some(axes)) = (c(1), c(3)) else {
             continue;
+        };
+        let end_ok = match c(2) {
+            Some(ends) => ends.ints() == [-(k - 1)],
+            None => {
+                let len = inf.dims(&n.input[0]).and_then(|d| d.get(2).cloned());
+                let end = s.input.get(2).and_then(|e| inf.shape_value(e).ok());
+                matches!((len, end), (Some(l), Some(e)) if !matches!(l, SymDim::Known(_)) && e.len() == 1 && e[0] == l)
+            }
         };
         let steps_ok =
             s.input.get(4).is_none_or(|x| x.is_empty()) || c(4).is_some_and(|x| x.ints() == [1]);
         if starts.ints() == [0]
-            && ends.ints() == [-(k - 1)]
+            && end_ok
             && matches!(axes.ints().as_slice(), [2] | [-1])
             && steps_ok
         {
@@ -202,6 +232,114 @@ fn d_state_of(g: &GraphIndex, a: &str) -> Option<usize> {
         v = n.input.first()?.clone();
     }
     None
+}
+
+/// A layer's scan node: `S6Scan` (Mamba1) or `S6ScanHeads` (Mamba2).
+enum LayerScan {
+    S6(Box<ScanNode>),
+    Heads(HeadsAttrs),
+}
+
+impl LayerScan {
+    fn of(n: &NodeProto) -> Option<LayerScan> {
+        if let Some(s) = ScanNode::from_node(n) {
+            return Some(LayerScan::S6(Box::new(s)));
+        }
+        if n.op_type != heads::OP_TYPE || n.domain != heads::ONNX_DOMAIN {
+            return None;
+        }
+        // The contract's reader: every flag exactly once (the STRING plugin_version /
+        // plugin_namespace attributes are not flags).
+        let flags = n
+            .attribute
+            .iter()
+            .filter(|a| a.type_.enum_value() == Ok(AttributeType::INT))
+            .map(|a| (a.name.as_str(), a.i));
+        let attrs = HeadsAttrs::from_fields(flags).ok()?;
+        (n.input.len() == attrs.num_inputs() && n.output.len() == attrs.num_outputs())
+            .then_some(LayerScan::Heads(attrs))
+    }
+
+    fn op(&self) -> &'static str {
+        match self {
+            LayerScan::S6(_) => s6_contract::contract::OP_TYPE,
+            LayerScan::Heads(_) => heads::OP_TYPE,
+        }
+    }
+
+    fn has_initial_state(&self) -> bool {
+        match self {
+            LayerScan::S6(s) => s.initial_state.is_some(),
+            LayerScan::Heads(a) => a.has_initial_state,
+        }
+    }
+
+    /// The node with `initial_state = state_in` and, where it had no last state,
+    /// `last_state = state_out`; else also the last state it already had (to be copied to
+    /// `state_out`).
+    fn with_states(
+        &self,
+        n: &NodeProto,
+        state_in: String,
+        state_out: String,
+    ) -> (NodeProto, Option<String>) {
+        match self {
+            LayerScan::S6(scan) => {
+                let mut s = (**scan).clone();
+                s.initial_state = Some(state_in);
+                let kept = s.last_state.clone();
+                if kept.is_none() {
+                    s.last_state = Some(state_out);
+                }
+                let mut p = s.to_node();
+                p.doc_string = n.doc_string.clone();
+                (p, kept)
+            }
+            LayerScan::Heads(_) => {
+                let mut p = n.clone();
+                // initial_state is the last input in packed order.
+                p.input.push(state_in);
+                let kept = p.output.get(1).cloned();
+                if kept.is_none() {
+                    p.output.push(state_out);
+                }
+                for a in p.attribute.iter_mut() {
+                    if a.name == "has_initial_state" || a.name == "has_last_state" {
+                        a.i = 1;
+                    }
+                }
+                (p, kept)
+            }
+        }
+    }
+
+    /// The state's dims after batch: `[d_inner, N]` (`S6Scan`, d_inner = the conv's channels)
+    /// or `[H, P, N]` (`S6ScanHeads`: from x (batch, L, H, P) and B (batch, L, G, N)).
+    fn state_dims(
+        &self,
+        g: &GraphIndex,
+        inf: &Infer,
+        n: &NodeProto,
+        channels: usize,
+    ) -> Vec<Option<usize>> {
+        let known = |v: &str, axis: usize| match inf.dims(v).and_then(|d| d.get(axis).cloned()) {
+            Some(SymDim::Known(k)) if k >= 0 => Some(k as usize),
+            _ => None,
+        };
+        match self {
+            LayerScan::S6(s) => vec![Some(channels), d_state_of(g, &s.a)],
+            LayerScan::Heads(_) => {
+                let h = g
+                    .constant_proto(&n.input[2])
+                    .and_then(|a| a.dims.first().copied());
+                vec![
+                    known(&n.input[0], 2).or(h.map(|h| h as usize)),
+                    known(&n.input[0], 3),
+                    known(&n.input[3], 3),
+                ]
+            }
+        }
+    }
 }
 
 fn dim_value(v: i64) -> Dimension {
@@ -275,32 +413,33 @@ pub fn make_stateful(
                 });
             }
         }
-        let scans: Vec<(usize, ScanNode)> = g
+        let scans: Vec<(usize, LayerScan)> = g
             .graph
             .node
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| ScanNode::from_node(n).map(|s| (i, s)))
+            .filter_map(|(i, n)| LayerScan::of(n).map(|s| (i, s)))
             .collect();
         if scans.is_empty() {
             return Err(PatchError::NotMamba {
-                detail: "no S6Scan node to make stateful".into(),
+                detail: "no S6Scan or S6ScanHeads node to make stateful".into(),
             });
         }
-        let convs = causal_convs(&g);
+        let inf = Infer::new(&g);
+        let convs = causal_convs(&g, &inf);
         let mut used = HashSet::new();
         let batch_elem = FLOAT;
         for (layer, (si, scan)) in scans.iter().enumerate() {
             let sn = g.node(*si);
             // The layer's conv: the last causal conv (graph order is topological) that the
-            // scan's input u depends on.
-            let anc = ancestors(&g, &scan.u);
+            // scan's input u (x of S6ScanHeads) depends on.
+            let anc = ancestors(&g, &sn.input[0]);
             let conv = convs
                 .iter()
                 .filter(|c| anc.contains(&c.slice))
                 .max_by_key(|c| c.slice)
                 .ok_or_else(|| {
-                    unsupported(sn, "no causal depthwise Conv(pads=[k-1, k-1]) + Slice(0, -(k-1)) feeds this scan's input u")
+                    unsupported(sn, "no causal depthwise Conv(pads=[k-1, k-1]) + Slice(0, -(k-1) or L) feeds this scan's input")
                 })?;
             if !used.insert(conv.conv) {
                 return Err(unsupported(
@@ -308,7 +447,7 @@ pub fn make_stateful(
                     "two scans share one causal conv; cannot tell the layers apart",
                 ));
             }
-            if scan.initial_state.is_some() {
+            if scan.has_initial_state() {
                 return Err(unsupported(
                     sn,
                     "the scan already takes an initial state from the graph",
@@ -393,53 +532,70 @@ pub fn make_stateful(
             patch.remove.push(conv.slice);
 
             // The scan starts from ssm_state.i and hands back its last state.
-            let mut s = scan.clone();
-            s.initial_state = Some(ssm_state_in(layer));
-            match &scan.last_state {
-                None => s.last_state = Some(ssm_state_out(layer)),
-                Some(last) => patch.add_nodes.push(node(
+            let (scan_proto, last) =
+                scan.with_states(sn, ssm_state_in(layer), ssm_state_out(layer));
+            if let Some(last) = last {
+                patch.add_nodes.push(node(
                     "Identity",
                     ctx.fresh(&g, "ssm_state_out"),
-                    vec![last.clone()],
+                    vec![last],
                     vec![ssm_state_out(layer)],
-                )),
+                ));
             }
-            let mut scan_proto = s.to_node();
-            scan_proto.doc_string = sn.doc_string.clone();
             patch.remove.push(*si);
             patch.add_nodes.push(scan_proto);
 
-            let d_state = d_state_of(&g, &scan.a);
+            let ssm_dims = scan.state_dims(&g, &inf, sn, conv.channels);
+            let d_state = ssm_dims.last().copied().flatten();
             let batch = || dim_param(BATCH_DIM);
             let conv_dims = || vec![batch(), dim_value(conv.channels as i64), dim_value(k - 1)];
-            let ssm_dims = || {
-                vec![
-                    batch(),
-                    dim_value(conv.channels as i64),
-                    match d_state {
-                        Some(n) => dim_value(n as i64),
-                        None => dim_param(&format!("d_state_{layer}")),
-                    },
-                ]
+            let ssm_shape = || {
+                let named = ["d_inner", "d_state"];
+                let named: &[&str] = if ssm_dims.len() == 3 {
+                    &["heads", "head_dim", "d_state"]
+                } else {
+                    &named
+                };
+                let mut v = vec![batch()];
+                for (d, name) in ssm_dims.iter().zip(named) {
+                    v.push(match d {
+                        Some(n) => dim_value(*n as i64),
+                        None => dim_param(&format!("{name}_{layer}")),
+                    });
+                }
+                v
             };
             new_inputs.push(value_info(&conv_state_in(layer), batch_elem, conv_dims()));
-            new_inputs.push(value_info(&ssm_state_in(layer), batch_elem, ssm_dims()));
+            new_inputs.push(value_info(&ssm_state_in(layer), batch_elem, ssm_shape()));
             new_outputs.push(value_info(&conv_state_out(layer), batch_elem, conv_dims()));
-            new_outputs.push(value_info(&ssm_state_out(layer), batch_elem, ssm_dims()));
+            new_outputs.push(value_info(&ssm_state_out(layer), batch_elem, ssm_shape()));
             report.layers.push(LayerState {
                 layer,
                 d_inner: conv.channels,
                 d_conv: conv.k,
                 d_state,
+                ssm_dims: ssm_dims.clone(),
+                scan_op: scan.op(),
                 scan_node: sn.name.clone(),
                 conv_node: cn.name.clone(),
             });
         }
     }
-    make_batch_dynamic(graph);
+    let export_batch = make_batch_dynamic(graph);
     graph.input.extend(new_inputs);
     graph.output.extend(new_outputs);
     rewrite::apply(graph, patch)?;
+    if let Some(b) = export_batch {
+        if let Some(node) = batch_baked_at(graph, base_dir, b) {
+            tracing::warn!(
+                node,
+                batch = b,
+                "a Reshape bakes the export's batch: the stateful graph keeps batch {b}"
+            );
+            fix_batch(graph, b);
+            report.fixed_batch = Some(b as usize);
+        }
+    }
     Ok(report)
 }
 
@@ -450,10 +606,51 @@ fn dims_mut(v: &mut ValueInfoProto) -> Option<&mut Vec<Dimension>> {
     }
 }
 
+/// The first Reshape whose constant target fixes axis 0 at `b` although its input's axis 0 is
+/// the graph's `batch` (the export baked its batch size, e.g. `view(1, L, H, P)` as
+/// `Reshape(x, (1, -1, H, P))`): a graph that runs at batch `b` only.
+fn batch_baked_at(graph: &GraphProto, base_dir: &Path, b: i64) -> Option<String> {
+    let g = GraphIndex::new(graph, base_dir);
+    let inf = Infer::new(&g);
+    let batch = SymDim::Param(BATCH_DIM.to_string());
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Reshape" && is_default_domain(n) && n.input.len() >= 2)
+        .find(|n| {
+            let fixed = g
+                .constant(&n.input[1])
+                .is_some_and(|t| t.ints().first() == Some(&b));
+            fixed
+                && inf
+                    .dims(&n.input[0])
+                    .is_some_and(|d| d.first() == Some(&batch))
+        })
+        .map(|n| n.name.clone())
+}
+
+/// Undoes [`make_batch_dynamic`]: every axis 0 named `batch` (inputs, outputs, value_info)
+/// becomes the fixed `b`.
+fn fix_batch(graph: &mut GraphProto, b: i64) {
+    for v in graph
+        .input
+        .iter_mut()
+        .chain(graph.output.iter_mut())
+        .chain(graph.value_info.iter_mut())
+    {
+        if let Some(d) = dims_mut(v).and_then(|d| d.first_mut()) {
+            if matches!(&d.value, Some(DimValue::DimParam(p)) if p == BATCH_DIM) {
+                d.value = Some(DimValue::DimValue(b));
+            }
+        }
+    }
+}
+
 /// Axis 0 of the graph's (non-initializer) inputs and outputs becomes `batch`; so does axis 0
 /// of value_info entries of rank ≥ 2 computed from the inputs when it has the export's batch
-/// size (a hint only: runtimes infer shapes themselves).
-fn make_batch_dynamic(graph: &mut GraphProto) {
+/// size (a hint only: runtimes infer shapes themselves). Returns the export's fixed batch,
+/// if it had one.
+fn make_batch_dynamic(graph: &mut GraphProto) -> Option<i64> {
     let inits: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
     let mut export_batch = None;
     for v in graph
@@ -469,7 +666,7 @@ fn make_batch_dynamic(graph: &mut GraphProto) {
             d.value = Some(DimValue::DimParam(BATCH_DIM.to_string()));
         }
     }
-    let Some(b) = export_batch else { return };
+    let b = export_batch?;
     let mut dynamic: HashSet<String> = graph
         .input
         .iter()
@@ -491,4 +688,5 @@ fn make_batch_dynamic(graph: &mut GraphProto) {
             }
         }
     }
+    Some(b)
 }

@@ -119,7 +119,9 @@ fn run(args: Args) -> Result<ExitCode> {
     let mut verify_json = serde_json::Value::Null;
     let mut failed = false;
     if args.verify && stateful.is_some() {
-        let l = report.export_seq_len.unwrap_or(1);
+        let l = report
+            .export_seq_len
+            .unwrap_or(patch::stateful_verify::DYNAMIC_SEQ_LEN);
         let (j, f) = verify_stateful(&original, &patched, &in_dir, l, args.tolerance)?;
         verify_json = j;
         failed = f;
@@ -293,8 +295,12 @@ fn verify_stateful(
     l: usize,
     tolerance: f64,
 ) -> Result<(serde_json::Value, bool)> {
-    let errs = patch::stateful_verify::verify_stateful(original, dir, stateful, dir, l)
+    let v = patch::stateful_verify::verify_stateful(original, dir, stateful, dir, l)
         .context("--verify")?;
+    if let Some(note) = &v.batch_note {
+        eprintln!("verify stateful: at batch 1 only: {note}");
+    }
+    let errs = v.checks;
     let mut failed = false;
     let mut parts = Vec::new();
     for e in &errs {
@@ -311,7 +317,7 @@ fn verify_stateful(
         parts.push(serde_json::json!({
             "check": e.name,
             "seq_len": l,
-            "batch": 2,
+            "batch": v.batch,
             "max_abs": e.max_abs,
             "max_rel": e.max_rel,
             "rel_to_scale": e.rel_to_scale,
