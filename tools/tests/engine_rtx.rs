@@ -92,6 +92,7 @@ fn options(onnx: &Path, engine: &Path, plugin: Option<&Path>, max: &str) -> Buil
             opt: sizes("batch=1,sequence=12"),
             max: sizes(max),
         },
+        stateful: false,
         precision: PrecisionArg::Auto,
         to_fp16: false,
         workspace_mib: None,
