@@ -95,7 +95,14 @@ impl EngineSession {
 
     fn output_len(&self, name: &str, dtype: DataType) -> Result<(Vec<i64>, usize), EngineError> {
         let shape = self.engine.runner.shape(name)?;
-        let n: usize = shape.iter().map(|&d| d.max(0) as usize).product();
+        if shape.iter().any(|&d| d < 0) {
+            // A data-dependent size would need an output allocator; a stateful graph has none.
+            return Err(EngineError::Tensor {
+                tensor: name.into(),
+                reason: format!("shape {shape:?} is not known before the call"),
+            });
+        }
+        let n: usize = shape.iter().map(|&d| d as usize).product();
         Ok((shape, n * dtype.size_bytes()))
     }
 }
