@@ -177,6 +177,7 @@ enum Cmd {
     /// the prompt once, then one decode step per token, the states kept on the GPU.
     #[command(after_help = GENERATE_HELP)]
     Generate {
+        /// The engine (s6-engine build --stateful of an onnx-patch --stateful graph).
         engine: PathBuf,
         #[command(flatten)]
         gen: GenerateArgs,

@@ -197,6 +197,23 @@ impl BindingPlan {
     }
 }
 
+/// The byte ranges of each row's last position in `(batch, len, vocab)` logits of `elem`-byte
+/// values: all that is copied back per call.
+pub fn last_rows(
+    batch: usize,
+    len: usize,
+    vocab: usize,
+    elem: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let row = vocab * elem;
+    (0..batch)
+        .map(|r| {
+            let at = (r * len + len - 1) * row;
+            at..at + row
+        })
+        .collect()
+}
+
 /// Checks a state input against its output and fixes its per-row dims.
 fn state_binding(
     i: &IoTensor,
@@ -322,6 +339,14 @@ mod tests {
             BindingPlan::new(&two_layers(3)).unwrap().ids_dtype,
             DataType::I32
         );
+    }
+
+    #[test]
+    fn last_rows_are_each_rows_final_position() {
+        // (2, 3, 4) fp32: row 0's last position starts at element 8, row 1's at 20.
+        assert_eq!(last_rows(2, 3, 4, 4), [32..48, 80..96]);
+        // A decode step: every position is a last one.
+        assert_eq!(last_rows(3, 1, 5, 2), [0..10, 10..20, 20..30]);
     }
 
     #[test]

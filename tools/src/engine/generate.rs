@@ -6,7 +6,7 @@
 //! states into the other; the two sets are swapped after the call, so the states never leave
 //! the GPU. Only the logits of each row's last position are copied back.
 
-use super::binding::BindingPlan;
+use super::binding::{last_rows, BindingPlan};
 use super::error::EngineError;
 use super::run::{cuda, to_engine_dtype, Opened};
 use crate::generate::{GenerateError, StepModel};
@@ -213,19 +213,12 @@ impl StepModel for EngineSession {
         // SAFETY: every I/O address is set; the stream belongs to the current context.
         unsafe { runner.enqueue(stream.cu_stream() as *mut c_void) }?;
 
-        // Row r's last position: element (r, ll - 1, ·) of the (batch, ll, vocab) logits.
-        let sz = self.plan.logits_dtype.size_bytes();
-        let row_bytes = vocab * sz;
+        let row_bytes = vocab * self.plan.logits_dtype.size_bytes();
         self.host.resize(batch * row_bytes, 0);
         let logits = self.logits.0.as_ref().expect("allocated");
-        for r in 0..batch {
-            let at = (r * ll + ll - 1) * row_bytes;
-            stream
-                .memcpy_dtoh(
-                    &logits.slice(at..at + row_bytes),
-                    &mut self.host[r * row_bytes..(r + 1) * row_bytes],
-                )
-                .map_err(cuda)?;
+        let rows = last_rows(batch, ll, vocab, self.plan.logits_dtype.size_bytes());
+        for (dst, src) in self.host.chunks_mut(row_bytes).zip(rows) {
+            stream.memcpy_dtoh(&logits.slice(src), dst).map_err(cuda)?;
         }
         stream.synchronize().map_err(cuda)?;
         std::mem::swap(&mut states.cur, &mut states.next);
