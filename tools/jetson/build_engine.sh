@@ -2,11 +2,12 @@
 # Builds and checks a TensorRT engine of the bundled Mamba export (or your model) on a Jetson
 # with JetPack 5 or 6: environment check, libs6plugin.so for sm_87 (Orin), onnx-patch, engine
 # build with Orin Nano limits (8 GB shared by CPU and GPU), a smoke inference and the
-# cross-check of TensorRT's outputs against the s6-run interpreter.
+# cross-check of TensorRT's outputs against the s6-run interpreter; then token generation:
+# the stateful graph (onnx-patch --stateful), its engine, s6-engine generate against s6-run's.
 #
 #   tools/jetson/build_engine.sh [--dry-run] [--model M.onnx --input NAME=FILE.npy]
-#                                [--out DIR] [--precision fp16|fp32] [--max-seq N]
-#                                [--opt-seq N] [--workspace-mib N] [--skip-build]
+#       [--prompt IDS.npy] [--out DIR] [--precision fp16|fp32] [--max-seq N] [--opt-seq N]
+#       [--gen-batch N] [--new-tokens N] [--workspace-mib N] [--skip-build] [--skip-generate]
 #
 # --dry-run checks what it can, prints every command instead of running it, and exits 0 on any
 # machine (CI runs it). Run from anywhere; paths are relative to the repository root.
@@ -15,6 +16,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MODEL="$ROOT/fixtures/models/hf_ts_L12/model.onnx"
 INPUT="input_ids=$ROOT/fixtures/models/hf_ts_L12/inputs/input_ids.npy"
+# Token ids for generation, (batch, P) int64: the bundled model's test prompt (batch 2).
+PROMPT="$ROOT/fixtures/generate/hf/prompt.npy"
+GEN_BATCH=2
+NEW_TOKENS=32
+SKIP_GENERATE=0
 OUT="$ROOT/build/jetson"
 PRECISION="fp16"
 # Orin Nano: 8 GB for CPU and GPU together. A small builder workspace and moderate max shapes
@@ -27,12 +33,16 @@ SKIP_BUILD=0
 TRT_INCLUDE="${TENSORRT_INCLUDE_DIR:-/usr/include/aarch64-linux-gnu}"
 CUDA_DIR="${CUDA_HOME:-/usr/local/cuda}"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
         --skip-build) SKIP_BUILD=1 ;;
+        --skip-generate) SKIP_GENERATE=1 ;;
+        --prompt) PROMPT="$2"; shift ;;
+        --gen-batch) GEN_BATCH="$2"; shift ;;
+        --new-tokens) NEW_TOKENS="$2"; shift ;;
         --model) MODEL="$2"; shift ;;
         --input) INPUT="$2"; shift ;;
         --out) OUT="$2"; shift ;;
@@ -51,6 +61,13 @@ case "$PRECISION" in
     fp32) ATOL=1e-3; RTOL=1e-3 ;;
     *) echo "build_engine.sh: --precision must be fp16 or fp32" >&2; exit 2 ;;
 esac
+
+for n in "$MAX_SEQ" "$OPT_SEQ" "$GEN_BATCH" "$NEW_TOKENS" "$WORKSPACE_MIB"; do
+    if ! [[ "$n" =~ ^[1-9][0-9]*$ ]]; then
+        echo "build_engine.sh: sizes must be positive integers, got '$n'" >&2
+        exit 2
+    fi
+done
 
 PROBLEMS=0
 say() { printf '== %s\n' "$*"; }
@@ -126,6 +143,9 @@ check_environment() {
     if [[ ! -r "$MODEL" ]]; then
         problem "model $MODEL not readable"
     fi
+    if [[ "$SKIP_GENERATE" -eq 0 && ! -r "$PROMPT" ]]; then
+        problem "prompt $PROMPT not readable (--prompt IDS.npy, or --skip-generate)"
+    fi
     if [[ "$PROBLEMS" -gt 0 ]]; then
         if [[ "$DRY_RUN" -eq 1 ]]; then
             say "dry run: $PROBLEMS requirement(s) missing on this machine; the plan follows"
@@ -170,6 +190,39 @@ run "$BIN/s6-engine" run "$ENGINE" --backend trt --plugin "$PLUGIN" --input "$IN
 say "cross-check TensorRT against the interpreter (atol $ATOL, rtol $RTOL)"
 run "$BIN/s6-run" "$PATCHED" --input "$INPUT" --out-dir "$OUT/cpu" --compare "$OUT/trt" \
     --atol "$ATOL" --rtol "$RTOL"
+
+if [[ "$SKIP_GENERATE" -eq 0 ]]; then
+    STATEFUL="$OUT/model.st.onnx"
+    GEN_ENGINE="$OUT/model.st.engine"
+    say "token generation: the stateful graph"
+    run "$BIN/onnx-patch" "$MODEL" -o "$STATEFUL" --stateful --verify
+
+    say "build its engine (profile: sequence 1..$MAX_SEQ, batch 1..$GEN_BATCH, tuned for the decode step)"
+    run "$BIN/s6-engine" build "$STATEFUL" -o "$GEN_ENGINE" --backend trt --plugin "$PLUGIN" \
+        --stateful --max "batch=$GEN_BATCH,sequence=$MAX_SEQ" \
+        --precision "$PRECISION" --workspace-mib "$WORKSPACE_MIB" --timing-cache "$OUT/timing.cache"
+
+    say "generate $NEW_TOKENS tokens with TensorRT, then with the interpreter"
+    run "$BIN/s6-engine" generate "$GEN_ENGINE" --backend trt --plugin "$PLUGIN" \
+        --prompt "$PROMPT" --max-new-tokens "$NEW_TOKENS" --out "$OUT/trt_tokens.npy"
+    run "$BIN/s6-run" generate "$STATEFUL" --prompt "$PROMPT" --max-new-tokens "$NEW_TOKENS" \
+        --out "$OUT/cpu_tokens.npy"
+
+    say "compare the greedy tokens"
+    # Both files come from the same .npy writer: equal tokens are equal bytes.
+    printf '+ cmp %s %s\n' "$OUT/trt_tokens.npy" "$OUT/cpu_tokens.npy"
+    if [[ "$DRY_RUN" -eq 0 ]]; then
+        if cmp -s "$OUT/trt_tokens.npy" "$OUT/cpu_tokens.npy"; then
+            ok "TensorRT's tokens equal the interpreter's"
+        elif [[ "$PRECISION" == fp32 ]]; then
+            echo "build_engine.sh: fp32 engine's greedy tokens differ from the interpreter's" >&2
+            exit 1
+        else
+            # fp16 logits can swap near-equal maxima (random-weight models have many).
+            printf '   note: fp16 tokens differ from the fp32 interpreter (near-equal logits); rerun with --precision fp32 to compare exactly\n'
+        fi
+    fi
+fi
 
 if [[ "$DRY_RUN" -eq 1 ]]; then
     say "dry run done"

@@ -2,6 +2,7 @@
 
 pub mod engine;
 pub mod generate;
+pub mod generate_cli;
 pub mod limits;
 pub mod logging;
 pub mod sample;

@@ -255,3 +255,179 @@ fn fp16_subcommand_writes_a_new_file_only() {
     assert!(m.graph.initializer.iter().any(|t| t.data_type == 10));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The 3-layer d_conv = 3 export made stateful (as `onnx-patch --stateful` saves it).
+fn stateful_model(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/hf_ts_3l_conv3_L8");
+    let mut m = s6_onnx::model::load(&src.join("model.onnx")).unwrap();
+    let how = s6_tools::generate::prepare(&mut m, &src).unwrap();
+    assert_eq!(how, s6_tools::generate::Prepared::PatchedAndMadeStateful);
+    let p = dir.join("model.st.onnx");
+    s6_onnx::model::save(&m, &p).unwrap();
+    p
+}
+
+/// `build --stateful`: --min and --opt default to the one-token decode step, every state input
+/// follows the batch, and a profile that cannot decode (or a graph without states) is refused,
+/// all before any TensorRT is needed.
+#[test]
+fn stateful_profile_covers_the_decode_step() {
+    let dir = tmpdir("stateful");
+    let model = stateful_model(&dir);
+    let build = |extra: &[&str]| {
+        bin()
+            .arg("build")
+            .arg(&model)
+            .arg("-o")
+            .arg(dir.join("m.engine"))
+            .args(["--plugin", "/opt/s6/libs6plugin.so"])
+            .args(extra)
+            .args(["--print-trtexec", "10.3"])
+            .output()
+            .unwrap()
+    };
+    let o = build(&["--stateful", "--max", "batch=4,sequence=1024"]);
+    let s = stderr(&o);
+    assert!(o.status.success(), "{s}");
+    // d_inner 64, d_conv 3 (conv state of 2 steps), N 16, three layers.
+    let layer = |i: usize, b: usize| format!("conv_state.{i}:{b}x64x2,ssm_state.{i}:{b}x64x16");
+    let shapes = |b: usize, l: usize| {
+        let mut v = vec![format!("input_ids:{b}x{l}")];
+        v.extend((0..3).map(|i| layer(i, b)));
+        v.join(",")
+    };
+    for want in [
+        format!("--minShapes={} ", shapes(1, 1)),
+        format!("--optShapes={} ", shapes(1, 1)),
+        format!("--maxShapes={}", shapes(4, 1024)),
+    ] {
+        assert!(s.contains(&want), "{want} missing: {s}");
+    }
+    assert!(!dir.join("m.engine").exists());
+
+    // --opt given: kept; --min defaults still.
+    let o = build(&[
+        "--stateful",
+        "--opt",
+        "batch=2,sequence=64",
+        "--max",
+        "batch=4,sequence=1024",
+    ]);
+    let s = stderr(&o);
+    assert!(o.status.success(), "{s}");
+    assert!(s.contains(&format!("--minShapes={} ", shapes(1, 1))), "{s}");
+    assert!(
+        s.contains(&format!("--optShapes={} ", shapes(2, 64))),
+        "{s}"
+    );
+
+    // A profile from sequence 8 cannot run a decode step: refused, with or without --stateful.
+    for extra in [&["--stateful"][..], &[]] {
+        let mut args = vec!["--min", "batch=1,sequence=8", "--opt", "batch=1,sequence=8"];
+        args.extend_from_slice(extra);
+        args.extend(["--max", "batch=1,sequence=64"]);
+        let o = build(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            "s6-engine: input \"input_ids\" axis 1: a stateful graph decodes one token per call, so its profile must start at sequence=1 (--min gives 8; s6-engine build --stateful defaults --min and --opt to batch=1,sequence=1)\n"
+        );
+    }
+
+    // Without --stateful, --min and --opt stay required.
+    let o = build(&["--max", "batch=1,sequence=64"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--min <MIN>"), "{}", stderr(&o));
+
+    // --stateful on a graph without states.
+    let plain = dynamic_model(&dir, true);
+    let o = bin()
+        .arg("build")
+        .arg(&plain)
+        .arg("-o")
+        .arg(dir.join("p.engine"))
+        .args(["--stateful", "--max", "batch=1,sequence=64"])
+        .args([
+            "--plugin",
+            "/opt/s6/libs6plugin.so",
+            "--print-trtexec",
+            "10.3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "s6-engine: {}: --stateful: not a stateful graph (no input conv_state.0); make one with onnx-patch --stateful\n",
+            plain.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `generate` checks its arguments before loading anything, and without TensorRT fails in one
+/// line with status 3 and writes nothing.
+#[test]
+fn generate_fails_clearly_without_tensorrt_or_a_prompt() {
+    let dir = tmpdir("generate");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let engine = dir.join("m.engine");
+    std::fs::write(&engine, b"not an engine").unwrap();
+    let tokens = dir.join("tokens.npy");
+    let generate = |extra: &[&str]| {
+        bin()
+            .arg("generate")
+            .arg(&engine)
+            .arg("--out")
+            .arg(&tokens)
+            .args(["--backend", "trt", "--trt-lib-dir"])
+            .arg(&empty)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = generate(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "s6-engine: give the prompt: --prompt IDS.npy, or --tokenizer FILE --text \"...\"\n"
+    );
+    let floats = dir.join("f.npy");
+    s6_onnx::npy::write(
+        &floats,
+        &s6_onnx::interp::Tensor::from_f32(vec![1, 2], vec![1.0, 2.0]).unwrap(),
+    )
+    .unwrap();
+    let ids = dir.join("ids.npy");
+    s6_onnx::npy::write(
+        &ids,
+        &s6_onnx::interp::Tensor::from_i64(vec![2, 3], vec![1, 2, 3, 4, 5, 6]).unwrap(),
+    )
+    .unwrap();
+    let o = generate(&["--prompt", floats.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "s6-engine: prompt: token ids must be integers, got float32\n"
+    );
+    let o = generate(&["--prompt", ids.to_str().unwrap(), "--top-p", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--top-p must be in (0, 1], got 2"),
+        "{}",
+        stderr(&o)
+    );
+    let o = generate(&["--prompt", ids.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "s6-engine: TensorRT not found: looked for libnvinfer.so.11, libnvinfer.so.10, libnvinfer.so.8 in {} (--trt-lib-dir); install TensorRT or pass --trt-lib-dir DIR (the folder holding libnvinfer.so.N)\n",
+            empty.display()
+        )
+    );
+    assert!(!tokens.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

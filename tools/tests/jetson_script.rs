@@ -34,6 +34,16 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
         "--backend trt ",
         "/s6-run ",
         "--compare ",
+        "/onnx-patch ",
+        " --stateful --verify",
+        "/s6-engine build ",
+        "--stateful --max batch=2,sequence=2048 --precision fp16",
+        "/s6-engine generate ",
+        "--backend trt ",
+        "--prompt ",
+        "fixtures/generate/hf/prompt.npy --max-new-tokens 32 --out ",
+        "/s6-run generate ",
+        "+ cmp ",
         "== dry run done",
     ];
     let mut at = 0;
@@ -56,6 +66,27 @@ fn bad_arguments_are_refused() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--precision must be fp16 or fp32"));
+    let o = Command::new("bash")
+        .arg(script())
+        .args(["--dry-run", "--new-tokens", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("positive integers, got '0'"));
+}
+
+#[test]
+fn skip_generate_leaves_out_the_generation_stage() {
+    let o = Command::new("bash")
+        .arg(script())
+        .args(["--dry-run", "--skip-generate"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}");
+    assert!(stdout.contains("/s6-engine run "), "{stdout}");
+    assert!(!stdout.contains("--stateful"), "{stdout}");
+    assert!(!stdout.contains(" generate "), "{stdout}");
 }
 
 #[test]

@@ -5,18 +5,34 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use s6_tools::engine::build::{self, BuildOptions, PrecisionArg};
+use s6_tools::engine::generate::EngineSession;
 use s6_tools::engine::glue::Glue;
 use s6_tools::engine::libs::BackendChoice;
+use s6_tools::engine::profile::GENERATION_DEFAULT;
 use s6_tools::engine::profile::{ProfileArgs, SizeSpec};
-use s6_tools::engine::run::{self, RunOptions};
+use s6_tools::engine::run::{self, EngineSource, RunOptions};
 use s6_tools::engine::version::{Backend, Target};
 use s6_tools::engine::{libs, plugin, EngineError, TrtVersion};
+use s6_tools::generate::{generate, GenerateError};
+use s6_tools::generate_cli::{summary, write_outputs, GenerateArgs, Progress};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit status when TensorRT, the bridge or CUDA is missing (1 is any other failure).
 const EXIT_NO_TENSORRT: u8 = 3;
+
+const GENERATE_HELP: &str = "\
+Example:
+  onnx-patch mamba.onnx -o mamba.st.onnx --stateful
+  s6-engine build mamba.st.onnx -o mamba.st.engine --stateful --max batch=1,sequence=1024
+  s6-engine generate mamba.st.engine --prompt prompt.npy --max-new-tokens 32 --out tokens.npy
+  s6-engine generate mamba.st.engine --tokenizer tokenizer.json --text \"the cat\" \\
+      --max-new-tokens 20 --temperature 0.8 --top-p 0.9 --seed 1
+
+Prints the new ids of each row (and their text with --tokenizer) on stdout; the prefill time,
+ms/token and tokens/s on stderr. The same loop as s6-run generate, whose tokens it matches
+within the engine's precision.";
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +52,10 @@ s6-engine build mamba.s6.onnx -o mamba.engine --min batch=1,sequence=1 \\\n    \
 --opt batch=1,sequence=128 --max batch=1,sequence=512 --precision fp16 --workspace-mib 512\n  \
 s6-engine run mamba.engine --input input_ids=ids.npy --out-dir trt_out\n  \
 s6-run mamba.s6.onnx --input input_ids=ids.npy --out-dir cpu_out --compare trt_out\n\n\
+Token generation (a stateful graph, states kept on the GPU):\n  \
+onnx-patch mamba.onnx -o mamba.st.onnx --stateful\n  \
+s6-engine build mamba.st.onnx -o mamba.st.engine --stateful --max batch=1,sequence=1024\n  \
+s6-engine generate mamba.st.engine --prompt ids.npy --max-new-tokens 32 --out tokens.npy\n\n\
 Exit status: 0 ok, 1 failure, 3 TensorRT / CUDA / the C++ bridge not available."
 )]
 struct Cli {
@@ -100,14 +120,19 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
         /// Smallest sizes: batch=N,sequence=N (or NAME=N for another dynamic dim_param).
-        #[arg(long)]
-        min: String,
+        #[arg(long, required_unless_present = "stateful")]
+        min: Option<String>,
         /// Sizes TensorRT tunes for.
-        #[arg(long)]
-        opt: String,
+        #[arg(long, required_unless_present = "stateful")]
+        opt: Option<String>,
         /// Largest sizes.
         #[arg(long)]
         max: String,
+        /// An engine for `s6-engine generate` from a stateful graph (onnx-patch --stateful):
+        /// --min and --opt default to batch=1,sequence=1 (the decode step), --max gives the
+        /// largest batch and prompt; a graph without states is refused.
+        #[arg(long)]
+        stateful: bool,
         #[arg(long, value_enum, default_value = "auto")]
         precision: PrecisionCli,
         /// Convert the model to fp16 first (written beside the engine as NAME.fp16.onnx); the
@@ -139,6 +164,23 @@ enum Cmd {
         inputs: Vec<(String, PathBuf)>,
         #[arg(long)]
         out_dir: PathBuf,
+        /// A specific runtime library file (e.g. libnvinfer_lean.so.10).
+        #[arg(long)]
+        nvinfer: Option<PathBuf>,
+        /// CUDA device ordinal.
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        #[command(flatten)]
+        trt: TrtArgs,
+    },
+    /// Generate tokens with an engine of a stateful graph (s6-engine build --stateful): prefill
+    /// the prompt once, then one decode step per token, the states kept on the GPU.
+    #[command(after_help = GENERATE_HELP)]
+    Generate {
+        /// The engine (s6-engine build --stateful of an onnx-patch --stateful graph).
+        engine: PathBuf,
+        #[command(flatten)]
+        gen: GenerateArgs,
         /// A specific runtime library file (e.g. libnvinfer_lean.so.10).
         #[arg(long)]
         nvinfer: Option<PathBuf>,
@@ -255,6 +297,56 @@ fn info(nvinfer: Option<PathBuf>, trt: TrtArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `s6-engine generate`: the arguments first, then TensorRT, then the GPU.
+fn generate_cmd(source: EngineSource, gen: &GenerateArgs) -> anyhow::Result<()> {
+    let mut front = gen.frontend()?;
+    let start = std::time::Instant::now();
+    let opened = source.open()?;
+    let target = opened.target;
+    let mut model =
+        EngineSession::new(opened).with_context(|| format!("{}", source.engine.display()))?;
+    if !gen.quiet {
+        eprintln!(
+            "s6-engine: {} layers, {target}, engine loaded in {:.3} s",
+            model.plan().layers(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let progress = Progress::new("s6-engine", gen.quiet);
+    let out = generate(
+        &mut model,
+        &front.prompt,
+        gen.max_new_tokens,
+        &mut front.sampler,
+        gen.logits_out.is_some(),
+        |s| progress.show(s),
+    )
+    .map_err(engine_error)?;
+    progress.finish();
+    if !gen.quiet {
+        let what = format!("{target} engine");
+        eprintln!(
+            "s6-engine: {}",
+            summary(&out, &front.prompt, &what, front.sampler.is_greedy())
+        );
+    }
+    write_outputs(
+        gen,
+        &out,
+        front.tokenizer.as_ref(),
+        &mut std::io::stdout().lock(),
+    )?;
+    Ok(())
+}
+
+/// An engine error inside the loop stays an `EngineError`, so the exit status says "no CUDA".
+fn engine_error(e: GenerateError) -> anyhow::Error {
+    match e {
+        GenerateError::Engine(e) => e.into(),
+        other => other.into(),
+    }
+}
+
 fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -264,6 +356,7 @@ fn real_main() -> anyhow::Result<()> {
             min,
             opt,
             max,
+            stateful,
             precision,
             to_fp16,
             workspace_mib,
@@ -277,10 +370,11 @@ fn real_main() -> anyhow::Result<()> {
                 engine: output,
                 plugin: trt.plugin,
                 profile: ProfileArgs {
-                    min: SizeSpec::parse("--min", &min)?,
-                    opt: SizeSpec::parse("--opt", &opt)?,
+                    min: SizeSpec::parse("--min", min.as_deref().unwrap_or(GENERATION_DEFAULT))?,
+                    opt: SizeSpec::parse("--opt", opt.as_deref().unwrap_or(GENERATION_DEFAULT))?,
                     max: SizeSpec::parse("--max", &max)?,
                 },
+                stateful,
                 precision: match precision {
                     PrecisionCli::Auto => PrecisionArg::Auto,
                     PrecisionCli::Fp32 => PrecisionArg::Fp32,
@@ -309,6 +403,12 @@ fn real_main() -> anyhow::Result<()> {
                     ours.push(format!("0 of them {} plugin layers", build::PLUGIN_OPS[0]));
                 }
                 eprintln!("network: {} layers, {}", s.layers.len(), ours.join(", "));
+                if let Some(g) = &s.generation {
+                    eprintln!(
+                        "stateful graph: s6-engine generate can run it at batch {}..{}, prompts of {}..{} tokens",
+                        g.batch.0, g.batch.1, g.sequence.0, g.sequence.1
+                    );
+                }
                 eprintln!(
                     "wrote {} ({:.1} MiB, {}, {:.1} s)",
                     opts.engine.display(),
@@ -327,19 +427,38 @@ fn real_main() -> anyhow::Result<()> {
             trt,
         } => {
             let written = run::run(&RunOptions {
-                engine,
+                source: EngineSource {
+                    engine,
+                    plugin: trt.plugin,
+                    trt_lib_dir: trt.trt_lib_dir,
+                    nvinfer,
+                    backend: trt.backend.into(),
+                    device,
+                },
                 inputs,
                 out_dir,
-                plugin: trt.plugin,
-                trt_lib_dir: trt.trt_lib_dir,
-                nvinfer,
-                backend: trt.backend.into(),
-                device,
             })?;
             for p in written {
                 eprintln!("wrote {}", p.display());
             }
         }
+        Cmd::Generate {
+            engine,
+            gen,
+            nvinfer,
+            device,
+            trt,
+        } => generate_cmd(
+            EngineSource {
+                engine,
+                plugin: trt.plugin,
+                trt_lib_dir: trt.trt_lib_dir,
+                nvinfer,
+                backend: trt.backend.into(),
+                device,
+            },
+            &gen,
+        )?,
         Cmd::Info { nvinfer, trt } => info(nvinfer, trt)?,
         Cmd::Fp16 { model, output } => {
             anyhow::ensure!(
@@ -376,6 +495,7 @@ fn main() -> ExitCode {
                         | EngineError::NoGlue { .. }
                         | EngineError::NoParserHeader { .. }
                         | EngineError::NoCuda
+                        | EngineError::NoDevice { .. }
                         | EngineError::MajorMismatch { .. }
                 )
             );

@@ -63,6 +63,8 @@ pub struct BuildOptions {
     pub engine: PathBuf,
     pub plugin: Option<PathBuf>,
     pub profile: ProfileArgs,
+    /// The engine is for `s6-engine generate`: refuse a graph without states.
+    pub stateful: bool,
     pub precision: PrecisionArg,
     pub to_fp16: bool,
     pub workspace_mib: Option<u64>,
@@ -87,6 +89,8 @@ pub struct BuildSummary {
     pub onnx_built: PathBuf,
     /// The parsed network's layers (empty with `print_only`).
     pub layers: Vec<NetworkLayer>,
+    /// For a stateful graph: the batch and prompt lengths `s6-engine generate` can run.
+    pub generation: Option<profile::GenerationRange>,
 }
 
 impl BuildSummary {
@@ -163,7 +167,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
     }
     // The model first: argument errors show before any library is loaded.
     let mut model = s6_onnx::model::load(&opts.onnx)?;
-    let prof: Profile = profile::resolve(&profile::input_decls(&model), &opts.profile)?;
+    let decls = profile::input_decls(&model);
+    let prof: Profile = profile::resolve(&decls, &opts.profile)?;
+    let generation = profile::generation_range(&decls, &prof)?;
+    if opts.stateful && generation.is_none() {
+        return Err(EngineError::BadArg {
+            path: opts.onnx.clone(),
+            reason: format!(
+                "--stateful: not a stateful graph (no input {}); make one with onnx-patch --stateful",
+                s6_onnx::patch::stateful::conv_state_in(0)
+            ),
+        });
+    }
     for k in &prof.unused {
         tracing::warn!(
             "size {k:?} given but no input of {} uses it",
@@ -255,6 +270,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
             trtexec,
             onnx_built,
             layers: Vec::new(),
+            generation,
         });
     };
 
@@ -334,6 +350,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary, EngineError> {
         trtexec,
         onnx_built,
         layers: built.layers,
+        generation,
     })
 }
 

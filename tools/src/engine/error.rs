@@ -47,6 +47,8 @@ pub enum EngineError {
     NoParserHeader { backend: &'static str },
     #[error("the CUDA driver library (libcuda.so.1) is not loadable: running an engine needs an NVIDIA GPU and its driver")]
     NoCuda,
+    #[error("CUDA device {device} is not usable: {reason} (running an engine needs an NVIDIA GPU; --device picks another)")]
+    NoDevice { device: usize, reason: String },
     #[error("CUDA: {0}")]
     Cuda(String),
 
@@ -73,6 +75,8 @@ pub enum EngineError {
     Trt(String),
     #[error("engine I/O {tensor:?}: {reason}")]
     Tensor { tensor: String, reason: String },
+    #[error("not an engine of a stateful graph: {0} (make the graph with onnx-patch --stateful, the engine with s6-engine build --stateful)")]
+    NotStateful(String),
 
     // ---- files ----
     #[error("{path}: {source}")]

@@ -9,9 +9,13 @@
 //! - [`glue`]: the C++ bridge (off when built without TensorRT headers).
 //! - [`plugin`]: registering libs6plugin's creators in the loaded TensorRT.
 //! - [`build`]: the engine build; [`run`]: running an engine on `.npy` inputs.
+//! - [`binding`]: which engine tensor is which in a stateful graph (pure);
+//!   [`generate`]: one engine call as the shared generation loop drives it.
 
+pub mod binding;
 pub mod build;
 pub mod error;
+pub mod generate;
 pub mod glue;
 pub mod libs;
 pub mod plugin;

@@ -245,6 +245,65 @@ pub fn input_decls(model: &ModelProto) -> Vec<InputDecl> {
         .collect()
 }
 
+/// `--min` and `--opt` of `s6-engine build --stateful` when not given: the one-token decode
+/// step, which runs once per generated token, is what TensorRT tunes for.
+pub const GENERATION_DEFAULT: &str = "batch=1,sequence=1";
+
+/// What an engine of a stateful graph can generate with: its token-id input's ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerationRange {
+    pub ids: String,
+    pub batch: (i64, i64),
+    pub sequence: (i64, i64),
+}
+
+/// For a stateful graph (one with an input `conv_state.0`, from `onnx-patch --stateful`):
+/// checks that the profile covers the one-token decode step (sequence from 1) and returns the
+/// token-id input's ranges; `None` for any other graph.
+pub fn generation_range(
+    inputs: &[InputDecl],
+    prof: &Profile,
+) -> Result<Option<GenerationRange>, EngineError> {
+    let state0 = s6_onnx::patch::stateful::conv_state_in(0);
+    if !inputs.iter().any(|i| i.name == state0) {
+        return Ok(None);
+    }
+    let is_state = |n: &str| n.starts_with("conv_state.") || n.starts_with("ssm_state.");
+    let ids: Vec<&InputProfile> = prof.inputs.iter().filter(|p| !is_state(&p.name)).collect();
+    let [ids] = ids.as_slice() else {
+        return Err(EngineError::Profile {
+            input: state0,
+            axis: 0,
+            reason: format!(
+                "a stateful graph has one token-id input besides the states; this one has {:?}",
+                ids.iter().map(|p| &p.name).collect::<Vec<_>>()
+            ),
+        });
+    };
+    if ids.min.len() != 2 {
+        return Err(EngineError::Profile {
+            input: ids.name.clone(),
+            axis: 0,
+            reason: format!("token ids of rank {}, not (batch, sequence)", ids.min.len()),
+        });
+    }
+    if ids.min[1] != 1 {
+        return Err(EngineError::Profile {
+            input: ids.name.clone(),
+            axis: 1,
+            reason: format!(
+                "a stateful graph decodes one token per call, so its profile must start at sequence=1 (--min gives {}; s6-engine build --stateful defaults --min and --opt to {GENERATION_DEFAULT})",
+                ids.min[1]
+            ),
+        });
+    }
+    Ok(Some(GenerationRange {
+        ids: ids.name.clone(),
+        batch: (ids.min[0], ids.max[0]),
+        sequence: (ids.min[1], ids.max[1]),
+    }))
+}
+
 /// `name:1x128,other:1x16x4` — trtexec's shape syntax, for one of min/opt/max.
 pub fn trtexec_shapes(profile: &[InputProfile], pick: fn(&InputProfile) -> &[i64]) -> String {
     profile
@@ -408,5 +467,74 @@ mod tests {
         .unwrap();
         assert_eq!(p.inputs[0].max, vec![1, 9]);
         assert_eq!(p.unused, vec!["batch".to_string()]);
+    }
+
+    /// The stateful fixture's inputs as `onnx-patch --stateful` declares them.
+    fn stateful_inputs() -> Vec<InputDecl> {
+        let batch = || Dim::Dynamic(Some("batch".into()));
+        let mut v = vec![decl(
+            "input_ids",
+            vec![batch(), Dim::Dynamic(Some("seq_len".into()))],
+        )];
+        for l in 0..2 {
+            v.push(decl(
+                &format!("conv_state.{l}"),
+                vec![batch(), Dim::Fixed(64), Dim::Fixed(3)],
+            ));
+            v.push(decl(
+                &format!("ssm_state.{l}"),
+                vec![batch(), Dim::Fixed(64), Dim::Fixed(16)],
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn stateful_graphs_need_the_one_token_step() {
+        let inputs = stateful_inputs();
+        let d = GENERATION_DEFAULT;
+        let p = resolve(&inputs, &args(d, d, "batch=4,sequence=1024")).unwrap();
+        assert_eq!(p.inputs[1].min, vec![1, 64, 3]);
+        assert_eq!(p.inputs[4].max, vec![4, 64, 16]);
+        assert_eq!(
+            generation_range(&inputs, &p).unwrap(),
+            Some(GenerationRange {
+                ids: "input_ids".into(),
+                batch: (1, 4),
+                sequence: (1, 1024)
+            })
+        );
+        // A profile from sequence 8 cannot run the decode step.
+        let p = resolve(
+            &inputs,
+            &args(
+                "batch=1,sequence=8",
+                "batch=1,sequence=8",
+                "batch=1,sequence=64",
+            ),
+        )
+        .unwrap();
+        let e = generation_range(&inputs, &p).unwrap_err();
+        assert!(
+            matches!(e, EngineError::Profile { ref input, axis: 1, .. } if input == "input_ids"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("must start at sequence=1 (--min gives 8"),
+            "{e}"
+        );
+        // Not a stateful graph: nothing to check.
+        let plain = &inputs[..1];
+        let p = resolve(
+            plain,
+            &args(
+                "batch=1,sequence=8",
+                "batch=1,sequence=8",
+                "batch=1,sequence=8",
+            ),
+        )
+        .unwrap();
+        assert_eq!(generation_range(plain, &p).unwrap(), None);
     }
 }

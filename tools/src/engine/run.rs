@@ -6,24 +6,118 @@
 
 use super::error::EngineError;
 use super::glue::{Glue, IoTensor, Runner};
-use super::libs::{self, BackendChoice};
+use super::libs::{self, BackendChoice, NvInfer};
 use super::plugin;
-use cudarc::driver::{CudaContext, DevicePtr};
+use super::version::Target;
+use cudarc::driver::{CudaContext, CudaStream, DevicePtr};
 use s6_onnx::interp::{DataType, Tensor};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Everything `s6-engine run` takes.
+/// Where an engine comes from and what runs it: the engine file, TensorRT, the plugin, the
+/// GPU. Shared by `s6-engine run` and `s6-engine generate`.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
+pub struct EngineSource {
     pub engine: PathBuf,
-    pub inputs: Vec<(String, PathBuf)>,
-    pub out_dir: PathBuf,
     pub plugin: Option<PathBuf>,
     pub trt_lib_dir: Option<PathBuf>,
     /// A specific runtime library (e.g. libnvinfer_lean.so.10) instead of the search.
     pub nvinfer: Option<PathBuf>,
     pub backend: BackendChoice,
     pub device: usize,
+}
+
+/// Everything `s6-engine run` takes.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub source: EngineSource,
+    pub inputs: Vec<(String, PathBuf)>,
+    pub out_dir: PathBuf,
+}
+
+/// A deserialized engine with its execution context, on a stream of the chosen device.
+/// Fields drop in order: the runner before the CUDA context, the libraries last.
+pub struct Opened {
+    pub runner: Runner,
+    pub stream: Arc<CudaStream>,
+    pub ctx: Arc<CudaContext>,
+    pub target: Target,
+    _plugin_lib: Option<libs::Loaded>,
+    _nvinfer: NvInfer,
+}
+
+/// TensorRT and the plugin loaded, the engine file read: what comes before the GPU.
+pub struct Loaded {
+    glue: Glue,
+    bytes: Vec<u8>,
+    device: usize,
+    plugin_lib: Option<libs::Loaded>,
+    nvinfer: NvInfer,
+}
+
+impl EngineSource {
+    /// Loads TensorRT and the plugin and reads the engine file.
+    pub fn load(&self) -> Result<Loaded, EngineError> {
+        let (nvinfer, _) = libs::open(
+            self.backend,
+            self.nvinfer.as_deref(),
+            self.trt_lib_dir.as_deref(),
+        )?;
+        let glue = Glue::get(nvinfer.backend, "run engines")?;
+        glue.check_abi(&nvinfer.loaded.path, nvinfer.version)?;
+        let plugin_path = self.plugin.clone().or_else(plugin::default_plugin_path);
+        let plugin_lib = match &plugin_path {
+            Some(p) => plugin::register(glue, &nvinfer, p)?,
+            None => {
+                tracing::warn!("no libs6plugin.so given or found next to s6-engine; engines with S6Scan layers will not load");
+                None
+            }
+        };
+        let bytes = std::fs::read(&self.engine).map_err(|source| EngineError::Io {
+            path: self.engine.clone(),
+            source,
+        })?;
+        Ok(Loaded {
+            glue,
+            bytes,
+            device: self.device,
+            plugin_lib,
+            nvinfer,
+        })
+    }
+
+    /// [`EngineSource::load`], then [`Loaded::start`].
+    pub fn open(&self) -> Result<Opened, EngineError> {
+        self.load()?.start()
+    }
+}
+
+impl Loaded {
+    /// Takes the GPU and deserializes the engine.
+    pub fn start(self) -> Result<Opened, EngineError> {
+        // SAFETY: probing for libcuda only loads it.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(EngineError::NoCuda);
+        }
+        let ctx = CudaContext::new(self.device).map_err(|e| EngineError::NoDevice {
+            device: self.device,
+            reason: e.to_string(),
+        })?;
+        ctx.bind_to_thread().map_err(cuda)?;
+        let stream = ctx.new_stream().map_err(cuda)?;
+        let create_runtime = libs::symbol(&self.nvinfer.loaded, "createInferRuntime_INTERNAL")?;
+        // SAFETY: createInferRuntime_INTERNAL of a library whose major matches the headers; the
+        // library stays loaded (in the returned `Opened`) past the runner.
+        let runner = unsafe { Runner::new(self.glue, create_runtime, &self.bytes) }?;
+        Ok(Opened {
+            runner,
+            stream,
+            ctx,
+            target: self.nvinfer.target(),
+            _plugin_lib: self.plugin_lib,
+            _nvinfer: self.nvinfer,
+        })
+    }
 }
 
 /// TensorRT `DataType` value → element type (None: not handled here, e.g. FP8, INT4).
@@ -101,31 +195,13 @@ pub fn check_shape(io: &IoTensor, shape: &[usize]) -> Result<Vec<i64>, EngineErr
     Ok(dims)
 }
 
-fn cuda(e: impl std::fmt::Display) -> EngineError {
+pub(crate) fn cuda(e: impl std::fmt::Display) -> EngineError {
     EngineError::Cuda(e.to_string())
 }
 
 /// Runs the engine once; returns the output files written.
 pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
-    let (nvinfer, _) = libs::open(
-        opts.backend,
-        opts.nvinfer.as_deref(),
-        opts.trt_lib_dir.as_deref(),
-    )?;
-    let glue = Glue::get(nvinfer.backend, "run engines")?;
-    glue.check_abi(&nvinfer.loaded.path, nvinfer.version)?;
-    let plugin_path = opts.plugin.clone().or_else(plugin::default_plugin_path);
-    let _plugin_lib = match &plugin_path {
-        Some(p) => plugin::register(glue, &nvinfer, p)?,
-        None => {
-            tracing::warn!("no libs6plugin.so given or found next to s6-engine; engines with S6Scan layers will not load");
-            None
-        }
-    };
-    let bytes = std::fs::read(&opts.engine).map_err(|source| EngineError::Io {
-        path: opts.engine.clone(),
-        source,
-    })?;
+    let loaded = opts.source.load()?;
     let mut inputs = Vec::new();
     for (name, path) in &opts.inputs {
         let t = s6_onnx::npy::read(path).map_err(|e| EngineError::BadArg {
@@ -134,18 +210,9 @@ pub fn run(opts: &RunOptions) -> Result<Vec<PathBuf>, EngineError> {
         })?;
         inputs.push((name.clone(), t));
     }
-
-    // SAFETY: probing for libcuda only loads it.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return Err(EngineError::NoCuda);
-    }
-    let ctx = CudaContext::new(opts.device).map_err(cuda)?;
-    ctx.bind_to_thread().map_err(cuda)?;
-    let stream = ctx.new_stream().map_err(cuda)?;
-    let create_runtime = libs::symbol(&nvinfer.loaded, "createInferRuntime_INTERNAL")?;
-    // SAFETY: createInferRuntime_INTERNAL of a library whose major matches the headers; the
-    // library stays loaded (in `nvinfer`) past the runner.
-    let mut runner = unsafe { Runner::new(glue, create_runtime, &bytes) }?;
+    let mut opened = loaded.start()?;
+    let stream = opened.stream.clone();
+    let runner = &mut opened.runner;
     let io = runner.io();
 
     let mut buffers = Vec::new();
