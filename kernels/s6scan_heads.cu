@@ -6,11 +6,9 @@
 // module (build/kernels.rs concatenates the two; NVRTC gets the same text), and uses its
 // element types and typedefs. No header is included.
 //
-// Chunked prefill (fp16/bf16, P a multiple of 16, N = 64 or 128, sm_80+). One block of 4 warps
-// owns a tile of PT = 16 channels p of one head h and one batch row b, and walks L in chunks of
-// Q = 64 steps, keeping the state S (PT x N, fp32) in the accumulators of the state-update
-// product. Per chunk, with Δ the step sizes, cs_t the inclusive cumulative sum of Δ·A
-// (base 2, log2 e folded into A) and w_s = Δ_s·2^(cs_last − cs_s):
+// Chunked prefill (fp16/bf16, P a multiple of 16, N = 64 or 128, sm_80+), chunks of Q = 64
+// steps. Per chunk, with Δ the step sizes, cs_t the inclusive cumulative sum of Δ·A (base 2,
+// log2 e folded into A) and w_s = Δ_s·2^(cs_last − cs_s):
 //   G      = C Bᵀ                                   (Q x Q, K = N; only s ≤ t is needed)
 //   M      = G ∘ 2^(cs_t − cs_s) ∘ Δ_s, s ≤ t       (in registers: the accumulator fragments
 //                                                   of G are the A fragments of M·X)
@@ -18,9 +16,15 @@
 //   S_out  = 2^(cs_last) · S_in + (w ∘ X)ᵀ B       (w ∘ X split into a 16-bit high and low
 //                                                   part: the state keeps fp32 accuracy)
 // S_in enters C Sᵀ as 16 bits (as mamba_ssm's Triton kernels do with their passed states).
-// Warp w computes rows t in [16w, 16w + 16) of y and columns [w·N/4, (w+1)·N/4) of S. Loads of
-// the next chunk (cp.async, zero-filled past L) overlap the current chunk's arithmetic; one
-// block barrier per chunk.
+// Three ways to order that work (plugin/cuda/heads.rs chooses):
+//   fused        one block per (16 channels, head, batch row) walks the chunks doing both;
+//   split/chain  the same walk with only the state update, storing each S_in (16 bits), then
+//                y of all chunks in parallel;
+//   split/parallel  each chunk's own state term in parallel, an elementwise pass over the
+//                chunks turning them into S_in (fp32, in place), then y in parallel.
+// In a block of 4 warps, warp w computes rows t in [16w, 16w + 16) of y and columns
+// [w·N/4, (w+1)·N/4) of S. Loads are cp.async, zero-filled past L, and overlap the arithmetic
+// of the chunk before.
 
 struct S6HeadsParams {
     s6_u64 x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_state, y, last_state;
