@@ -158,6 +158,101 @@ __device__ __forceinline__ void s6h_rec_body(const S6HeadsParams& p) {
     }
 }
 
+// Vector form over 4 channels (N = 128 or 256, P a multiple of 4): one warp per (b, h, 4
+// consecutive p), sharing the step size, decay, B and C of the head and running 4 reductions
+// side by side, so each warp has 4 rows of state loads in flight. Lane j holds the states
+// n = 4(j + 32 i) + k of each row. grid (ceil(H·P / 4 / S6H_WARPS), batch).
+template <int DT, int NPL>
+__device__ __forceinline__ void s6h_rec4_body(const S6HeadsParams& p) {
+    typedef typename S6Elem<DT>::T T;
+    constexpr int R = 4;
+    const int lane = threadIdx.x & 31;
+    const s6_i64 grp = (s6_i64)blockIdx.x * S6H_WARPS + (threadIdx.x >> 5);
+    const s6_i64 H = p.heads, P = p.headdim, N = p.dstate, L = p.seqlen;
+    if (grp * R >= H * P) return;
+    const s6_i64 b = blockIdx.y, h = (grp * R) / P, p0 = (grp * R) % P;
+    const s6_i64 g = h / (H / p.groups);
+    const T* x = reinterpret_cast<const T*>(p.x);
+    const T* dt = reinterpret_cast<const T*>(p.dt);
+    const T* Bm = reinterpret_cast<const T*>(p.B);
+    const T* Cm = reinterpret_cast<const T*>(p.C);
+    const T* z = reinterpret_cast<const T*>(p.z);
+    T* y = reinterpret_cast<T*>(p.y);
+    const s6_i64 st = ((b * H + h) * P + p0) * N;  // row r at st + r·N
+    float s[R][NPL];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < NPL; i += 4) {
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (p.initial_state)
+                v = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(p.initial_state) +
+                                                     st + r * N + 4 * (lane + 32 * (i / 4)));
+            s[r][i] = v.x;
+            s[r][i + 1] = v.y;
+            s[r][i + 2] = v.z;
+            s[r][i + 3] = v.w;
+        }
+    const float a2 = reinterpret_cast<const float*>(p.A)[h] * S6_LOG2E;
+    const float dh = p.D ? reinterpret_cast<const float*>(p.D)[h] : 0.f;
+    for (s6_i64 t = 0; t < L; ++t) {
+        const s6_i64 bt = b * L + t;
+        const s6_i64 xo = (bt * H + h) * P + p0;
+        unsigned wx[4];
+        S6Elem<DT>::load4raw(x + xo, wx);
+        const float d = s6h_delta(p, S6Elem<DT>::load(dt + bt * H + h), h);
+        const s6_i64 bc = (bt * p.groups + g) * N;
+        float bv[NPL], cv[NPL];
+#pragma unroll
+        for (int i = 0; i < NPL; i += 4) {
+            unsigned wb[4], wc[4];
+            S6Elem<DT>::load4raw(Bm + bc + 4 * (lane + 32 * (i / 4)), wb);
+            S6Elem<DT>::load4raw(Cm + bc + 4 * (lane + 32 * (i / 4)), wc);
+            S6Elem<DT>::cvt4(wb, bv + i);
+            S6Elem<DT>::cvt4(wc, cv + i);
+        }
+        float xv[R];
+        S6Elem<DT>::cvt4(wx, xv);
+        const float decay = exp2f(d * a2);
+        float acc[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float dx = d * xv[r];
+            acc[r] = 0.f;
+#pragma unroll
+            for (int i = 0; i < NPL; ++i) {
+                s[r][i] = decay * s[r][i] + dx * bv[i];
+                acc[r] += s[r][i] * cv[i];
+            }
+        }
+#pragma unroll
+        for (int o = 16; o >= 1; o /= 2)
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+        if (lane < R) {
+            float a = acc[0], xr = xv[0];
+#pragma unroll
+            for (int r = 1; r < R; ++r)
+                if (lane == r) {
+                    a = acc[r];
+                    xr = xv[r];
+                }
+            float yv = a + dh * xr;
+            if (z) yv = s6h_silu_gate(yv, S6Elem<DT>::load(z + xo + lane));
+            S6Elem<DT>::store(y + xo + lane, yv);
+        }
+    }
+    if (p.last_state) {
+        float* ls = reinterpret_cast<float*>(p.last_state);
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int i = 0; i < NPL; i += 4)
+                *reinterpret_cast<float4*>(ls + st + r * N + 4 * (lane + 32 * (i / 4))) =
+                    make_float4(s[r][i], s[r][i + 1], s[r][i + 2], s[r][i + 3]);
+    }
+}
+
 #define S6H_REC(DT, NAME, NPL)                                                                 \
     extern "C" __global__ void __launch_bounds__(32 * S6H_WARPS)                               \
         s6h_rec##NPL##_##NAME(S6HeadsParams p) {                                               \
@@ -173,9 +268,16 @@ S6H_REC_ALL(1)
 S6H_REC_ALL(2)
 S6H_REC_ALL(4)
 S6H_REC_ALL(8)
-// Vector forms for N = 128 and 256.
+// Vector forms for N = 128 and 256, one channel or four per warp.
 S6H_RECV(0, f32, 4) S6H_RECV(1, f16, 4) S6H_RECV(2, bf16, 4)
 S6H_RECV(0, f32, 8) S6H_RECV(1, f16, 8) S6H_RECV(2, bf16, 8)
+#define S6H_REC4(DT, NAME, NPL)                                                                \
+    extern "C" __global__ void __launch_bounds__(32 * S6H_WARPS)                               \
+        s6h_rec4x##NPL##_##NAME(S6HeadsParams p) {                                             \
+        s6h_rec4_body<DT, NPL>(p);                                                             \
+    }
+S6H_REC4(0, f32, 4) S6H_REC4(1, f16, 4) S6H_REC4(2, bf16, 4)
+S6H_REC4(0, f32, 8) S6H_REC4(1, f16, 8) S6H_REC4(2, bf16, 8)
 
 // ---------------------------------------------------------------------------------------------
 // Chunked prefill on tensor cores (sm_80+: ldmatrix, mma.sync m16n8k16, cp.async).

@@ -391,17 +391,22 @@ pub unsafe fn launch_heads_with(
                     d.batch
                 )));
             }
-            let gx = rows.div_ceil(WARPS as usize) as u32;
             let di = dtype_index(l.dtype);
-            // The vector form: N = 128 or 256, states 16-byte and B/C 8-byte aligned.
+            // The vector forms: N = 128 or 256, states 16-byte and B/C 8-byte aligned; four
+            // channels per warp where P % 4 = 0 (x then 4-element aligned too).
             let vector = (d.dstate == 128 || d.dstate == 256)
                 && [p.initial_state, p.last_state].iter().all(|v| v % 16 == 0)
                 && [p.b, p.c].iter().all(|v| v % 8 == 0);
-            let f = if vector {
-                k.heads_recv[di][usize::from(d.dstate == 256)]
+            let four = vector && d.headdim % 4 == 0 && p.x % 16 == 0;
+            let wide = usize::from(d.dstate == 256);
+            let (f, per_warp) = if four {
+                (k.heads_rec4[di][wide], 4)
+            } else if vector {
+                (k.heads_recv[di][wide], 1)
             } else {
-                k.heads_rec[di][vi]
+                (k.heads_rec[di][vi], 1)
             };
+            let gx = rows.div_ceil(per_warp * WARPS as usize) as u32;
             run(f, (gx, bz, 1), 0, None)
         }
         HeadsKernel::Fused => {

@@ -42,6 +42,8 @@ pub struct Kernels {
     pub heads_rec: [[sys::CUfunction; HEADS_REC_NPL.len()]; 3],
     /// Its vector form (4 consecutive states per lane) for N = 128, 256: [dtype][0, 1].
     pub heads_recv: [[sys::CUfunction; 2]; 3],
+    /// Its form over 4 channels per warp (P % 4 = 0): [dtype][N = 128, 256].
+    pub heads_rec4: [[sys::CUfunction; 2]; 3],
     /// `S6ScanHeads` chunked prefill on tensor cores, [fp16, bf16][HEADS_CHUNK_NS index]: the
     /// fused kernel, and the split state and output passes; null before sm_80 (no mma.sync
     /// m16n8k16 / cp.async there).
@@ -250,6 +252,7 @@ fn resolve(
         decode: [[null; DECODE_CONFIGS.len()]; 3],
         heads_rec: [[null; HEADS_REC_NPL.len()]; 3],
         heads_recv: [[null; 2]; 3],
+        heads_rec4: [[null; 2]; 3],
         heads_fused: [[null; HEADS_CHUNK_NS.len()]; 2],
         heads_chunkstate: [[null; HEADS_CHUNK_NS.len()]; 2],
         heads_passing: null,
@@ -279,6 +282,7 @@ fn resolve(
         }
         for (vi, npl) in [4, 8].iter().enumerate() {
             k.heads_recv[di][vi] = get(format!("s6h_recv{npl}_{dt}"))?;
+            k.heads_rec4[di][vi] = get(format!("s6h_rec4x{npl}_{dt}"))?;
         }
     }
     k.heads_passing = get("s6h_passing".to_string())?;
