@@ -5,8 +5,9 @@ use super::error::PatchError;
 use super::graph::GraphIndex;
 use super::PatchReport;
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
 /// State shared by the rules across one run.
@@ -37,7 +38,7 @@ impl Ctx {
             if g.producer(&name).is_none()
                 && g.initializer(&name).is_none()
                 && g.consumers(&name).is_empty()
-                && !g.graph.node.iter().any(|n| n.name == name)
+                && !g.has_node_named(&name)
             {
                 return name;
             }
@@ -112,7 +113,8 @@ pub fn apply(graph: &mut GraphProto, patch: Patch) -> Result<(), PatchError> {
 /// Stable topological sort: nodes keep their relative order unless a dependency forces a move.
 pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
     let n = graph.node.len();
-    let mut producer: HashMap<&str, usize> = HashMap::new();
+    let mut producer: HashMap<&str, usize> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
     for (i, node) in graph.node.iter().enumerate() {
         // "" is an omitted optional input or output, not a value.
         for o in node.output.iter().filter(|o| !o.is_empty()) {
@@ -182,7 +184,9 @@ pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
 /// Removes nodes no graph output depends on, then initializers (and their graph-input entries)
 /// and value_info entries nothing refers to any more.
 pub fn prune(graph: &mut GraphProto) {
-    let mut live: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let mut live: HashSet<String> =
+        HashSet::with_capacity_and_hasher(2 * graph.node.len(), Default::default());
+    live.extend(graph.output.iter().map(|o| o.name.clone()));
     let mut keep = vec![false; graph.node.len()];
     for (i, node) in graph.node.iter().enumerate().rev() {
         if node.output.iter().any(|o| live.contains(o)) {
