@@ -184,24 +184,44 @@ pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
 /// Removes nodes no graph output depends on, then initializers (and their graph-input entries)
 /// and value_info entries nothing refers to any more.
 pub fn prune(graph: &mut GraphProto) {
-    let mut live: HashSet<String> =
-        HashSet::with_capacity_and_hasher(2 * graph.node.len(), Default::default());
-    live.extend(graph.output.iter().map(|o| o.name.clone()));
-    let mut keep = vec![false; graph.node.len()];
-    for (i, node) in graph.node.iter().enumerate().rev() {
-        if node.output.iter().any(|o| live.contains(o)) {
-            keep[i] = true;
-            for x in &node.input {
-                live.insert(x.clone());
-            }
-            // Subgraph attributes (If/Loop bodies) may capture outer values.
-            for a in &node.attribute {
-                for g in a.g.iter().chain(a.graphs.iter()) {
-                    collect_captures(g, &mut live);
+    // What stays, decided on borrowed names before anything moves.
+    let (keep, dead_inits, keep_vi) = {
+        let mut live: HashSet<&str> =
+            HashSet::with_capacity_and_hasher(2 * graph.node.len(), Default::default());
+        live.extend(graph.output.iter().map(|o| o.name.as_str()));
+        let mut keep = vec![false; graph.node.len()];
+        for (i, node) in graph.node.iter().enumerate().rev() {
+            if node.output.iter().any(|o| live.contains(o.as_str())) {
+                keep[i] = true;
+                live.extend(node.input.iter().map(String::as_str));
+                // Subgraph attributes (If/Loop bodies) may capture outer values.
+                for a in &node.attribute {
+                    for g in a.g.iter().chain(a.graphs.iter()) {
+                        collect_captures(g, &mut live);
+                    }
                 }
             }
         }
-    }
+        let dead_inits: HashSet<String> = graph
+            .initializer
+            .iter()
+            .filter(|t| !live.contains(t.name.as_str()))
+            .map(|t| t.name.clone())
+            .collect();
+        let produced: HashSet<&str> = graph
+            .node
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .flat_map(|(n, _)| n.output.iter().map(String::as_str))
+            .collect();
+        let keep_vi: Vec<bool> = graph
+            .value_info
+            .iter()
+            .map(|v| produced.contains(v.name.as_str()) || live.contains(v.name.as_str()))
+            .collect();
+        (keep, dead_inits, keep_vi)
+    };
     let old = std::mem::take(&mut graph.node);
     graph.node = old
         .into_iter()
@@ -209,27 +229,20 @@ pub fn prune(graph: &mut GraphProto) {
         .filter(|(_, k)| *k)
         .map(|(n, _)| n)
         .collect();
-    let dead_inits: HashSet<String> = graph
-        .initializer
-        .iter()
-        .filter(|t| !live.contains(&t.name))
-        .map(|t| t.name.clone())
-        .collect();
     graph.initializer.retain(|t| !dead_inits.contains(&t.name));
     graph.input.retain(|i| !dead_inits.contains(&i.name));
-    let produced: HashSet<&String> = graph.node.iter().flat_map(|n| n.output.iter()).collect();
     let vi = std::mem::take(&mut graph.value_info);
     graph.value_info = vi
         .into_iter()
-        .filter(|v| produced.contains(&v.name) || live.contains(&v.name))
+        .zip(keep_vi)
+        .filter(|(_, k)| *k)
+        .map(|(v, _)| v)
         .collect();
 }
 
-fn collect_captures(g: &GraphProto, live: &mut HashSet<String>) {
+fn collect_captures<'g>(g: &'g GraphProto, live: &mut HashSet<&'g str>) {
     for n in &g.node {
-        for x in &n.input {
-            live.insert(x.clone());
-        }
+        live.extend(n.input.iter().map(String::as_str));
         for a in &n.attribute {
             for sub in a.g.iter().chain(a.graphs.iter()) {
                 collect_captures(sub, live);
