@@ -55,6 +55,19 @@ pub struct Patch {
     pub add_initializers: Vec<TensorProto>,
     /// Number of scans this patch creates (for the report).
     pub scans_created: usize,
+    /// Matches merged into this patch, for the report's rule counts (0 counts as 1).
+    pub matches: usize,
+}
+
+impl Patch {
+    /// Adds `other` (a disjoint match found on the same index) to this patch.
+    pub fn merge(&mut self, other: Patch) {
+        self.matches = self.matches.max(1) + other.matches.max(1);
+        self.remove.extend(other.remove);
+        self.add_nodes.extend(other.add_nodes);
+        self.add_initializers.extend(other.add_initializers);
+        self.scans_created += other.scans_created;
+    }
 }
 
 pub trait Rule {
@@ -87,7 +100,7 @@ pub fn run_to_fixed_point(
             return Ok(());
         };
         tracing::debug!(rule = name, removed = patch.remove.len(), "rule applied");
-        *report.rules.entry(name.to_string()).or_default() += 1;
+        *report.rules.entry(name.to_string()).or_default() += patch.matches.max(1);
         report.layers_patched += patch.scans_created;
         apply(graph, patch)?;
     }
