@@ -3,7 +3,6 @@
 //! external data (location inside the model's folder, offset and length checked against the
 //! file's size before anything is allocated).
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
@@ -180,13 +179,37 @@ impl ExternalRef {
             }
         }
         check_bytes(length as u128)?;
-        let mut f = std::fs::File::open(&path).map_err(|e| err(e.to_string()))?;
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|e| err(e.to_string()))?;
         let mut buf = vec![0u8; length as usize];
-        f.read_exact(&mut buf).map_err(|e| err(e.to_string()))?;
+        read_at(&path, offset, &mut buf)?;
         Ok(buf)
     }
+
+    /// Reads the bytes straight into `dst`, whose length must be the reference's: a weight
+    /// goes from the file (or the page cache) into its typed buffer in one copy.
+    pub fn read_into(&self, base_dir: &Path, dst: &mut [u8]) -> Result<(), DataError> {
+        let (path, offset, length) = self.resolve(base_dir)?;
+        if length != dst.len() as u64 {
+            return Err(DataError::External {
+                path,
+                reason: format!(
+                    "length {length} bytes, the tensor's dims and type need {}",
+                    dst.len()
+                ),
+            });
+        }
+        read_at(&path, offset, dst)
+    }
+}
+
+/// `dst.len()` bytes of `path` from `offset` (positioned read: no seek state, no buffer).
+fn read_at(path: &Path, offset: u64, dst: &mut [u8]) -> Result<(), DataError> {
+    use std::os::unix::fs::FileExt;
+    let err = |e: std::io::Error| DataError::External {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let f = std::fs::File::open(path).map_err(err)?;
+    f.read_exact_at(dst, offset).map_err(err)
 }
 
 /// The external reference of an ONNX tensor.

@@ -126,10 +126,20 @@ impl Plan {
             })
         };
 
-        let mut constants: Vec<(usize, Tensor)> = Vec::new();
-        for init in &graph.initializer {
+        // Decoded in parallel: reading a large model's weights is page faults and copies,
+        // which spread over the cores.
+        let decoded: Vec<Tensor> = {
+            use rayon::prelude::*;
+            graph
+                .initializer
+                .par_iter()
+                .map(|init| Tensor::from_proto(init, base_dir))
+                .collect::<Result<_, _>>()?
+        };
+        let mut constants: Vec<(usize, Tensor)> = Vec::with_capacity(decoded.len());
+        for (init, t) in graph.initializer.iter().zip(decoded) {
             let slot = slot_of(&init.name, &mut slot_names);
-            constants.push((slot, Tensor::from_proto(init, base_dir)?));
+            constants.push((slot, t));
         }
         let mut inputs = Vec::new();
         for vi in &graph.input {

@@ -502,9 +502,7 @@ impl Tensor {
             crate::data::checked_len(&shape, dtype.size_bytes()).map_err(|e| err(e.to_string()))?;
         let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
         let data = if external {
-            let bytes = read_external(t, base_dir)?;
-            TensorData::from_le_bytes(dtype, &bytes)
-                .ok_or_else(|| err(format!("external data of {} bytes", bytes.len())))?
+            read_external(t, dtype, n, base_dir)?
         } else if !t.raw_data.is_empty() || n == 0 {
             TensorData::from_le_bytes(dtype, &t.raw_data).ok_or_else(|| {
                 err(format!(
@@ -569,9 +567,15 @@ fn typed_fields(t: &TensorProto, dtype: DataType) -> Result<TensorData, String> 
     })
 }
 
-/// Reads the bytes of an external-data tensor (the one reader: `crate::data`).
-fn read_external(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, InterpError> {
-    crate::data::read_external(t, base_dir).map_err(|e| match e {
+/// Reads an external-data tensor of `n` elements of `dtype` (the one reader: `crate::data`).
+/// On little-endian hosts the file's bytes go straight into the typed buffer, one copy.
+fn read_external(
+    t: &TensorProto,
+    dtype: DataType,
+    n: usize,
+    base_dir: &Path,
+) -> Result<TensorData, InterpError> {
+    let map_err = |e: crate::data::DataError| match e {
         crate::data::DataError::External { path, reason } => InterpError::ExternalData {
             name: t.name.clone(),
             path,
@@ -581,7 +585,44 @@ fn read_external(t: &TensorProto, base_dir: &Path) -> Result<Vec<u8>, InterpErro
             name: t.name.clone(),
             reason: other.to_string(),
         },
-    })
+    };
+    let r = crate::data::external_ref(t, base_dir).map_err(map_err)?;
+    fn direct<T: bytemuck::Pod + Default>(
+        r: &crate::data::ExternalRef,
+        base_dir: &Path,
+        n: usize,
+    ) -> Result<Vec<T>, crate::data::DataError> {
+        let mut v = vec![T::default(); n];
+        r.read_into(base_dir, bytemuck::cast_slice_mut(&mut v))?;
+        Ok(v)
+    }
+    let from_bytes = || {
+        let bytes = crate::data::read_external(t, base_dir).map_err(map_err)?;
+        TensorData::from_le_bytes(dtype, &bytes).ok_or_else(|| InterpError::Tensor {
+            name: t.name.clone(),
+            reason: format!("external data of {} bytes", bytes.len()),
+        })
+    };
+    if cfg!(target_endian = "big") {
+        return from_bytes();
+    }
+    match dtype {
+        DataType::F32 => direct(&r, base_dir, n).map(TensorData::F32),
+        DataType::F16 => direct(&r, base_dir, n).map(TensorData::F16),
+        DataType::BF16 => direct(&r, base_dir, n).map(TensorData::BF16),
+        DataType::F64 => direct(&r, base_dir, n).map(TensorData::F64),
+        DataType::I64 => direct(&r, base_dir, n).map(TensorData::I64),
+        DataType::I32 => direct(&r, base_dir, n).map(TensorData::I32),
+        DataType::I16 => direct(&r, base_dir, n).map(TensorData::I16),
+        DataType::I8 => direct(&r, base_dir, n).map(TensorData::I8),
+        DataType::U8 => direct(&r, base_dir, n).map(TensorData::U8),
+        DataType::U16 => direct(&r, base_dir, n).map(TensorData::U16),
+        DataType::U32 => direct(&r, base_dir, n).map(TensorData::U32),
+        DataType::U64 => direct(&r, base_dir, n).map(TensorData::U64),
+        // bool has invalid bit patterns: decoded from the bytes.
+        DataType::Bool => return from_bytes(),
+    }
+    .map_err(map_err)
 }
 
 #[cfg(test)]

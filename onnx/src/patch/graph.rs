@@ -3,7 +3,7 @@
 
 use super::error::PatchError;
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::path::{Path, PathBuf};
 
 /// ONNX `TensorProto.DataType` codes used here.
@@ -21,6 +21,8 @@ pub struct GraphIndex<'g> {
     consumers: HashMap<&'g str, Vec<usize>>,
     inits: HashMap<&'g str, usize>,
     outputs: HashSet<&'g str>,
+    /// Node names, built on first use (new names are checked against it).
+    node_names: std::cell::OnceCell<HashSet<&'g str>>,
     base_dir: PathBuf,
 }
 
@@ -44,8 +46,10 @@ impl ConstValue {
 
 impl<'g> GraphIndex<'g> {
     pub fn new(graph: &'g GraphProto, base_dir: &Path) -> GraphIndex<'g> {
-        let mut producer = HashMap::new();
-        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let n = graph.node.len();
+        let mut producer = HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut consumers: HashMap<&str, Vec<usize>> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
         for (i, n) in graph.node.iter().enumerate() {
             for o in &n.output {
                 if !o.is_empty() {
@@ -71,8 +75,16 @@ impl<'g> GraphIndex<'g> {
             consumers,
             inits,
             outputs,
+            node_names: Default::default(),
             base_dir: base_dir.to_path_buf(),
         }
+    }
+
+    /// True when a node of the graph is called `name`.
+    pub fn has_node_named(&self, name: &str) -> bool {
+        self.node_names
+            .get_or_init(|| self.graph.node.iter().map(|n| n.name.as_str()).collect())
+            .contains(name)
     }
 
     pub fn node(&self, i: usize) -> &'g NodeProto {

@@ -5,8 +5,9 @@ use super::error::PatchError;
 use super::graph::GraphIndex;
 use super::PatchReport;
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
 /// State shared by the rules across one run.
@@ -37,7 +38,7 @@ impl Ctx {
             if g.producer(&name).is_none()
                 && g.initializer(&name).is_none()
                 && g.consumers(&name).is_empty()
-                && !g.graph.node.iter().any(|n| n.name == name)
+                && !g.has_node_named(&name)
             {
                 return name;
             }
@@ -54,6 +55,19 @@ pub struct Patch {
     pub add_initializers: Vec<TensorProto>,
     /// Number of scans this patch creates (for the report).
     pub scans_created: usize,
+    /// Matches merged into this patch, for the report's rule counts (0 counts as 1).
+    pub matches: usize,
+}
+
+impl Patch {
+    /// Adds `other` (a disjoint match found on the same index) to this patch.
+    pub fn merge(&mut self, other: Patch) {
+        self.matches = self.matches.max(1) + other.matches.max(1);
+        self.remove.extend(other.remove);
+        self.add_nodes.extend(other.add_nodes);
+        self.add_initializers.extend(other.add_initializers);
+        self.scans_created += other.scans_created;
+    }
 }
 
 pub trait Rule {
@@ -86,7 +100,7 @@ pub fn run_to_fixed_point(
             return Ok(());
         };
         tracing::debug!(rule = name, removed = patch.remove.len(), "rule applied");
-        *report.rules.entry(name.to_string()).or_default() += 1;
+        *report.rules.entry(name.to_string()).or_default() += patch.matches.max(1);
         report.layers_patched += patch.scans_created;
         apply(graph, patch)?;
     }
@@ -112,7 +126,8 @@ pub fn apply(graph: &mut GraphProto, patch: Patch) -> Result<(), PatchError> {
 /// Stable topological sort: nodes keep their relative order unless a dependency forces a move.
 pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
     let n = graph.node.len();
-    let mut producer: HashMap<&str, usize> = HashMap::new();
+    let mut producer: HashMap<&str, usize> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
     for (i, node) in graph.node.iter().enumerate() {
         // "" is an omitted optional input or output, not a value.
         for o in node.output.iter().filter(|o| !o.is_empty()) {
@@ -182,22 +197,44 @@ pub fn topo_sort(graph: &mut GraphProto) -> Result<(), PatchError> {
 /// Removes nodes no graph output depends on, then initializers (and their graph-input entries)
 /// and value_info entries nothing refers to any more.
 pub fn prune(graph: &mut GraphProto) {
-    let mut live: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
-    let mut keep = vec![false; graph.node.len()];
-    for (i, node) in graph.node.iter().enumerate().rev() {
-        if node.output.iter().any(|o| live.contains(o)) {
-            keep[i] = true;
-            for x in &node.input {
-                live.insert(x.clone());
-            }
-            // Subgraph attributes (If/Loop bodies) may capture outer values.
-            for a in &node.attribute {
-                for g in a.g.iter().chain(a.graphs.iter()) {
-                    collect_captures(g, &mut live);
+    // What stays, decided on borrowed names before anything moves.
+    let (keep, dead_inits, keep_vi) = {
+        let mut live: HashSet<&str> =
+            HashSet::with_capacity_and_hasher(2 * graph.node.len(), Default::default());
+        live.extend(graph.output.iter().map(|o| o.name.as_str()));
+        let mut keep = vec![false; graph.node.len()];
+        for (i, node) in graph.node.iter().enumerate().rev() {
+            if node.output.iter().any(|o| live.contains(o.as_str())) {
+                keep[i] = true;
+                live.extend(node.input.iter().map(String::as_str));
+                // Subgraph attributes (If/Loop bodies) may capture outer values.
+                for a in &node.attribute {
+                    for g in a.g.iter().chain(a.graphs.iter()) {
+                        collect_captures(g, &mut live);
+                    }
                 }
             }
         }
-    }
+        let dead_inits: HashSet<String> = graph
+            .initializer
+            .iter()
+            .filter(|t| !live.contains(t.name.as_str()))
+            .map(|t| t.name.clone())
+            .collect();
+        let produced: HashSet<&str> = graph
+            .node
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .flat_map(|(n, _)| n.output.iter().map(String::as_str))
+            .collect();
+        let keep_vi: Vec<bool> = graph
+            .value_info
+            .iter()
+            .map(|v| produced.contains(v.name.as_str()) || live.contains(v.name.as_str()))
+            .collect();
+        (keep, dead_inits, keep_vi)
+    };
     let old = std::mem::take(&mut graph.node);
     graph.node = old
         .into_iter()
@@ -205,27 +242,20 @@ pub fn prune(graph: &mut GraphProto) {
         .filter(|(_, k)| *k)
         .map(|(n, _)| n)
         .collect();
-    let dead_inits: HashSet<String> = graph
-        .initializer
-        .iter()
-        .filter(|t| !live.contains(&t.name))
-        .map(|t| t.name.clone())
-        .collect();
     graph.initializer.retain(|t| !dead_inits.contains(&t.name));
     graph.input.retain(|i| !dead_inits.contains(&i.name));
-    let produced: HashSet<&String> = graph.node.iter().flat_map(|n| n.output.iter()).collect();
     let vi = std::mem::take(&mut graph.value_info);
     graph.value_info = vi
         .into_iter()
-        .filter(|v| produced.contains(&v.name) || live.contains(&v.name))
+        .zip(keep_vi)
+        .filter(|(_, k)| *k)
+        .map(|(v, _)| v)
         .collect();
 }
 
-fn collect_captures(g: &GraphProto, live: &mut HashSet<String>) {
+fn collect_captures<'g>(g: &'g GraphProto, live: &mut HashSet<&'g str>) {
     for n in &g.node {
-        for x in &n.input {
-            live.insert(x.clone());
-        }
+        live.extend(n.input.iter().map(String::as_str));
         for a in &n.attribute {
             for sub in a.g.iter().chain(a.graphs.iter()) {
                 collect_captures(sub, live);

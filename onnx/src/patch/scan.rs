@@ -35,7 +35,12 @@ impl Rule for UnrolledScan {
         "unrolled-scan"
     }
 
+    /// Every scan the index shows, in one patch: each layer's scan is its own region (its stack
+    /// and what only it reads), matched here as it would be alone, and a pass per scan would
+    /// re-index a graph of 10^4–10^5 nodes each time. The nodes are in topological order, so a
+    /// matched region lies before its stack and no later candidate is inside it.
     fn apply(&self, g: &GraphIndex, ctx: &mut Ctx) -> Result<Option<Patch>, PatchError> {
+        let mut found: Option<Patch> = None;
         for (i, n) in g.graph.node.iter().enumerate() {
             if !is_default_domain(n) {
                 continue;
@@ -47,12 +52,20 @@ impl Rule for UnrolledScan {
                     .iter()
                     .any(|&c| g.node(c).op_type == "Concat");
             if n.op_type == "Concat" || lone {
-                if let Some(p) = match_stack(g, ctx, i)? {
-                    return Ok(Some(p));
+                match match_stack(g, ctx, i) {
+                    Ok(Some(p)) => match found.as_mut() {
+                        Some(all) => all.merge(p),
+                        None => found = Some(p),
+                    },
+                    Ok(None) => {}
+                    Err(e) if found.is_none() => return Err(e),
+                    // Left to the next pass, which sees the graph with this pass's scans
+                    // applied (and reports the error again if it still is one).
+                    Err(_) => break,
                 }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 }
 

@@ -133,6 +133,27 @@ fn conv(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpEr
             let (b, oc) = (nm / m, nm % m);
             let g = oc / mg;
             let w_oc = &wv[oc * cg * k_plane..(oc + 1) * cg * k_plane];
+            if s == 1 {
+                // 1-D (Mamba's causal conv): the general loop below without its per-tap
+                // index arithmetic, same taps in the same order.
+                let (len, st, dl, pd) = (in_sp[0] as isize, stride[0], dil[0], pad[0] as isize);
+                for (o, val) in plane.iter_mut().enumerate() {
+                    let mut acc = bv.as_ref().map_or(0.0, |bv| bv[oc]);
+                    for kk in 0..k_plane {
+                        let p = (o * st + kk * dl) as isize - pd;
+                        if p < 0 || p >= len {
+                            continue;
+                        }
+                        for ci in 0..cg {
+                            let ch = g * cg + ci;
+                            acc +=
+                                xv[(b * c + ch) * in_plane + p as usize] * w_oc[ci * k_plane + kk];
+                        }
+                    }
+                    *val = acc;
+                }
+                return;
+            }
             let mut pos = vec![0usize; s];
             for (o, val) in plane.iter_mut().enumerate() {
                 for i in 0..s {

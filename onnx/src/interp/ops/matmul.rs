@@ -1,4 +1,4 @@
-//! MatMul (numpy batch broadcasting) and Gemm, through `matrixmultiply`'s GEMM (multi-threaded
+//! MatMul (numpy batch broadcasting) and Gemm, through the `gemm` crate (multi-threaded
 //! for large products); batches of small products run in parallel with rayon. fp16 / bf16
 //! compute in f32.
 
@@ -14,90 +14,90 @@ pub fn register(r: &mut Registry) {
     r.insert(("", "Gemm"), gemm);
 }
 
-/// c (m×n, row-major) = a (m×k, strides rsa/csa) · b (k×n, strides rsb/csb).
+/// c (m×n, row-major) = a (m×k, strides rsa/csa) · b (k×n, strides rsb/csb), for f32 and
+/// f64. `threads`: whether the product may spread over rayon's pool (not when it is one of a
+/// batch already run in parallel).
+#[allow(clippy::too_many_arguments)]
+fn gemm_into<T: Copy + Default + 'static + GemmScalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    (rsa, csa): (usize, usize),
+    b: &[T],
+    (rsb, csb): (usize, usize),
+    c: &mut [T],
+    threads: bool,
+) {
+    assert!(c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].fill(T::default());
+        return;
+    }
+    assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
+    assert!(b.len() > (k - 1) * rsb + (n - 1) * csb);
+    let par = if threads {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element the strides reach inside `a`, `b` and
+    // `c` (row-major m×n); the slices outlive the call and `c` (borrowed mutably) aliases
+    // neither `a` nor `b`. `read_dst` is false: `c` is written, never read.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            csa as isize,
+            rsa as isize,
+            b.as_ptr(),
+            csb as isize,
+            rsb as isize,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// The element types the GEMM runs on.
+trait GemmScalar {
+    const ZERO: Self;
+    const ONE: Self;
+}
+impl GemmScalar for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+}
+impl GemmScalar for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+}
+
 #[allow(clippy::too_many_arguments)]
 fn sgemm(
     m: usize,
     k: usize,
     n: usize,
     a: &[f32],
-    (rsa, csa): (usize, usize),
+    sa: (usize, usize),
     b: &[f32],
-    (rsb, csb): (usize, usize),
+    sb: (usize, usize),
     c: &mut [f32],
 ) {
-    debug_assert!(c.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n].fill(0.0);
-        return;
-    }
-    assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
-    assert!(b.len() > (k - 1) * rsb + (n - 1) * csb);
-    // SAFETY: the asserts above keep every element the strides reach inside `a`, `b` and
-    // `c` (row-major m×n); the slices outlive the call and `c` does not alias `a` or `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn dgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f64],
-    (rsa, csa): (usize, usize),
-    b: &[f64],
-    (rsb, csb): (usize, usize),
-    c: &mut [f64],
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n].fill(0.0);
-        return;
-    }
-    assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
-    assert!(b.len() > (k - 1) * rsb + (n - 1) * csb);
-    assert!(c.len() >= m * n);
-    // SAFETY: as in `sgemm`: bounds asserted above, no aliasing.
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    gemm_into(m, k, n, a, sa, b, sb, c, true)
 }
 
 /// Batched a·b with numpy semantics; `a`, `b` of the same float type.
@@ -157,7 +157,7 @@ pub fn matmul_tensors(node: &Node, a: &Tensor, b: &Tensor) -> Result<Tensor, Int
             out.par_chunks_mut((m * n).max(1))
                 .enumerate()
                 .for_each(|(i, c)| {
-                    dgemm(
+                    gemm_into(
                         m,
                         k,
                         n,
@@ -166,6 +166,7 @@ pub fn matmul_tensors(node: &Node, a: &Tensor, b: &Tensor) -> Result<Tensor, Int
                         &y[bi[i] * k * n..],
                         (n, 1),
                         c,
+                        nb == 1,
                     )
                 });
             TensorData::F64(out)
@@ -202,7 +203,7 @@ pub fn matmul_tensors(node: &Node, a: &Tensor, b: &Tensor) -> Result<Tensor, Int
                 });
             }
             let one = |(i, c): (usize, &mut [f32])| {
-                sgemm(
+                gemm_into(
                     m,
                     k,
                     n,
@@ -211,6 +212,7 @@ pub fn matmul_tensors(node: &Node, a: &Tensor, b: &Tensor) -> Result<Tensor, Int
                     &y[bi[i] * k * n..],
                     (n, 1),
                     c,
+                    nb == 1,
                 )
             };
             if nb > 1 {

@@ -375,6 +375,35 @@ fn slice(node: &Node, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, InterpE
     }
     let src = strides(&x.shape);
     let n: usize = count.iter().product();
+    if n > 0 && r > 0 && step[r - 1] == 1 {
+        // Unit step on the last axis: contiguous runs, copied whole.
+        let run = count[r - 1];
+        let outer = &count[..r - 1];
+        let mut firsts = Vec::with_capacity(n / run);
+        let mut ctr = vec![0usize; r - 1];
+        for _ in 0..n / run {
+            let mut off = start[r - 1];
+            for a in 0..r - 1 {
+                off += (start[a] + step[a] * ctr[a] as i64) * src[a] as i64;
+            }
+            firsts.push(off as usize);
+            for a in (0..r - 1).rev() {
+                ctr[a] += 1;
+                if ctr[a] < outer[a] {
+                    break;
+                }
+                ctr[a] = 0;
+            }
+        }
+        let data = map_data!(&x.data, v => {
+            let mut out = Vec::with_capacity(n);
+            for &f in &firsts {
+                out.extend_from_slice(&v[f..f + run]);
+            }
+            out
+        });
+        return Ok(vec![Tensor { shape: count, data }]);
+    }
     let mut idx = Vec::with_capacity(n);
     let mut ctr = vec![0usize; r];
     for _ in 0..n {

@@ -51,7 +51,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     let mut front = args.gen.frontend()?;
 
     let load_start = Instant::now();
-    let mut m = model::load(&args.model)?;
+    let (mut m, _) = s6_onnx::stream::load(&args.model)?;
     let base = model::base_dir(&args.model);
     let how = prepare(&mut m, &base).with_context(|| format!("{}", args.model.display()))?;
     let mut session = Session::new(&m, &base)

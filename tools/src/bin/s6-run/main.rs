@@ -7,7 +7,7 @@ mod polygraphy;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use s6_onnx::interp::{Dim, Session, Tensor};
-use s6_onnx::{model, npy};
+use s6_onnx::npy;
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -171,7 +171,9 @@ fn run(args: &Args) -> Result<bool> {
         return Ok(true);
     }
     let model_path = args.model.as_deref().context("no MODEL given")?;
-    let m = model::load(model_path)?;
+    // Memory-mapped: the weights stay in the file until the session reads each one, once,
+    // into its tensor (the protobuf parser never copies them).
+    let (m, _) = s6_onnx::stream::load(model_path)?;
     let base = model_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
