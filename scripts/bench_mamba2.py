@@ -15,7 +15,8 @@ state updated in place).
 compared with a float64 recurrence of the same inputs.
 --ours CSV: our timings (benches/heads.rs --csv); prints the joined markdown table.
 
-usage: bench_mamba2.py --mamba-src DIR [--quick] [--csv FILE] [--dump DIR] [--ours CSV]
+usage: bench_mamba2.py --mamba-src DIR [--quick] [--decode-only] [--csv FILE] [--dump DIR]
+                       [--ours CSV]
 """
 import argparse
 import csv
@@ -114,6 +115,7 @@ def main():
     ap.add_argument("--csv")
     ap.add_argument("--dump")
     ap.add_argument("--ours")
+    ap.add_argument("--decode-only", action="store_true", help="only the L = 1 shapes")
     args = ap.parse_args()
     scan, update = import_mamba(args.mamba_src)
     props = torch.cuda.get_device_properties(0)
@@ -142,6 +144,8 @@ def main():
         shapes = []
         for h in (24, 80):
             shapes += [(1, h, 1024), (1, h, 4096), (8, h, 1024), (1, h, 128), (1, h, 1), (8, h, 1)]
+    if args.decode_only:
+        shapes = [s for s in shapes if s[2] == 1]
     for tag, dt in (("f16", torch.float16), ("bf16", torch.bfloat16)):
         for b, h, l in shapes:
             x, dtv, A, B, C, D, bias, state = inputs(dt, b, h, l)
