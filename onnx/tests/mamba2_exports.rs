@@ -3,9 +3,9 @@
 //! sequence axis).
 //! Unpatched, the interpreter runs them and matches onnxruntime at the export length and PyTorch
 //! at the other lengths (1e-4 of max(1, |ref|); fp16 1e-2). The patcher turns transformers' SSD into one
-//! `S6ScanHeads` node per layer (then equal to the same references); a formulation it cannot
-//! prove (the minimal model's, or any altered detail) is refused with "not supported yet:
-//! Mamba2 …", the graph unchanged.
+//! `S6ScanHeads` node per layer (then equal to the same references), and so does the
+//! minimal model's own formulation; a formulation it cannot prove (the TorchScript export, any
+//! altered detail) is refused with "not supported yet: Mamba2 …", the graph unchanged.
 
 mod common;
 
@@ -118,23 +118,28 @@ fn patched_matches(name: &str, tol: f64) {
     }
 }
 
+/// The minimal model's own formulation (Trilu masks, multi-operand Einsums, the carry from a
+/// CumSum of chunk totals): one node per layer, equal to the same references.
+#[test]
+fn patcher_rewrites_the_minimal_ssd_into_one_node_per_layer() {
+    let (name, tol) = FIXTURES[3];
+    patched_matches(name, tol);
+}
+
 #[test]
 fn patcher_refuses_ssd_it_cannot_prove() {
-    // The minimal model's own formulation, and the (invalid) TorchScript export.
-    let ts = common::fixture_dir("models", "mamba2_ts_L8");
-    for d in [dir("ssd_minimal_dynamo_dynseq_L12"), ts] {
-        let name = d.file_name().unwrap().to_string_lossy().into_owned();
-        let mut m = model::load(&d.join("model.onnx")).unwrap();
-        let before = m.graph.node.len();
-        let err = patch::patch_model(&mut m, &d).unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            matches!(err, patch::PatchError::Unsupported { .. })
-                && msg.contains("not supported yet: Mamba2"),
-            "{name}: {msg}"
-        );
-        assert_eq!(m.graph.node.len(), before, "{name}: graph changed");
-    }
+    // The (invalid) TorchScript export.
+    let d = common::fixture_dir("models", "mamba2_ts_L8");
+    let mut m = model::load(&d.join("model.onnx")).unwrap();
+    let before = m.clone();
+    let err = patch::patch_model(&mut m, &d).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, patch::PatchError::Unsupported { .. })
+            && msg.contains("not supported yet: Mamba2"),
+        "{msg}"
+    );
+    assert!(m == before, "graph changed");
 }
 
 /// Changing any proven detail of transformers' SSD region leaves it unpatched (and refused):
@@ -221,5 +226,91 @@ fn patcher_leaves_altered_ssd_alone() {
         assert_ne!(m, base, "{what}: the mutation changed nothing");
         let err = patch::patch_model(&mut m, &d).unwrap_err().to_string();
         assert!(err.contains("not supported yet: Mamba2"), "{what}: {err}");
+    }
+}
+
+/// Changing any proven detail of the minimal SSD region leaves the model refused and unchanged:
+/// either mask's diagonal or triangle, the axis of the CumSum over Δ·A, an Einsum's indices,
+/// the chunk totals' index, and an intermediate value used outside the region.
+#[test]
+fn patcher_leaves_altered_minimal_ssd_alone() {
+    use s6_onnx::proto::{GraphProto, ModelProto, TensorProto, ValueInfoProto};
+    let d = dir("ssd_minimal_dynamo_dynseq_L12");
+    let base = model::load(&d.join("model.onnx")).unwrap();
+    fn int(g: &mut GraphProto, name: &str, v: i64) -> String {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.data_type = 7;
+        t.raw_data = v.to_le_bytes().to_vec();
+        g.initializer.push(t);
+        name.into()
+    }
+    fn scalar_of(g: &GraphProto, v: &str) -> Option<i64> {
+        let t = g.initializer.iter().find(|t| t.name == v)?;
+        Some(i64::from_le_bytes(t.raw_data.get(..8)?.try_into().ok()?))
+    }
+    /// Points input `k` of every `op` node whose input `k` is the scalar `from` at a new `to`.
+    fn retarget(m: &mut ModelProto, op: &str, k: usize, from: i64, to: i64) {
+        let g = m.graph.as_mut().unwrap();
+        let new = int(g, "test_int", to);
+        let hits: Vec<usize> = (0..g.node.len())
+            .filter(|&i| {
+                let n = &g.node[i];
+                n.op_type == op && n.input.get(k).and_then(|v| scalar_of(g, v)) == Some(from)
+            })
+            .collect();
+        for i in hits {
+            g.node[i].input[k] = new.clone();
+        }
+    }
+    type Mutation = fn(&mut ModelProto);
+    let mutations: [(&str, Mutation); 7] = [
+        ("segment-sum mask diagonal", |m| {
+            retarget(m, "Trilu", 1, 0, 1)
+        }),
+        ("carry mask diagonal", |m| retarget(m, "Trilu", 1, -1, 0)),
+        ("upper triangle", |m| {
+            let g = m.graph.as_mut().unwrap();
+            for n in g.node.iter_mut().filter(|n| n.op_type == "Trilu") {
+                for a in n.attribute.iter_mut().filter(|a| a.name == "upper") {
+                    a.i = 1;
+                }
+            }
+        }),
+        // The CumSum of Δ·A (b, c, T, H) over the heads instead of the chunk's time axis.
+        ("cumsum axis", |m| retarget(m, "CumSum", 1, 2, 3)),
+        ("einsum indices", |m| {
+            let g = m.graph.as_mut().unwrap();
+            for n in g.node.iter_mut().filter(|n| n.op_type == "Einsum") {
+                for a in n.attribute.iter_mut().filter(|a| a.name == "equation") {
+                    if a.s == b"bcin,bcjn,bchij,bcjhp->bcihp" {
+                        a.s = b"bcin,bcjn,bchji,bcjhp->bcihp".to_vec();
+                    }
+                }
+            }
+        }),
+        ("chunk total index", |m| retarget(m, "Gather", 1, -1, 0)),
+        ("escaping value", |m| {
+            let g = m.graph.as_mut().unwrap();
+            let cum = g
+                .node
+                .iter()
+                .find(|n| n.op_type == "CumSum")
+                .unwrap()
+                .output[0]
+                .clone();
+            let mut o = ValueInfoProto::new();
+            o.name = cum;
+            g.output.push(o);
+        }),
+    ];
+    for (what, mutate) in mutations {
+        let mut m = base.clone();
+        mutate(&mut m);
+        assert!(m != base, "{what}: the mutation changed nothing");
+        let before = m.clone();
+        let err = patch::patch_model(&mut m, &d).unwrap_err().to_string();
+        assert!(err.contains("not supported yet: Mamba2"), "{what}: {err}");
+        assert!(m == before, "{what}: graph changed");
     }
 }

@@ -18,6 +18,7 @@ pub mod rewrite;
 pub mod s6node;
 pub mod scan;
 pub mod ssd;
+pub mod ssd_trilu;
 pub mod stateful;
 pub mod stateful_verify;
 pub mod verify;
@@ -84,6 +85,7 @@ pub fn default_rules() -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(scan::UnrolledScan),
         Box::new(ssd::ChunkedScanHeads),
+        Box::new(ssd_trilu::TriluChunkedScanHeads),
         Box::new(absorb::Softplus),
         Box::new(absorb::DeltaBias),
         Box::new(absorb::DSkip),

@@ -23,7 +23,8 @@
 
 use super::error::PatchError;
 use super::graph::{
-    attr_i, attr_ints, attr_s, f32_tensor, is_default_domain, GraphIndex, BFLOAT16, FLOAT, FLOAT16,
+    attr_i, attr_ints, attr_s, f32_tensor, i64_tensor, is_default_domain, GraphIndex, BFLOAT16,
+    FLOAT, FLOAT16,
 };
 use super::infer::{Infer, SymDim};
 use super::rewrite::{Ctx, Patch, Rule};
@@ -53,23 +54,27 @@ impl Rule for ChunkedScanHeads {
 }
 
 /// What the proof found: the node's inputs (value names or new constants).
-struct Found {
-    x: String,
-    dt: String,
-    a: Vec<f32>,
-    b: String,
-    c: String,
-    d: Option<Vec<f32>>,
-    dt_bias: Option<Vec<f32>>,
-    dt_limit: Option<[f32; 2]>,
-    softplus: bool,
-    y: String,
+pub(super) struct Found {
+    pub x: String,
+    pub dt: String,
+    pub a: Vec<f32>,
+    /// B and C: (b, L, G, N), or (b, L, N) when `bc_ungrouped` (one group, no group axis: the
+    /// node gets them through an Unsqueeze at axis 2).
+    pub b: String,
+    pub c: String,
+    pub bc_ungrouped: bool,
+    pub d: Option<Vec<f32>>,
+    pub dt_bias: Option<Vec<f32>>,
+    pub dt_limit: Option<[f32; 2]>,
+    pub softplus: bool,
+    pub y: String,
 }
 
 impl Found {
-    fn patch(self, g: &GraphIndex, ctx: &mut Ctx, slice_node: usize) -> Patch {
+    /// The patch replacing node `last` (the one producing `y`) by the `S6ScanHeads` node.
+    pub(super) fn patch(self, g: &GraphIndex, ctx: &mut Ctx, last: usize) -> Patch {
         let mut p = Patch {
-            remove: vec![slice_node],
+            remove: vec![last],
             scans_created: 1,
             ..Default::default()
         };
@@ -80,7 +85,6 @@ impl Found {
             name
         };
         let a = konst(&mut p, "ssd_A", &self.a);
-        let mut inputs = vec![self.x, self.dt, a, self.b, self.c];
         let d = self.d.as_ref().map(|v| konst(&mut p, "ssd_D", v));
         let bias = self
             .dt_bias
@@ -90,6 +94,34 @@ impl Found {
             .dt_limit
             .as_ref()
             .map(|v| konst(&mut p, "ssd_dt_limit", v));
+        let (b, c) = if self.bc_ungrouped {
+            let axes = ctx.fresh(g, "ssd_axis2");
+            p.add_initializers.push(i64_tensor(&axes, &[1], &[2]));
+            let attr_form = opset(&ctx.opset_import) < 13;
+            let mut grouped = |p: &mut Patch, v: String| {
+                let mut u = NodeProto::new();
+                u.name = ctx.fresh(g, "Unsqueeze");
+                u.op_type = "Unsqueeze".into();
+                u.output = vec![ctx.fresh(g, "ssd_grouped")];
+                u.input = vec![v];
+                if attr_form {
+                    let mut at = AttributeProto::new();
+                    at.name = "axes".into();
+                    at.type_ = AttributeType::INTS.into();
+                    at.ints = vec![2];
+                    u.attribute.push(at);
+                } else {
+                    u.input.push(axes.clone());
+                }
+                let out = u.output[0].clone();
+                p.add_nodes.push(u);
+                out
+            };
+            (grouped(&mut p, self.b), grouped(&mut p, self.c))
+        } else {
+            (self.b, self.c)
+        };
+        let mut inputs = vec![self.x, self.dt, a, b, c];
         let attrs = HeadsAttrs {
             dt_softplus: self.softplus,
             has_d: d.is_some(),
@@ -120,41 +152,49 @@ impl Found {
     }
 }
 
-struct Matcher<'a, 'g> {
-    g: &'a GraphIndex<'g>,
-    inf: &'a Infer<'a, 'g>,
+/// The default domain's opset version (1 when the model imports none).
+fn opset(imports: &[onnx_protobuf::OperatorSetIdProto]) -> i64 {
+    imports
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version)
+}
+
+pub(super) struct Matcher<'a, 'g> {
+    pub g: &'a GraphIndex<'g>,
+    pub inf: &'a Infer<'a, 'g>,
 }
 
 /// Einsum equation without spaces.
-fn equation(n: &NodeProto) -> Option<String> {
+pub(super) fn equation(n: &NodeProto) -> Option<String> {
     attr_s(n, "equation").map(|e| e.chars().filter(|c| !c.is_whitespace()).collect())
 }
 
 impl<'a, 'g> Matcher<'a, 'g> {
     /// The producer of `v` if it is the default-domain op `op`.
-    fn op(&self, v: &str, op: &str) -> Option<&'g NodeProto> {
+    pub(super) fn op(&self, v: &str, op: &str) -> Option<&'g NodeProto> {
         let (_, n) = self.g.producer(v)?;
         (is_default_domain(n) && n.op_type == op).then_some(n)
     }
 
-    fn einsum(&self, v: &str, eq: &str) -> Option<&'g NodeProto> {
+    pub(super) fn einsum(&self, v: &str, eq: &str) -> Option<&'g NodeProto> {
         let n = self.op(v, "Einsum")?;
         (equation(n).as_deref() == Some(eq) && n.input.len() == eq.split(',').count()).then_some(n)
     }
 
-    fn transpose(&self, v: &str, perm: &[i64]) -> Option<&'g str> {
+    pub(super) fn transpose(&self, v: &str, perm: &[i64]) -> Option<&'g str> {
         let n = self.op(v, "Transpose")?;
         (attr_ints(n, "perm").as_deref() == Some(perm)).then(|| n.input[0].as_str())
     }
 
     /// A shape vector (constant or computed from other values' dims).
-    fn shape(&self, v: &str) -> Option<Vec<SymDim>> {
+    pub(super) fn shape(&self, v: &str) -> Option<Vec<SymDim>> {
         self.inf.shape_value(v).ok()
     }
 
     /// A shape vector whose elements may be unknown (`None`): a Concat of one-element pieces
     /// some of which are computed in ways shape inference does not follow.
-    fn shape_loose(&self, v: &str) -> Option<Vec<Option<SymDim>>> {
+    pub(super) fn shape_loose(&self, v: &str) -> Option<Vec<Option<SymDim>>> {
         if let Some(s) = self.shape(v) {
             return Some(s.into_iter().map(Some).collect());
         }
@@ -171,16 +211,16 @@ impl<'a, 'g> Matcher<'a, 'g> {
     }
 
     /// Ints of a constant input.
-    fn ints(&self, v: &str) -> Option<Vec<i64>> {
+    pub(super) fn ints(&self, v: &str) -> Option<Vec<i64>> {
         self.g.constant(v).map(|c| c.ints())
     }
 
-    fn scalar(&self, v: &str) -> Option<f64> {
+    pub(super) fn scalar(&self, v: &str) -> Option<f64> {
         self.g.constant(v)?.scalar()
     }
 
     /// Unsqueeze of one axis (attribute or input form): (input, axis).
-    fn unsqueeze(&self, v: &str) -> Option<(&'g str, i64)> {
+    pub(super) fn unsqueeze(&self, v: &str) -> Option<(&'g str, i64)> {
         let n = self.op(v, "Unsqueeze")?;
         let axes = match n.input.get(1) {
             Some(a) if !a.is_empty() => self.ints(a)?,
@@ -190,7 +230,7 @@ impl<'a, 'g> Matcher<'a, 'g> {
     }
 
     /// The operands of a commutative binary op, as (the one `pick` accepts, the other).
-    fn either<T>(
+    pub(super) fn either<T>(
         &self,
         n: &'g NodeProto,
         pick: impl Fn(&'g str) -> Option<T>,
@@ -203,7 +243,7 @@ impl<'a, 'g> Matcher<'a, 'g> {
     }
 
     /// The operand of binary `n` that is not `v` (the other one must be `v`).
-    fn other_than(&self, n: &'g NodeProto, v: &str) -> Option<&'g str> {
+    pub(super) fn other_than(&self, n: &'g NodeProto, v: &str) -> Option<&'g str> {
         match &n.input[..] {
             [a, b] if a == v => Some(b.as_str()),
             [a, b] if b == v => Some(a.as_str()),
@@ -211,12 +251,12 @@ impl<'a, 'g> Matcher<'a, 'g> {
         }
     }
 
-    fn dims(&self, v: &str) -> Option<Vec<SymDim>> {
+    pub(super) fn dims(&self, v: &str) -> Option<Vec<SymDim>> {
         self.inf.dims(v)
     }
 
     /// `v` = Pad(src, zeros appended after axis 1 only): src.
-    fn time_pad(&self, v: &str) -> Option<&'g str> {
+    pub(super) fn time_pad(&self, v: &str) -> Option<&'g str> {
         let n = self.op(v, "Pad")?;
         if attr_s(n, "mode").is_some_and(|m| m != "constant") {
             return None;
@@ -247,7 +287,7 @@ impl<'a, 'g> Matcher<'a, 'g> {
 
     /// The elements of a pads vector: constants, or a Concat of one-element pieces of which
     /// the computed ones are `None`.
-    fn pad_elems(&self, v: &str) -> Option<Vec<Option<i64>>> {
+    pub(super) fn pad_elems(&self, v: &str) -> Option<Vec<Option<i64>>> {
         if let Some(c) = self.ints(v) {
             return Some(c.into_iter().map(Some).collect());
         }
@@ -270,7 +310,7 @@ impl<'a, 'g> Matcher<'a, 'g> {
 
     /// `v` = Reshape(Pad(src), (b, -1 | c, T, rest…)) splitting the padded time axis into
     /// chunks of `t`: (src, t). `rest` must equal src's dims after the time axis.
-    fn chunks(&self, v: &str) -> Option<(&'g str, i64)> {
+    pub(super) fn chunks(&self, v: &str) -> Option<(&'g str, i64)> {
         let n = self.op(v, "Reshape")?;
         let target = self.shape_loose(&n.input[1])?;
         let src = self.time_pad(&n.input[0])?;
@@ -319,7 +359,7 @@ impl<'a, 'g> Matcher<'a, 'g> {
 
     /// `v` is the mask ¬tril(k) (true where j > i + k), as a constant or as
     /// Not(Trilu(all-true square, k)). `None` when it cannot be read at all.
-    fn mask(&self, v: &str, k: i64) -> Option<bool> {
+    pub(super) fn mask(&self, v: &str, k: i64) -> Option<bool> {
         if let Some(c) = self.g.constant(v) {
             let [r, cols] = c.dims[..] else {
                 return Some(false);
@@ -397,7 +437,10 @@ impl<'a, 'g> Matcher<'a, 'g> {
     }
 
     /// Δ from its final value back to the raw dt: bias, softplus, limits.
-    fn step_size(&self, v: &'g str) -> (&'g str, Option<Vec<f32>>, bool, Option<[f32; 2]>) {
+    pub(super) fn step_size(
+        &self,
+        v: &'g str,
+    ) -> (&'g str, Option<Vec<f32>>, bool, Option<[f32; 2]>) {
         let mut cur = v;
         let mut limit = None;
         if let Some(c) = self.op(cur, "Clip") {
@@ -442,8 +485,8 @@ impl<'a, 'g> Matcher<'a, 'g> {
         (cur, bias, softplus, limit)
     }
 
-    /// The final Slice(v, 0:L, time axis) of a transformers SSD region.
-    fn output_slice(&self, s: &'g NodeProto) -> Option<Found> {
+    /// `s` = Slice(v, 0:end, axis 1, step 1): its end (proven to be L by the caller).
+    pub(super) fn time_slice(&self, s: &'g NodeProto) -> Option<&'g str> {
         let input = |i: usize| s.input.get(i).filter(|x| !x.is_empty());
         if self.ints(input(1)?)? != [0] || self.ints(input(3)?)? != [1] {
             return None;
@@ -453,6 +496,13 @@ impl<'a, 'g> Matcher<'a, 'g> {
                 return None;
             }
         }
+        input(2).map(String::as_str)
+    }
+
+    /// The final Slice(v, 0:L, time axis) of a transformers SSD region.
+    fn output_slice(&self, s: &'g NodeProto) -> Option<Found> {
+        let input = |i: usize| s.input.get(i).filter(|x| !x.is_empty());
+        self.time_slice(s)?;
         // The sum before the Slice: Reshape(Ydiag + Yoff), plus the D term.
         let sum = s.input[0].as_str();
         let (merged, d_term) = match self.op(sum, "Add") {
@@ -553,25 +603,10 @@ impl<'a, 'g> Matcher<'a, 'g> {
         if tx != t || tb != t || tc != t {
             return None;
         }
-        let la_mul = self.op(la, "Mul")?;
-        let konst_h = |v: &'g str| {
-            let c = self.g.constant(v)?;
-            (c.dims.len() == 1 && c.data_type == FLOAT).then_some(c)
-        };
-        let (a, delta) = self.either(la_mul, konst_h)?;
+        let (a, delta, _) = self.a_times_delta(la)?;
         let heads = a.dims[0];
-        let xm = self.op(xd, "Mul")?;
-        // Δ broadcast over P. fp16 models cast Δ to fp32 on both paths, before or after the
-        // Unsqueeze (the same values: widening is exact).
-        let base = self.g.strip_casts(delta);
-        let ((), x) = self.either(xm, |v| {
-            let (src, axis) = self.unsqueeze(&self.g.strip_casts(v))?;
-            (self.g.strip_casts(src) == base && (axis == 3 || axis == -1)).then_some(())
-        })?;
+        let (x, _) = self.delta_times_x(xd, delta, heads)?;
         let xdims = self.dims(x)?;
-        if xdims.len() != 4 || xdims[2] != SymDim::Known(heads) {
-            return None;
-        }
         let (b, gb) = self.per_head(bh, heads)?;
         let (c, gc) = self.per_head(ch, heads)?;
         if gb != gc {
@@ -627,12 +662,46 @@ impl<'a, 'g> Matcher<'a, 'g> {
             a: a.values.iter().map(|&v| v as f32).collect(),
             b: b.to_string(),
             c: c.to_string(),
+            bc_ungrouped: false,
             d,
             dt_bias,
             dt_limit,
             softplus,
             y: s.output[0].clone(),
         })
+    }
+
+    /// `v` = A·Δ with A a constant (H) in fp32: (A, Δ, the Mul).
+    pub(super) fn a_times_delta(
+        &self,
+        v: &str,
+    ) -> Option<(super::graph::ConstValue, &'g str, &'g NodeProto)> {
+        let mul = self.op(v, "Mul")?;
+        let konst_h = |v: &'g str| {
+            let c = self.g.constant(v)?;
+            (c.dims.len() == 1 && c.data_type == FLOAT).then_some(c)
+        };
+        let (a, delta) = self.either(mul, konst_h)?;
+        Some((a, delta, mul))
+    }
+
+    /// `v` = x · Unsqueeze(Δ, 3) with x (b, L, H, P): (x, the Unsqueeze's output). fp16 models
+    /// cast Δ to fp32 on both paths, before or after the Unsqueeze (the same values: widening
+    /// is exact).
+    pub(super) fn delta_times_x(
+        &self,
+        v: &str,
+        delta: &str,
+        heads: i64,
+    ) -> Option<(&'g str, &'g str)> {
+        let xm = self.op(v, "Mul")?;
+        let base = self.g.strip_casts(delta);
+        let (u, x) = self.either(xm, |v| {
+            let (src, axis) = self.unsqueeze(&self.g.strip_casts(v))?;
+            (self.g.strip_casts(src) == base && (axis == 3 || axis == -1)).then_some(v)
+        })?;
+        let xdims = self.dims(x)?;
+        (xdims.len() == 4 && xdims[2] == SymDim::Known(heads)).then_some((x, u))
     }
 
     /// One chunk of zero state before the chunk states `states`: a zero constant of one chunk,
