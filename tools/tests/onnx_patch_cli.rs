@@ -184,8 +184,8 @@ fn refuses_mamba2_clearly() {
     );
 }
 
-/// transformers' Mamba2 (dynamo, dynamic length): one S6ScanHeads per layer, verified; the
-/// minimal SSD formulation of fixtures/mamba2 is still refused.
+/// transformers' Mamba2 and the minimal SSD formulation of fixtures/mamba2 (dynamo, dynamic
+/// length): one S6ScanHeads per layer, verified.
 #[test]
 fn patches_mamba2_and_verifies() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mamba2");
@@ -209,19 +209,31 @@ fn patches_mamba2_and_verifies() {
         .filter(|n| n.op_type == "S6ScanHeads" && n.domain == "s6plugin")
         .count();
     assert_eq!(heads, 2);
+    // The minimal SSD formulation: its own rule, verified too.
+    let minimal = d.join("minimal.onnx");
     let o = patch(&[
         dir.join("ssd_minimal_dynamo_dynseq_L12/model.onnx")
             .as_os_str(),
         "-o".as_ref(),
-        d.join("minimal.onnx").as_os_str(),
+        minimal.as_os_str(),
+        "--verify".as_ref(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("2 layer(s) patched, nodes 111 -> 20"), "{err}");
+    assert!(err.contains("ok") && !err.contains("FAIL"), "{err}");
+    let m = model::load(&minimal).unwrap();
+    let heads = m
+        .graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "S6ScanHeads" && n.domain == "s6plugin")
+        .count();
+    assert_eq!(heads, 2);
     assert!(
-        stderr(&o).contains("not supported yet: Mamba2"),
-        "{}",
-        stderr(&o)
+        !m.graph.node.iter().any(|n| n.op_type == "Pad"),
+        "chunk padding left"
     );
-    assert!(!d.join("minimal.onnx").exists());
 }
 
 #[test]
