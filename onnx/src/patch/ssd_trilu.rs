@@ -25,7 +25,9 @@
 //! argument of `ssd.rs` holds unchanged (zeros after the time axis, cut off by the Slice).
 
 use super::error::PatchError;
-use super::graph::{attr_i, is_default_domain, GraphIndex, BFLOAT16, FLOAT, FLOAT16};
+use super::graph::{
+    attr_i, input, is_default_domain, output, GraphIndex, BFLOAT16, FLOAT, FLOAT16,
+};
 use super::infer::{Infer, SymDim};
 use super::rewrite::{Ctx, Patch, Rule};
 use super::ssd::{equation, Found, Matcher};
@@ -132,7 +134,7 @@ impl<'a, 'g> Trilu<'a, 'g> {
             Some(kv) => self.m.scalar(kv)? as i64,
             None => 0,
         };
-        (attr_i(t, "upper").unwrap_or(1) == 0 && kk == k).then(|| t.input[0].as_str())
+        (attr_i(t, "upper").unwrap_or(1) == 0 && kk == k).then(|| input(t, 0))
     }
 
     /// Inclusive, forward CumSum of `v` along `axis` (of a rank-`rank` input): its input.
@@ -141,15 +143,15 @@ impl<'a, 'g> Trilu<'a, 'g> {
         let a = self.m.scalar(n.input.get(1)?)? as i64;
         let plain =
             attr_i(n, "exclusive").unwrap_or(0) == 0 && attr_i(n, "reverse").unwrap_or(0) == 0;
-        (plain && (a == axis || a == axis - rank)).then(|| n.input[0].as_str())
+        (plain && (a == axis || a == axis - rank)).then(|| input(n, 0))
     }
 
     /// `v` = Sub(Unsqueeze(p, ap), Unsqueeze(q, aq)) with the axes normalised against `rank`:
     /// (p, ap, q, aq).
     fn outer_diff(&self, v: &str, rank: i64) -> Option<(&'g str, i64, &'g str, i64)> {
         let sub = self.m.op(v, "Sub")?;
-        let (p, ap) = self.unsqueeze_at(&sub.input[0], rank)?;
-        let (q, aq) = self.unsqueeze_at(&sub.input[1], rank)?;
+        let (p, ap) = self.unsqueeze_at(input(sub, 0), rank)?;
+        let (q, aq) = self.unsqueeze_at(input(sub, 1), rank)?;
         Some((p, ap, q, aq))
     }
 
@@ -158,15 +160,15 @@ impl<'a, 'g> Trilu<'a, 'g> {
     fn region(&self, s: &'g NodeProto) -> Option<(Found, usize)> {
         let m = &self.m;
         let end = m.time_slice(s)?;
-        let merged = m.op(&s.input[0], "Reshape")?;
-        let add = m.op(&merged.input[0], "Add")?;
+        let merged = m.op(input(s, 0), "Reshape")?;
+        let add = m.op(input(merged, 0), "Add")?;
         let (intra, yoff) = m.either(add, |v| self.einsum_as(v, INTRA))?;
         let [cc, bc, decay, xc] = intra[..] else {
             return None;
         };
         // decay[b, c, h, i, j] = exp(cum_i − cum_j) for j ≤ i, else 0.
         let ex = m.op(self.tril(decay, 0)?, "Exp")?;
-        let (cum_i, ai, cum_j, aj) = self.outer_diff(&ex.input[0], 5)?;
+        let (cum_i, ai, cum_j, aj) = self.outer_diff(input(ex, 0), 5)?;
         if cum_i != cum_j || ai != 4 || aj != 3 {
             return None;
         }
@@ -188,7 +190,7 @@ impl<'a, 'g> Trilu<'a, 'g> {
         let [cc2, sin, ecum] = inter[..] else {
             return None;
         };
-        if cc2 != cc || m.op(ecum, "Exp")?.input[0] != cum {
+        if cc2 != cc || input(m.op(ecum, "Exp")?, 0) != cum {
             return None;
         }
         // Sin = Einsum(carry, S).
@@ -198,20 +200,20 @@ impl<'a, 'g> Trilu<'a, 'g> {
         };
         // carry[b, h, c, k] = exp((ctot − tot)_c − ctot_k) for k < c, else 0.
         let ex = m.op(self.tril(gaps, -1)?, "Exp")?;
-        let gap = m.transpose(&ex.input[0], &[0, 3, 1, 2])?;
+        let gap = m.transpose(input(ex, 0), &[0, 3, 1, 2])?;
         let (excl, ae, ctot, ak) = self.outer_diff(gap, 4)?;
         if ae != 2 || ak != 1 {
             return None;
         }
         let ex_sub = m.op(excl, "Sub")?;
-        let tot = ex_sub.input[1].as_str();
-        if ex_sub.input[0] != ctot || self.cumsum(ctot, 1, 3)? != tot {
+        let tot = input(ex_sub, 1);
+        if input(ex_sub, 0) != ctot || self.cumsum(ctot, 1, 3)? != tot {
             return None;
         }
         // tot = cum[..., -1] (a scalar index: the time axis dropped).
         let last = m.op(tot, "Gather")?;
         let idx = m.g.constant(last.input.get(1)?)?;
-        if last.input[0] != cum
+        if input(last, 0) != cum
             || !idx.dims.is_empty()
             || idx.scalar()? != -1.0
             || !matches!(attr_i(last, "axis"), Some(3) | Some(-1))
@@ -226,12 +228,12 @@ impl<'a, 'g> Trilu<'a, 'g> {
         if bc2 != bc || xc2 != xc {
             return None;
         }
-        let sub = m.op(m.op(to_end, "Exp")?.input[0].as_str(), "Sub")?;
-        let lastc = m.op(&sub.input[0], "Slice")?;
+        let sub = m.op(input(m.op(to_end, "Exp")?, 0), "Sub")?;
+        let lastc = m.op(input(sub, 0), "Slice")?;
         let li = |i: usize| lastc.input.get(i).and_then(|v| m.ints(v));
         let step_ok = lastc.input.len() < 5 || li(4)? == [1];
-        if sub.input[1] != cum
-            || lastc.input[0] != cum
+        if input(sub, 1) != cum
+            || input(lastc, 0) != cum
             || !(li(1)? == [-1] || li(1)? == [t - 1])
             || li(2)?[0] < t
             || !matches!(li(3)?[..], [3] | [-1])
@@ -245,7 +247,7 @@ impl<'a, 'g> Trilu<'a, 'g> {
         if bd.len() != 3 || cd.len() != 3 || bd[2] != cd[2] {
             return None;
         }
-        let mt = m.shape_loose(&merged.input[1])?;
+        let mt = m.shape_loose(input(merged, 1))?;
         let merge_ok = mt.len() == 4
             && mt[0].as_ref() == Some(&xdims[0])
             && mt[2] == Some(SymDim::Known(heads))
@@ -270,9 +272,9 @@ impl<'a, 'g> Trilu<'a, 'g> {
             return None;
         }
         // D·x added to the Slice, if that is the Slice's only use: folded into the node.
-        let (slice_at, _) = m.g.producer(&s.output[0])?;
+        let (slice_at, _) = m.g.producer(output(s, 0))?;
         let mut last_node = slice_at;
-        let mut y = s.output[0].as_str();
+        let mut y = output(s, 0);
         let mut d = None;
         let mut consts = vec![m.other_than(la_mul, delta)?];
         if let [only] = m.g.consumers(y) {
@@ -282,7 +284,7 @@ impl<'a, 'g> Trilu<'a, 'g> {
                     d = Some(dv);
                     consts.push(dn);
                     last_node = *only;
-                    y = n.output[0].as_str();
+                    y = output(n, 0);
                 }
             }
         }
