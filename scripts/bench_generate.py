@@ -12,7 +12,11 @@ docs/benchmarks-generate.md.
      prompts of 16 … 1024 tokens (ms/token should not grow with the prefix).
   4. transformers' own generate(use_cache=True) on the CPU: ms per decode step.
 
+On the GPU machine (its Vulkan driver stands in for Metal), `--backends cpu,gpu --prefixes 16
+--skip-ort --skip-hf` times `s6-run generate --backend gpu` next to the CPU interpreter.
+
 usage: bench_generate.py --bin target/release [--work /tmp/s6-bench-gen] [--threads 2]
+                         [--backends cpu[,gpu]] [--prefixes 16,64,...] [--skip-ort] [--skip-hf]
 """
 
 import argparse
@@ -120,14 +124,18 @@ def main():
     ap.add_argument("--work", default="/tmp/s6-bench-gen")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument("--skip-ort", action="store_true", help="no prefill comparison")
+    ap.add_argument("--backends", default="cpu", help="s6-run generate backends, e.g. cpu,gpu")
+    ap.add_argument("--prefixes", default=",".join(map(str, PREFIXES)))
     args = ap.parse_args()
+    prefixes = [int(v) for v in args.prefixes.split(",")]
     os.makedirs(args.work, exist_ok=True)
     model = export(args.work, args.threads)
     w = lambda f: os.path.join(args.work, f)  # noqa: E731
     rng = np.random.default_rng(2)
-    ids = rng.integers(0, 50280, (1, max(PREFIXES)), dtype=np.int64)
+    ids = rng.integers(0, 50280, (1, max(PREFIXES + tuple(prefixes))), dtype=np.int64)
     np.save(w("ids128.npy"), ids[:, :L_EXPORT])
-    for n in PREFIXES:
+    for n in prefixes:
         np.save(w(f"prompt{n}.npy"), ids[:, :n])
     np.save(w("prompt16x4.npy"), rng.integers(0, 50280, (4, 16), dtype=np.int64))
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), RUST_LOG="error")
@@ -137,12 +145,18 @@ def main():
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
 
-    wall, rss, out = timed([sys.executable, "-c", ORT_CHILD, model, w("ids128.npy"), str(args.threads)])
-    print(f"| onnxruntime, original export (session + run) | {wall:.2f} s | {rss:.0f} MB | {out.strip()} |")
     # A previous output is removed first: replacing it would add the freeing of its blocks.
     for f in ("model.s6.onnx", "model.st.onnx"):
         if os.path.exists(w(f)):
             os.remove(w(f))
+    if not args.skip_ort:
+        prefill(args, model, w, env, mb)
+    generate(args, model, w, env, prefixes, ids)
+
+
+def prefill(args, model, w, env, mb):
+    wall, rss, out = timed([sys.executable, "-c", ORT_CHILD, model, w("ids128.npy"), str(args.threads)])
+    print(f"| onnxruntime, original export (session + run) | {wall:.2f} s | {rss:.0f} MB | {out.strip()} |")
     wp, rp, _ = timed([f"{args.bin}/onnx-patch", model, "-o", w("model.s6.onnx")], env)
     wr, rr, out = timed(
         [f"{args.bin}/s6-run", w("model.s6.onnx"), "--input", f"input_ids={w('ids128.npy')}", "--out-dir", w("out")],
@@ -154,31 +168,45 @@ def main():
     print(f"| onnx-patch + s6-run | {wp + wr:.2f} s | | ratio onnxruntime / ours {wall / (wp + wr):.2f} |")
     print(f"load average now {os.getloadavg()[0]:.1f}; model file {mb:.0f} MB: s6-run peak RSS {rr * 2**20 / os.path.getsize(model):.2f}x, onnx-patch {rp * 2**20 / os.path.getsize(model):.2f}x the file")
 
+
+
+def generate(args, model, w, env, prefixes, ids):
     timed([f"{args.bin}/onnx-patch", model, "-o", w("model.st.onnx"), "--stateful"], env)
-    for n in [*PREFIXES, "16x4"]:
-        _, rss, out = timed(
-            [f"{args.bin}/s6-run", "generate", w("model.st.onnx"), "--prompt", w(f"prompt{n}.npy"),
-             "--max-new-tokens", str(NEW_TOKENS)],
-            env,
-        )
-        m = re.search(r"prefill ([\d.]+) ms; (\d+) decode steps: ([\d.]+) ms/token, ([\d.]+) tokens/s", out)
-        print(f"| s6-run generate, prompt {n} | prefill {m.group(1)} ms | {m.group(3)} ms/step | {m.group(4)} tokens/s | {rss:.0f} MB |")
+    for backend in args.backends.split(","):
+        for n in [*prefixes, "16x4"]:
+            _, rss, out = timed(
+                [f"{args.bin}/s6-run", "generate", w("model.st.onnx"), "--prompt", w(f"prompt{n}.npy"),
+                 "--max-new-tokens", str(NEW_TOKENS), "--backend", backend],
+                env,
+            )
+            m = re.search(r"prefill ([\d.]+) ms; (\d+) decode steps: ([\d.]+) ms/token, ([\d.]+) tokens/s", out)
+            if m is None:
+                print(f"| s6-run generate --backend {backend}, prompt {n} | failed: {out[-300:]!r} |")
+                continue
+            print(
+                f"| s6-run generate --backend {backend}, prompt {n} | prefill {m.group(1)} ms | "
+                f"{m.group(3)} ms/step | {m.group(4)} tokens/s | {rss:.0f} MB |"
+            )
 
     if not args.skip_hf:
-        import torch
+        hf_generate(args, ids)
 
-        hf = build(args.threads)
-        prompt = torch.from_numpy(ids[:, :16])
-        kw = dict(do_sample=False, use_cache=True, eos_token_id=None, pad_token_id=0)
-        with torch.no_grad():
-            hf.generate(prompt, max_new_tokens=2, **kw)
-            t = time.time()
-            hf.generate(prompt, max_new_tokens=1, **kw)
-            t1 = time.time() - t
-            t = time.time()
-            hf.generate(prompt, max_new_tokens=1 + NEW_TOKENS, **kw)
-            tn = time.time() - t
-        print(f"| transformers generate (CPU, use_cache), prompt 16 | prefill {t1 * 1e3:.0f} ms | {(tn - t1) / NEW_TOKENS * 1e3:.1f} ms/token | |")
+
+def hf_generate(args, ids):
+    import torch
+
+    hf = build(args.threads)
+    prompt = torch.from_numpy(ids[:, :16])
+    kw = dict(do_sample=False, use_cache=True, eos_token_id=None, pad_token_id=0)
+    with torch.no_grad():
+        hf.generate(prompt, max_new_tokens=2, **kw)
+        t = time.time()
+        hf.generate(prompt, max_new_tokens=1, **kw)
+        t1 = time.time() - t
+        t = time.time()
+        hf.generate(prompt, max_new_tokens=1 + NEW_TOKENS, **kw)
+        tn = time.time() - t
+    print(f"| transformers generate (CPU, use_cache), prompt 16 | prefill {t1 * 1e3:.0f} ms | {(tn - t1) / NEW_TOKENS * 1e3:.1f} ms/token | |")
 
 
 if __name__ == "__main__":
