@@ -9,7 +9,7 @@ use crate::error::WgpuError;
 use crate::scan::ScanInputs;
 use s6_contract::contract::{check_dtypes, infer_dims, InputRole, ONNX_DOMAIN, OP_TYPE};
 use s6_contract::{DType, S6Attrs};
-use s6_onnx::interp::{Backend, InterpError, Tensor, TensorData};
+use s6_onnx::interp::{Backend, ConstKey, InterpError, Tensor, TensorData};
 use s6_onnx::proto::NodeProto;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -132,6 +132,7 @@ impl WgpuBackend {
         &self,
         node: &NodeProto,
         inputs: &[Option<&Tensor>],
+        consts: &[Option<ConstKey>],
     ) -> Result<Option<Vec<Tensor>>, WgpuError> {
         let (&[Some(a), Some(b)], 1) = (inputs, node.output.len()) else {
             return Ok(None);
@@ -142,7 +143,10 @@ impl WgpuBackend {
         if aa.dtype() != bb.dtype() {
             return Ok(None);
         }
-        let out = self.ctx.matmul(aa, &a.shape, bb, &b.shape)?;
+        let key = |i: usize| consts.get(i).copied().flatten();
+        let out = self
+            .ctx
+            .matmul_keyed(aa, &a.shape, key(0), bb, &b.shape, key(1))?;
         self.matmuls.fetch_add(1, Ordering::Relaxed);
         Ok(Some(vec![Tensor {
             shape: out.shape,
@@ -193,6 +197,17 @@ impl Backend for WgpuBackend {
         node: &NodeProto,
         inputs: &[Option<&Tensor>],
     ) -> Result<Option<Vec<Tensor>>, InterpError> {
+        self.try_run_consts(node, inputs, &[])
+    }
+
+    /// MatMul operands that are constants stay on the device across calls (S6Scan's A and D
+    /// are small and packed with the per-call state, so they are still uploaded).
+    fn try_run_consts(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+        consts: &[Option<ConstKey<'_>>],
+    ) -> Result<Option<Vec<Tensor>>, InterpError> {
         let result = match (node.domain.as_str(), node.op_type.as_str()) {
             (ONNX_DOMAIN, OP_TYPE) => self.run_scan(node, inputs),
             (ONNX_DOMAIN, s6_contract::contract_heads::OP_TYPE) => {
@@ -202,7 +217,7 @@ impl Backend for WgpuBackend {
                 }
                 r
             }
-            ("" | "ai.onnx", "MatMul") => self.run_matmul(node, inputs),
+            ("" | "ai.onnx", "MatMul") => self.run_matmul(node, inputs, consts),
             _ => Ok(None),
         };
         match result {
@@ -218,5 +233,9 @@ impl Backend for WgpuBackend {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    fn end_session(&self, session: u64) {
+        self.ctx.forget_session(session);
     }
 }

@@ -2,6 +2,8 @@
 //! type), buffers, one blocking submit-and-read-back.
 
 use crate::error::WgpuError;
+use s6_contract::DType;
+use s6_onnx::interp::ConstKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
@@ -77,12 +79,51 @@ pub struct ContextOptions {
     /// Without it, f16 and bf16 activations are widened to f32 on upload and rounded back on
     /// read-back.
     pub shader_f16: bool,
+    /// Most bytes of constant inputs (weights) kept on the device across calls; past it they
+    /// are uploaded per call as before.
+    pub const_cache_bytes: u64,
 }
 
 impl Default for ContextOptions {
     fn default() -> Self {
-        ContextOptions { shader_f16: true }
+        ContextOptions {
+            shader_f16: true,
+            const_cache_bytes: 8 << 30,
+        }
     }
+}
+
+/// What a kept constant was uploaded as; a hit must match it exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConstSig {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub storage: Storage,
+}
+
+struct ConstEntry {
+    buffer: wgpu::Buffer,
+    sig: ConstSig,
+    bytes: u64,
+}
+
+/// Device copies of constant inputs, by session, then name.
+#[derive(Default)]
+struct ConstCache {
+    by_session: HashMap<u64, HashMap<String, ConstEntry>>,
+    total: u64,
+    stats: ConstStats,
+}
+
+/// Constant inputs served from the device versus uploaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConstStats {
+    /// Constant inputs uploaded (first use, changed signature, or past the byte budget).
+    pub uploads: usize,
+    /// Constant inputs bound from the device copy without an upload.
+    pub hits: usize,
+    /// Bytes kept on the device now.
+    pub kept_bytes: u64,
 }
 
 /// An open wgpu device with the s6plugin kernels.
@@ -93,6 +134,8 @@ pub struct WgpuContext {
     native_f16: bool,
     limits: wgpu::Limits,
     pipelines: Mutex<HashMap<(Kernel, Storage), Arc<wgpu::ComputePipeline>>>,
+    consts: Mutex<ConstCache>,
+    const_budget: u64,
     // One GPU job at a time: wgpu's error scopes belong to the device, so concurrent jobs
     // would catch each other's errors.
     job: Mutex<()>,
@@ -190,6 +233,8 @@ impl WgpuContext {
             native_f16,
             limits,
             pipelines: Mutex::new(HashMap::new()),
+            consts: Mutex::new(ConstCache::default()),
+            const_budget: options.const_cache_bytes,
             job: Mutex::new(()),
         })
     }
@@ -207,6 +252,58 @@ impl WgpuContext {
     /// True when f16 activations stay f16 on the GPU (adapter has `SHADER_F16`).
     pub fn native_f16(&self) -> bool {
         self.native_f16
+    }
+
+    /// Constant inputs served from the device so far.
+    pub fn const_stats(&self) -> ConstStats {
+        self.consts.lock().unwrap_or_else(|e| e.into_inner()).stats
+    }
+
+    /// Drops the device copies kept for `session`'s constants.
+    pub fn forget_session(&self, session: u64) {
+        let mut cache = self.consts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.by_session.remove(&session) {
+            let freed: u64 = m.values().map(|e| e.bytes).sum();
+            cache.total -= freed;
+            cache.stats.kept_bytes = cache.total;
+        }
+    }
+
+    /// Keeps freshly uploaded constants within the budget (a later hit binds them).
+    fn keep_consts(&self, fresh: Vec<(u64, String, ConstEntry)>) {
+        let mut cache = self.consts.lock().unwrap_or_else(|e| e.into_inner());
+        for (session, name, entry) in fresh {
+            let old = cache
+                .by_session
+                .get_mut(&session)
+                .and_then(|m| m.remove(&name))
+                .map_or(0, |e| e.bytes);
+            cache.total -= old;
+            if cache.total + entry.bytes > self.const_budget {
+                tracing::debug!(%name, bytes = entry.bytes, "constant past the cache budget, not kept");
+                continue;
+            }
+            cache.total += entry.bytes;
+            cache
+                .by_session
+                .entry(session)
+                .or_default()
+                .insert(name, entry);
+        }
+        cache.stats.kept_bytes = cache.total;
+    }
+
+    /// The kept buffer of a constant whose signature matches, counting the hit.
+    fn kept_const(&self, key: &ConstKey, sig: &ConstSig) -> Option<wgpu::Buffer> {
+        let mut cache = self.consts.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = cache
+            .by_session
+            .get(&key.session)
+            .and_then(|m| m.get(key.name))
+            .filter(|e| e.sig == *sig)
+            .map(|e| e.buffer.clone())?;
+        cache.stats.hits += 1;
+        Some(buffer)
     }
 
     /// Largest buffer one kernel binding may see, in bytes.
@@ -280,7 +377,31 @@ impl WgpuContext {
     ) -> Result<Vec<Vec<u8>>, WgpuError> {
         let _job = self.job.lock().unwrap_or_else(|e| e.into_inner());
         let scope = ErrorScope::push(&self.device);
-        let buffers: Vec<wgpu::Buffer> = bindings.iter().map(|b| self.buffer(op, b)).collect();
+        let mut fresh = Vec::new();
+        let buffers: Vec<wgpu::Buffer> = bindings
+            .iter()
+            .map(|b| match b {
+                Binding::Const { key, sig, data } => {
+                    self.kept_const(key, sig).unwrap_or_else(|| {
+                        let contents = data();
+                        let buffer = self.buffer(op, &Binding::Input(&contents));
+                        self.consts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .stats
+                            .uploads += 1;
+                        let entry = ConstEntry {
+                            buffer: buffer.clone(),
+                            sig: sig.clone(),
+                            bytes: contents.len() as u64,
+                        };
+                        fresh.push((key.session, key.name.to_string(), entry));
+                        buffer
+                    })
+                }
+                _ => self.buffer(op, b),
+            })
+            .collect();
         let read: Vec<(&wgpu::Buffer, u64)> = bindings
             .iter()
             .zip(&buffers)
@@ -343,6 +464,8 @@ impl WgpuContext {
             .poll(wgpu::PollType::Wait)
             .map_err(|e| gpu_err(e.to_string()))?;
         scope.pop(op)?;
+        // Only buffers of a job without errors are kept: a failed upload must not be served.
+        self.keep_consts(fresh);
         for (i, r) in rx.iter() {
             r.map_err(|e| gpu_err(format!("mapping read-back buffer {i}: {e}")))?;
         }
@@ -364,6 +487,13 @@ pub(crate) enum Binding<'a> {
     Uniform(&'a [u8]),
     /// Read-only storage.
     Input(&'a [u8]),
+    /// Read-only storage of a constant input: the device copy kept under `key` when its
+    /// signature matches `sig`, else `data()` uploaded (and kept, within the budget).
+    Const {
+        key: ConstKey<'a>,
+        sig: ConstSig,
+        data: &'a dyn Fn() -> Vec<u8>,
+    },
     /// Writable storage of `bytes`, read back after the run when `read`.
     Output {
         bytes: u64,
@@ -391,6 +521,7 @@ impl WgpuContext {
         match b {
             Binding::Uniform(c) => init(c, wgpu::BufferUsages::UNIFORM),
             Binding::Input(c) => init(c, wgpu::BufferUsages::STORAGE),
+            Binding::Const { data, .. } => init(&data(), wgpu::BufferUsages::STORAGE),
             Binding::Output { bytes, .. } => self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(op),
                 size: padded(*bytes),

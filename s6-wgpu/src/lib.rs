@@ -19,7 +19,7 @@ pub mod scan_heads;
 
 pub use act::{Act, ActVec};
 pub use backend::{BackendStats, WgpuBackend};
-pub use context::{shader_source, ContextOptions, WgpuContext};
+pub use context::{shader_source, ConstStats, ContextOptions, WgpuContext};
 pub use error::WgpuError;
 pub use matmul::MatMulOutput;
 pub use scan::{ScanInputs, ScanOutputs, MAX_DSTATE};

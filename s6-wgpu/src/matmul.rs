@@ -2,10 +2,11 @@
 //! through `shaders/matmul.wgsl` (tiled) or, for fewer than 16 rows, `shaders/matmul_rows.wgsl`.
 
 use crate::act::{Act, ActVec};
-use crate::context::{Binding, Kernel, Storage, WgpuContext};
+use crate::context::{Binding, ConstSig, Kernel, Storage, WgpuContext};
 use crate::error::WgpuError;
 use half::f16;
 use s6_contract::DType;
+use s6_onnx::interp::ConstKey;
 
 const OP: &str = "MatMul";
 /// Tile edge of matmul.wgsl; fewer rows than this go to matmul_rows.wgsl.
@@ -96,6 +97,20 @@ impl WgpuContext {
         a_shape: &[usize],
         b: Act,
         b_shape: &[usize],
+    ) -> Result<MatMulOutput, WgpuError> {
+        self.matmul_keyed(a, a_shape, None, b, b_shape, None)
+    }
+
+    /// [`matmul`](Self::matmul) where an operand with a key is a constant: bound from its
+    /// device copy when one is kept, uploaded (and kept) otherwise.
+    pub(crate) fn matmul_keyed(
+        &self,
+        a: Act,
+        a_shape: &[usize],
+        a_key: Option<ConstKey>,
+        b: Act,
+        b_shape: &[usize],
+        b_key: Option<ConstKey>,
     ) -> Result<MatMulOutput, WgpuError> {
         let err = |input: &'static str, reason: String| WgpuError::Input {
             op: OP,
@@ -228,14 +243,46 @@ impl WgpuContext {
 
         let pipeline = self.pipeline(kernel, storage)?;
         let out_bytes = out_len as u64 * elem;
+        let (make_a, make_b) = (|| bytes(&a), || bytes(&b));
+        let (a_bytes, b_bytes);
+        let bind_a = match a_key {
+            Some(key) => Binding::Const {
+                key,
+                sig: ConstSig {
+                    dtype: act,
+                    shape: a_shape.to_vec(),
+                    storage,
+                },
+                data: &make_a,
+            },
+            None => {
+                a_bytes = make_a();
+                Binding::Input(&a_bytes)
+            }
+        };
+        let bind_b = match b_key {
+            Some(key) => Binding::Const {
+                key,
+                sig: ConstSig {
+                    dtype: act,
+                    shape: b_shape.to_vec(),
+                    storage,
+                },
+                data: &make_b,
+            },
+            None => {
+                b_bytes = make_b();
+                Binding::Input(&b_bytes)
+            }
+        };
         let raw = self
             .run(
                 OP,
                 &pipeline,
                 &[
                     Binding::Uniform(bytemuck::bytes_of(&params)),
-                    Binding::Input(&bytes(&a)),
-                    Binding::Input(&bytes(&b)),
+                    bind_a,
+                    bind_b,
                     Binding::Input(bytemuck::cast_slice(&offs)),
                     Binding::Output {
                         bytes: out_bytes,

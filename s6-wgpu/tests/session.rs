@@ -7,7 +7,7 @@ mod common;
 use common::nodes::{all_on, backend, scan_node, scan_reference, scan_tensors};
 use common::{assert_close, ctx, repo_root};
 use s6_contract::contract::{S6Attrs, ScanDims};
-use s6_onnx::interp::{Backend, Session, Tensor};
+use s6_onnx::interp::{Backend, ConstKey, Session, Tensor};
 use s6_onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
 use s6_wgpu::{BackendStats, WgpuBackend, WgpuContext};
 use std::collections::HashMap;
@@ -272,6 +272,17 @@ impl Backend for Shared {
     ) -> Result<Option<Vec<Tensor>>, s6_onnx::interp::InterpError> {
         self.0.try_run(node, inputs)
     }
+    fn try_run_consts(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+        consts: &[Option<ConstKey<'_>>],
+    ) -> Result<Option<Vec<Tensor>>, s6_onnx::interp::InterpError> {
+        self.0.try_run_consts(node, inputs, consts)
+    }
+    fn end_session(&self, session: u64) {
+        self.0.end_session(session)
+    }
 }
 
 /// An export patched and converted to fp16 (S6Scan's A, D, delta_bias and states stay fp32 by
@@ -318,4 +329,164 @@ fn fp16_patched_export_gpu_equals_cpu() {
             1e-2,
         );
     }
+}
+
+/// Y = (X @ W) @ V with W and V initializers of `scale`-dependent values.
+fn matmul_chain_model(scale: f32) -> ModelProto {
+    let vi = |name: &str| ValueInfoProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    let mm = |a: &str, b: &str, y: &str| NodeProto {
+        name: format!("mm_{y}"),
+        op_type: "MatMul".into(),
+        input: vec![a.into(), b.into()],
+        output: vec![y.into()],
+        ..Default::default()
+    };
+    let init = |name: &str, shape: Vec<usize>, seed: f32| {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| scale * (seed + i as f32).sin()).collect();
+        Tensor::from_f32(shape, v).expect("tensor").to_proto(name)
+    };
+    let graph = GraphProto {
+        name: "matmul_chain".into(),
+        input: vec![vi("X")],
+        output: vec![vi("Y")],
+        initializer: vec![init("W", vec![24, 20], 0.5), init("V", vec![20, 3], 1.5)],
+        node: vec![mm("X", "W", "H"), mm("H", "V", "Y")],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+            ..Default::default()
+        }],
+        graph: Some(graph).into(),
+        ..Default::default()
+    }
+}
+
+/// Hands the backend no constant keys: every call uploads everything, as before the cache.
+struct Uncached(Arc<WgpuBackend>);
+
+impl Backend for Uncached {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn try_run(
+        &self,
+        node: &NodeProto,
+        inputs: &[Option<&Tensor>],
+    ) -> Result<Option<Vec<Tensor>>, s6_onnx::interp::InterpError> {
+        self.0.try_run(node, inputs)
+    }
+}
+
+/// Initializers stay on the device across the calls of a session: uploaded once, results
+/// bit-identical to uploading every call and close to the CPU; a second session sharing the
+/// backend with the same initializer names but other values is not served the first's copies.
+#[test]
+fn constants_upload_once_per_session_and_never_stale() {
+    let Some(_) = ctx("constants_upload_once_per_session_and_never_stale") else {
+        return;
+    };
+    let dir = std::env::temp_dir();
+    let be = Arc::new(WgpuBackend::from_context(
+        WgpuContext::new().expect("adapter"),
+    ));
+    let plain = Arc::new(WgpuBackend::from_context(
+        WgpuContext::new().expect("adapter"),
+    ));
+    let feeds = |step: usize| -> HashMap<String, Tensor> {
+        let v = (0..2 * 24).map(|i| ((i + 7 * step) as f32).cos()).collect();
+        [("X".to_string(), Tensor::from_f32(vec![2, 24], v).unwrap())].into()
+    };
+    let open = |scale: f32, b: Box<dyn Backend>| {
+        Session::new(&matmul_chain_model(scale), &dir)
+            .expect("parse")
+            .with_backend(b)
+    };
+    let first = open(1.0, Box::new(Shared(be.clone())));
+    let uncached = open(1.0, Box::new(Uncached(plain.clone())));
+    let cpu = Session::new(&matmul_chain_model(1.0), &dir).expect("parse");
+    let weight_bytes = (24 * 20 + 20 * 3) * 4;
+    for step in 0..3 {
+        let got = first.run(&feeds(step)).expect("cached run");
+        let want = uncached.run(&feeds(step)).expect("uncached run");
+        assert_eq!(
+            got[0].1.data.to_f32_vec(),
+            want[0].1.data.to_f32_vec(),
+            "step {step}: cached vs uncached"
+        );
+        let c = cpu.run(&feeds(step)).expect("cpu run");
+        assert_close(
+            &format!("step {step}: gpu vs cpu"),
+            &got[0].1.data.to_f32_vec(),
+            &c[0].1.data.to_f64_vec(),
+            1e-5,
+            1e-5,
+        );
+    }
+    let s = be.context().const_stats();
+    assert_eq!((s.uploads, s.hits), (2, 4), "W and V uploaded once: {s:?}");
+    assert_eq!(s.kept_bytes, weight_bytes);
+    assert_eq!(be.stats().matmul, 6);
+    assert_eq!(plain.context().const_stats().uploads, 0);
+
+    // Same names, other values, same backend.
+    let second = open(-2.0, Box::new(Shared(be.clone())));
+    let cpu2 = Session::new(&matmul_chain_model(-2.0), &dir).expect("parse");
+    let got = second.run(&feeds(0)).expect("second session");
+    let c = cpu2.run(&feeds(0)).expect("cpu run");
+    assert_close(
+        "second session vs its cpu",
+        &got[0].1.data.to_f32_vec(),
+        &c[0].1.data.to_f64_vec(),
+        1e-5,
+        1e-5,
+    );
+    assert_eq!(be.context().const_stats().uploads, 4);
+    drop(first);
+    assert_eq!(be.context().const_stats().kept_bytes, weight_bytes);
+    drop(second);
+    assert_eq!(be.context().const_stats().kept_bytes, 0);
+}
+
+/// A key whose tensor changed shape is uploaded afresh, not served the old copy.
+#[test]
+fn constant_of_another_shape_under_one_key_is_reuploaded() {
+    let Some(_) = ctx("constant_of_another_shape_under_one_key_is_reuploaded") else {
+        return;
+    };
+    let be = WgpuBackend::from_context(WgpuContext::new().expect("adapter"));
+    let node = NodeProto {
+        name: "mm".into(),
+        op_type: "MatMul".into(),
+        input: vec!["X".into(), "W".into()],
+        output: vec!["Y".into()],
+        ..Default::default()
+    };
+    let key = ConstKey {
+        session: u64::MAX,
+        name: "W",
+    };
+    let x = Tensor::from_f32(vec![1, 2], vec![1.0, 2.0]).unwrap();
+    let w1 = Tensor::from_f32(vec![2, 1], vec![3.0, 4.0]).unwrap();
+    let w2 = Tensor::from_f32(vec![2, 2], vec![1.0, 0.0, 0.0, -1.0]).unwrap();
+    let run = |w: &Tensor| {
+        be.try_run_consts(&node, &[Some(&x), Some(w)], &[None, Some(key)])
+            .expect("run")
+            .expect("on the gpu")[0]
+            .data
+            .to_f32_vec()
+    };
+    assert_eq!(run(&w1), vec![11.0]);
+    assert_eq!(run(&w2), vec![1.0, -2.0]);
+    assert_eq!(run(&w2), vec![1.0, -2.0]);
+    let s = be.context().const_stats();
+    assert_eq!((s.uploads, s.hits), (2, 1), "{s:?}");
+    assert_eq!(s.kept_bytes, 16);
 }

@@ -15,7 +15,7 @@ pub mod ops;
 pub mod session;
 pub mod tensor;
 
-pub use backend::Backend;
+pub use backend::{Backend, ConstKey};
 pub use error::InterpError;
 pub use graph::{Dim, IoInfo};
 pub use session::{Progress, Session};

@@ -1,7 +1,7 @@
 //! Execution: runs a parsed [`Plan`] on concrete inputs, offering each node to the backends
 //! first, freeing each intermediate value after its last use.
 
-use super::backend::Backend;
+use super::backend::{Backend, ConstKey};
 use super::error::InterpError;
 use super::graph::{Dim, IoInfo, Plan, NEVER_READ};
 use super::tensor::Tensor;
@@ -9,6 +9,10 @@ use onnx_protobuf::ModelProto;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Source of [`Session::id`]s.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(0);
 
 /// Where a run stands, for progress reports.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +31,10 @@ type ProgressFn = Box<dyn Fn(&Progress<'_>) + Send + Sync>;
 
 /// A model ready to run.
 pub struct Session {
+    /// Scopes the [`ConstKey`]s handed to backends.
+    id: u64,
+    /// Slots that hold an initializer no node overwrites: the inputs backends may keep.
+    const_slots: Vec<bool>,
     plan: Plan,
     backends: Vec<Box<dyn Backend>>,
     progress: Option<ProgressFn>,
@@ -36,8 +44,15 @@ impl Session {
     /// Parses `model` (decoding initializers, external data relative to `base_dir`) and checks
     /// that every op is supported.
     pub fn new(model: &ModelProto, base_dir: &Path) -> Result<Session, InterpError> {
+        let plan = Plan::parse(model, base_dir)?;
+        let mut const_slots: Vec<bool> = plan.constants.iter().map(Option::is_some).collect();
+        for s in plan.nodes.iter().flat_map(|n| n.outputs.iter().flatten()) {
+            const_slots[*s] = false;
+        }
         Ok(Session {
-            plan: Plan::parse(model, base_dir)?,
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            const_slots,
+            plan,
             backends: Vec::new(),
             progress: None,
         })
@@ -113,17 +128,32 @@ impl Session {
                     .iter()
                     .map(|s| s.and_then(|s| values[s].as_deref()))
                     .collect();
+                // No graph input may shadow an initializer and const_slots leaves out any a node
+                // writes, so these keys stand for one tensor for this session's life.
+                let consts: Vec<Option<ConstKey<'_>>> = node
+                    .inputs
+                    .iter()
+                    .map(|s| {
+                        s.filter(|&s| self.const_slots[s]).map(|s| ConstKey {
+                            session: self.id,
+                            name: &plan.slot_names[s],
+                        })
+                    })
+                    .collect();
                 let mut done = None;
                 ran_on = "cpu";
                 for b in &self.backends {
-                    if let Some(o) = b.try_run(&node.proto, &args).map_err(|e| match e {
-                        InterpError::Backend { .. } => e,
-                        other => InterpError::Backend {
-                            backend: b.name().to_string(),
-                            node: node.name.clone(),
-                            reason: other.to_string(),
-                        },
-                    })? {
+                    if let Some(o) =
+                        b.try_run_consts(&node.proto, &args, &consts)
+                            .map_err(|e| match e {
+                                InterpError::Backend { .. } => e,
+                                other => InterpError::Backend {
+                                    backend: b.name().to_string(),
+                                    node: node.name.clone(),
+                                    reason: other.to_string(),
+                                },
+                            })?
+                    {
                         done = Some(o);
                         ran_on = b.name();
                         break;
@@ -191,6 +221,14 @@ impl Session {
             result.push((info.name.clone(), t.clone()));
         }
         Ok(result)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for b in &self.backends {
+            b.end_session(self.id);
+        }
     }
 }
 
