@@ -17,12 +17,9 @@
 //! .npy files, so that the script measures mamba_ssm's error and ours against one fp64
 //! reference on the same inputs.
 
-use std::ffi::c_void;
 use std::io::Write;
 use std::path::Path;
 
-use cudarc::driver::sys;
-use half::{bf16, f16};
 use s6plugin::contract::DType;
 use s6plugin::contract_heads::{HeadsAttrs, HeadsDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
@@ -30,49 +27,11 @@ use s6plugin::cuda::{
     heads_workspace_size, launch_heads_with, HeadsKernel, HeadsLaunch, HeadsPtrs,
 };
 
-const REPS: usize = 20;
-const WARMUP: usize = 3;
-const TIMED: usize = 15;
-
-fn ck(r: sys::CUresult, what: &str) {
-    assert_eq!(r, sys::CUresult::CUDA_SUCCESS, "{what}");
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn vec(&mut self, lo: f32, hi: f32, n: usize) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
-    }
-}
-
-fn round(dt: DType, v: &mut [f32]) {
-    for x in v.iter_mut() {
-        *x = match dt {
-            DType::F32 => *x,
-            DType::F16 => f16::from_f32(*x).to_f32(),
-            DType::BF16 => bf16::from_f32(*x).to_f32(),
-        };
-    }
-}
-
-fn upload(dt: DType, v: &[f32]) -> DeviceBuffer {
-    match dt {
-        DType::F32 => DeviceBuffer::from_slice(v),
-        DType::F16 => {
-            DeviceBuffer::from_slice(&v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())
-        }
-        DType::BF16 => {
-            DeviceBuffer::from_slice(&v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())
-        }
-    }
-    .expect("upload")
-}
+mod common;
+#[path = "../tests/gpu_util/mod.rs"]
+mod gpu_util;
+use common::Rng;
+use gpu_util::{download, round_to as round, upload};
 
 /// Host inputs (already rounded to the dtype) and their device copies.
 struct Problem {
@@ -152,58 +111,13 @@ fn problem(dt: DType, dims: HeadsDims, decode: bool, seed: u64) -> Problem {
     }
 }
 
-/// Median µs per launch over graph replays of REPS launches.
+/// Median µs per launch (`common::time_graph`) with this kernel forced.
 fn time_graph(l: &HeadsLaunch, kernel: HeadsKernel) -> f64 {
-    let mut s: sys::CUstream = std::ptr::null_mut();
-    let mut graph: sys::CUgraph = std::ptr::null_mut();
-    let mut exec: sys::CUgraphExec = std::ptr::null_mut();
-    let (mut e0, mut e1): (sys::CUevent, sys::CUevent) =
-        (std::ptr::null_mut(), std::ptr::null_mut());
-    // SAFETY: plain driver calls on handles created here; the launch pointers are live
-    // allocations of the contract's sizes (Problem keeps them).
-    unsafe {
-        ck(sys::cuStreamCreate(&mut s, 1), "cuStreamCreate");
-        launch_heads_with(l, s as *mut c_void, kernel).expect("launch");
-        ck(sys::cuStreamSynchronize(s), "sync after eager launch");
-        ck(
-            sys::cuStreamBeginCapture_v2(
-                s,
-                sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
-            ),
-            "begin capture",
-        );
-        for _ in 0..REPS {
-            launch_heads_with(l, s as *mut c_void, kernel).expect("launch in capture");
-        }
-        ck(sys::cuStreamEndCapture(s, &mut graph), "end capture");
-        ck(
-            sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0),
-            "instantiate",
-        );
-        ck(sys::cuEventCreate(&mut e0, 0), "event");
-        ck(sys::cuEventCreate(&mut e1, 0), "event");
-        for _ in 0..WARMUP {
-            ck(sys::cuGraphLaunch(exec, s), "graph launch");
-        }
-        let mut times = Vec::with_capacity(TIMED);
-        for _ in 0..TIMED {
-            ck(sys::cuEventRecord(e0, s), "record");
-            ck(sys::cuGraphLaunch(exec, s), "graph launch");
-            ck(sys::cuEventRecord(e1, s), "record");
-            ck(sys::cuEventSynchronize(e1), "event sync");
-            let mut ms = 0f32;
-            ck(sys::cuEventElapsedTime(&mut ms, e0, e1), "elapsed");
-            times.push(ms as f64 * 1000.0 / REPS as f64);
-        }
-        ck(sys::cuCtxSynchronize(), "final sync");
-        sys::cuEventDestroy_v2(e0);
-        sys::cuEventDestroy_v2(e1);
-        sys::cuGraphExecDestroy(exec);
-        sys::cuGraphDestroy(graph);
-        sys::cuStreamDestroy_v2(s);
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        times[TIMED / 2]
-    }
+    common::time_graph(&|s| {
+        // SAFETY: the launch's pointers are live allocations of the contract's sizes (Problem
+        // keeps them); s is the timing stream.
+        unsafe { launch_heads_with(l, s, kernel) }.expect("launch")
+    })
 }
 
 fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
@@ -234,23 +148,7 @@ fn dump(dir: &Path, dt: DType) {
     unsafe { launch_heads_with(&pr.launch, std::ptr::null_mut(), HeadsKernel::Auto) }
         .expect("launch");
     let n = dims.x_len();
-    let y: Vec<f32> = match dt {
-        DType::F16 => {
-            pr.y.read::<u16>(n)
-                .unwrap()
-                .into_iter()
-                .map(|v| f16::from_bits(v).to_f32())
-                .collect()
-        }
-        DType::BF16 => {
-            pr.y.read::<u16>(n)
-                .unwrap()
-                .into_iter()
-                .map(|v| bf16::from_bits(v).to_f32())
-                .collect()
-        }
-        DType::F32 => pr.y.read::<f32>(n).unwrap(),
-    };
+    let y = download(dt, &pr.y, n);
     let tag = s6plugin::cuda::params::dtype_tag(dt);
     let sub = dir.join(tag);
     std::fs::create_dir_all(&sub).expect("dump dir");

@@ -12,50 +12,18 @@
 //! the device's maximum clock). `scripts/bench_mamba.py` measures mamba_ssm the same way;
 //! `scripts/bench_table.py` joins both CSVs into `docs/benchmarks.md`.
 
-use std::ffi::c_void;
 use std::io::Write;
 
-use cudarc::driver::sys;
-use half::f16;
 use s6plugin::contract::{DType, S6Attrs, ScanDims};
 use s6plugin::cuda::devbuf::DeviceBuffer;
 use s6plugin::cuda::{launch_with, workspace_size, ScanLaunch, ScanPtrs, Tune};
 
-const REPS: usize = 20;
-const WARMUP: usize = 3;
-const TIMED: usize = 15;
-
-fn ck(r: sys::CUresult, what: &str) {
-    assert_eq!(r, sys::CUresult::CUDA_SUCCESS, "{what}");
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn vec(&mut self, lo: f32, hi: f32, n: usize) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
-    }
-}
-
-fn upload(dt: DType, v: &[f32]) -> DeviceBuffer {
-    match dt {
-        DType::F16 => {
-            DeviceBuffer::from_slice(&v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())
-        }
-        DType::BF16 => DeviceBuffer::from_slice(
-            &v.iter()
-                .map(|&x| half::bf16::from_f32(x))
-                .collect::<Vec<_>>(),
-        ),
-        DType::F32 => DeviceBuffer::from_slice(v),
-    }
-    .expect("upload")
-}
+mod common;
+#[path = "../tests/gpu_util/mod.rs"]
+mod gpu_util;
+use common::Rng;
+use cudarc::driver::sys;
+use gpu_util::{download, round_to as round, upload};
 
 struct Problem {
     launch: ScanLaunch,
@@ -73,16 +41,6 @@ struct HostInputs {
     z: Vec<f32>,
     bias: Vec<f32>,
     h0: Vec<f32>,
-}
-
-fn round(dt: DType, v: &mut [f32]) {
-    for x in v {
-        *x = match dt {
-            DType::F32 => *x,
-            DType::F16 => f16::from_f32(*x).to_f32(),
-            DType::BF16 => half::bf16::from_f32(*x).to_f32(),
-        }
-    }
 }
 
 fn problem(dt: DType, dims: ScanDims, keep_host: bool, seed: u64) -> Problem {
@@ -160,59 +118,13 @@ fn problem(dt: DType, dims: ScanDims, keep_host: bool, seed: u64) -> Problem {
     }
 }
 
-/// Median µs per launch over graph replays of REPS launches.
+/// Median µs per launch (`common::time_graph`) with this kernel choice.
 fn time_graph(l: &ScanLaunch, tune: Tune) -> f64 {
-    let mut s: sys::CUstream = std::ptr::null_mut();
-    let mut graph: sys::CUgraph = std::ptr::null_mut();
-    let mut exec: sys::CUgraphExec = std::ptr::null_mut();
-    let (mut e0, mut e1): (sys::CUevent, sys::CUevent) =
-        (std::ptr::null_mut(), std::ptr::null_mut());
-    // SAFETY: plain driver calls on handles created here; the launch pointers are live
-    // allocations of the contract's sizes (Problem keeps them).
-    unsafe {
-        ck(sys::cuStreamCreate(&mut s, 1), "cuStreamCreate");
-        // One eager launch: loads the module outside the capture, checks the launch.
-        launch_with(l, s as *mut c_void, tune).expect("launch");
-        ck(sys::cuStreamSynchronize(s), "sync after eager launch");
-        ck(
-            sys::cuStreamBeginCapture_v2(
-                s,
-                sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
-            ),
-            "begin capture",
-        );
-        for _ in 0..REPS {
-            launch_with(l, s as *mut c_void, tune).expect("launch in capture");
-        }
-        ck(sys::cuStreamEndCapture(s, &mut graph), "end capture");
-        ck(
-            sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0),
-            "instantiate",
-        );
-        ck(sys::cuEventCreate(&mut e0, 0), "event");
-        ck(sys::cuEventCreate(&mut e1, 0), "event");
-        for _ in 0..WARMUP {
-            ck(sys::cuGraphLaunch(exec, s), "graph launch");
-        }
-        let mut times = Vec::with_capacity(TIMED);
-        for _ in 0..TIMED {
-            ck(sys::cuEventRecord(e0, s), "record");
-            ck(sys::cuGraphLaunch(exec, s), "graph launch");
-            ck(sys::cuEventRecord(e1, s), "record");
-            ck(sys::cuEventSynchronize(e1), "event sync");
-            let mut ms = 0f32;
-            ck(sys::cuEventElapsedTime(&mut ms, e0, e1), "elapsed");
-            times.push(ms as f64 * 1000.0 / REPS as f64);
-        }
-        ck(sys::cuCtxSynchronize(), "final sync");
-        sys::cuEventDestroy_v2(e0);
-        sys::cuEventDestroy_v2(e1);
-        sys::cuGraphExecDestroy(exec);
-        sys::cuGraphDestroy(graph);
-        sys::cuStreamDestroy_v2(s);
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        times[TIMED / 2]
-    }
+    common::time_graph(&|s| {
+        // SAFETY: the launch's pointers are live allocations of the contract's sizes (Problem
+        // keeps them); s is the timing stream.
+        unsafe { launch_with(l, s, tune) }.expect("launch")
+    })
 }
 
 fn bytes_moved(l: &ScanLaunch) -> f64 {
@@ -242,21 +154,7 @@ fn accuracy(dt: DType) {
     let h = pr.host.as_ref().unwrap();
     // SAFETY: pointers from `problem`, null stream.
     unsafe { launch_with(&pr.launch, std::ptr::null_mut(), Tune::default()) }.expect("launch");
-    let y: Vec<f32> = match dt {
-        DType::F32 => pr._bufs[9].read::<f32>(dims.act_len()).unwrap(),
-        DType::F16 => pr._bufs[9]
-            .read::<u16>(dims.act_len())
-            .unwrap()
-            .into_iter()
-            .map(|x| f16::from_bits(x).to_f32())
-            .collect(),
-        DType::BF16 => pr._bufs[9]
-            .read::<u16>(dims.act_len())
-            .unwrap()
-            .into_iter()
-            .map(|x| half::bf16::from_bits(x).to_f32())
-            .collect(),
-    };
+    let y = download(dt, &pr._bufs[9], dims.act_len());
     let x = ScanInputs {
         u: &h.u,
         delta: &h.delta,
