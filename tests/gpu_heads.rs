@@ -263,24 +263,16 @@ fn run_case(c: &Case, dt: DType, kernel: HeadsKernel, seed: u64) -> (f64, f64, f
 
 #[test]
 fn heads_kernels_match_fp64_reference() {
-    if !s6plugin::cuda::driver_present() {
-        skip::skip(
-            REQUIRE,
-            "heads_kernels_match_fp64_reference: libcuda not found (no NVIDIA driver)",
-        );
-        return;
-    }
-    let ctx = match cudarc::driver::CudaContext::new(0) {
+    let ctx = match gpu_util::context() {
         Ok(c) => c,
-        Err(e) => {
+        Err(why) => {
             skip::skip(
                 REQUIRE,
-                &format!("heads_kernels_match_fp64_reference: no usable CUDA device ({e:?})"),
+                &format!("heads_kernels_match_fp64_reference: {why}"),
             );
             return;
         }
     };
-    ctx.bind_to_thread().unwrap();
     let origin = s6plugin::cuda::prepare().expect("kernel module");
     let kernels = s6plugin::cuda::module::kernels().unwrap();
     let (cc, sms) = (kernels.cc, kernels.sm_count);
@@ -362,15 +354,17 @@ fn heads_kernels_match_fp64_reference() {
 
 #[test]
 fn heads_launch_refuses_null_pointers_and_bad_groups() {
-    if !s6plugin::cuda::driver_present() || cudarc::driver::CudaContext::new(0).is_err() {
-        skip::skip(
-            REQUIRE,
-            "heads_launch_refuses_null_pointers_and_bad_groups: no usable CUDA device",
-        );
-        return;
-    }
-    let ctx = cudarc::driver::CudaContext::new(0).unwrap();
-    ctx.bind_to_thread().unwrap();
+    // Kept alive for the test: the launches below run in its context.
+    let _ctx = match gpu_util::context() {
+        Ok(c) => c,
+        Err(why) => {
+            skip::skip(
+                REQUIRE,
+                &format!("heads_launch_refuses_null_pointers_and_bad_groups: {why}"),
+            );
+            return;
+        }
+    };
     let buf = DeviceBuffer::alloc(1 << 20).unwrap();
     let p = buf.ptr();
     let full = HeadsPtrs {

@@ -366,24 +366,13 @@ fn run_case(c: &Case, dt: DType, tune: Tune, seed: u64) -> (f64, f64, f64, f64, 
 
 #[test]
 fn kernels_match_fp64_reference() {
-    if !s6plugin::cuda::driver_present() {
-        skip::skip(
-            REQUIRE,
-            "kernels_match_fp64_reference: libcuda not found (no NVIDIA driver)",
-        );
-        return;
-    }
-    let ctx = match cudarc::driver::CudaContext::new(0) {
+    let ctx = match gpu_util::context() {
         Ok(c) => c,
-        Err(e) => {
-            skip::skip(
-                REQUIRE,
-                &format!("kernels_match_fp64_reference: no usable CUDA device ({e:?})"),
-            );
+        Err(why) => {
+            skip::skip(REQUIRE, &format!("kernels_match_fp64_reference: {why}"));
             return;
         }
     };
-    ctx.bind_to_thread().unwrap();
     let origin = s6plugin::cuda::prepare().expect("kernel module");
     println!(
         "device: {} ({} SMs), module: {origin}",
@@ -498,15 +487,17 @@ fn kernels_match_fp64_reference() {
 
 #[test]
 fn refuses_null_pointers_and_bad_sizes() {
-    if !s6plugin::cuda::driver_present() || cudarc::driver::CudaContext::new(0).is_err() {
-        skip::skip(
-            REQUIRE,
-            "refuses_null_pointers_and_bad_sizes: no CUDA device",
-        );
-        return;
-    }
-    let ctx = cudarc::driver::CudaContext::new(0).unwrap();
-    ctx.bind_to_thread().unwrap();
+    // Kept alive for the test: the launches below run in its context.
+    let _ctx = match gpu_util::context() {
+        Ok(c) => c,
+        Err(why) => {
+            skip::skip(
+                REQUIRE,
+                &format!("refuses_null_pointers_and_bad_sizes: {why}"),
+            );
+            return;
+        }
+    };
     let l = ScanLaunch {
         attrs: S6Attrs {
             has_z: true,

@@ -65,3 +65,16 @@ pub fn download(dt: DType, b: &DeviceBuffer, n: usize) -> Vec<f32> {
             .collect(),
     }
 }
+
+/// Device 0's context, bound to this thread, or why there is none (no driver, no usable
+/// device): the caller turns that into its visible skip.
+pub fn context() -> Result<std::sync::Arc<cudarc::driver::CudaContext>, String> {
+    if !s6plugin::cuda::driver_present() {
+        return Err("libcuda not found (no NVIDIA driver)".into());
+    }
+    let ctx = cudarc::driver::CudaContext::new(0)
+        .map_err(|e| format!("no usable CUDA device ({e:?})"))?;
+    ctx.bind_to_thread()
+        .map_err(|e| format!("cannot bind the CUDA context ({e:?})"))?;
+    Ok(ctx)
+}
