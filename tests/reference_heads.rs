@@ -9,56 +9,15 @@ use s6plugin::reference_heads::{scan_heads_f64, scan_heads_packed, HeadsInputs};
 use s6plugin::reference_ssd::scan_heads_chunked;
 use s6plugin::ContractError;
 
-/// Bounds as in `tests/reference.rs`: fp32 vs fp64 PyTorch, and fp64 vs the f32-stored values.
-const F32_REL: f64 = 1e-5;
-const F32_ABS: f64 = 1e-6;
-const F64_REL: f64 = 1.2e-7;
-const F64_ABS: f64 = 1e-12;
-
-struct Array {
-    shape: Vec<i64>,
-    data: Vec<f32>,
-    was_f16: bool,
-}
-
-fn load(path: &Path) -> Array {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let shape = npy.shape().iter().map(|&x| x as i64).collect();
-    let width = match npy.dtype() {
-        npyz::DType::Plain(ts) => ts.num_bytes(),
-        _ => None,
-    };
-    let (data, was_f16) = match width {
-        Some(2) => (
-            npy.into_vec::<half::f16>()
-                .unwrap()
-                .into_iter()
-                .map(f32::from)
-                .collect(),
-            true,
-        ),
-        _ => (npy.into_vec::<f32>().unwrap(), false),
-    };
-    Array {
-        shape,
-        data,
-        was_f16,
-    }
-}
+mod ref_fixtures;
+use ref_fixtures::{load, worst, Array, F32_ABS, F32_REL, F64_ABS, F64_REL};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ssd")
 }
 
 fn case_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root())
-        .unwrap_or_else(|e| panic!("{}: {e}", root().display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("case.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs
+    ref_fixtures::case_dirs("ssd")
 }
 
 struct Case {
@@ -129,13 +88,6 @@ fn read_case(dir: &Path) -> Case {
         },
         act_f16: meta["act_dtype"] == "float16",
     }
-}
-
-/// Largest ratio err / (rel·|want| + abs) over the tensor; ≤ 1 passes.
-fn worst(got: impl Iterator<Item = f64>, want: &[f32], rel: f64, abs: f64) -> f64 {
-    got.zip(want)
-        .map(|(g, &w)| (g - w as f64).abs() / (rel * (w as f64).abs() + abs))
-        .fold(0.0, f64::max)
 }
 
 #[test]
