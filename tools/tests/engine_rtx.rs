@@ -635,6 +635,16 @@ fn refused_build(onnx: &Path, plugin: &Path, engine: &Path) -> String {
     err
 }
 
+/// A build with `lib` as the plugin is refused by loadLibrary, with the hint to check the variant.
+fn assert_library_refused(onnx: &Path, lib: &Path, engine: &Path) {
+    let err = refused_build(onnx, lib, engine);
+    let want = format!(
+        "s6-engine: TensorRT: IPluginRegistry::loadLibrary refused {} (a libs6plugin built for another TensorRT is refused: is it the variant for TensorRT-RTX 1.",
+        lib.display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
 #[test]
 fn a_library_without_the_creator_is_refused() {
     let Some(lib_dir) = rtx() else { return };
@@ -642,12 +652,7 @@ fn a_library_without_the_creator_is_refused() {
     let (onnx, _) = patched("models/minimal_ts_L12", &dir);
     // A real shared library that is no plugin: TensorRT-RTX's own parser.
     let not_plugin = lib_dir.join("libtensorrt_onnxparser_rtx.so.1");
-    let err = refused_build(&onnx, &not_plugin, &dir.join("m.engine"));
-    let want = format!(
-        "s6-engine: TensorRT: IPluginRegistry::loadLibrary refused {} (a libs6plugin built for another TensorRT is refused: is it the variant for TensorRT-RTX 1.",
-        not_plugin.display()
-    );
-    assert!(err.contains(&want), "{err}");
+    assert_library_refused(&onnx, &not_plugin, &dir.join("m.engine"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -666,12 +671,7 @@ fn the_variant_of_another_tensorrt_is_refused() {
     };
     let dir = tmpdir("wrong");
     let (onnx, _) = patched("models/minimal_ts_L12", &dir);
-    let err = refused_build(&onnx, &wrong, &dir.join("m.engine"));
-    let want = format!(
-        "s6-engine: TensorRT: IPluginRegistry::loadLibrary refused {} (a libs6plugin built for another TensorRT is refused: is it the variant for TensorRT-RTX 1.",
-        wrong.display()
-    );
-    assert!(err.contains(&want), "{err}");
+    assert_library_refused(&onnx, &wrong, &dir.join("m.engine"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
