@@ -74,10 +74,11 @@ template <> struct S6Elem<0> {
         w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
     }
     // Elements i < n at stride s, zeros after.
-    static __device__ __forceinline__ void load4raw_s(const float* p, int s, int n, unsigned* w) {
+    template <typename S>
+    static __device__ __forceinline__ void load4raw_s(const float* p, S s, int n, unsigned* w) {
 #pragma unroll
         for (int i = 0; i < 4; ++i)
-            w[i] = i < n ? __ldg(reinterpret_cast<const unsigned*>(p + i * s)) : 0u;
+            w[i] = i < n ? __ldg(reinterpret_cast<const unsigned*>(p + (S)i * s)) : 0u;
     }
     static __device__ __forceinline__ void cvt4(const unsigned* w, float* o) {
 #pragma unroll
@@ -118,10 +119,11 @@ template <> struct S6Elem<1> {
         uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
         w[0] = v.x; w[1] = v.y;
     }
-    static __device__ __forceinline__ void load4raw_s(const s6_u16* p, int s, int n, unsigned* w) {
+    template <typename S>
+    static __device__ __forceinline__ void load4raw_s(const s6_u16* p, S s, int n, unsigned* w) {
         unsigned h[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) h[i] = i < n ? (unsigned)__ldg(p + i * s) : 0u;
+        for (int i = 0; i < 4; ++i) h[i] = i < n ? (unsigned)__ldg(p + (S)i * s) : 0u;
         w[0] = h[0] | (h[1] << 16);
         w[1] = h[2] | (h[3] << 16);
     }
@@ -165,10 +167,11 @@ template <> struct S6Elem<2> {
         uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
         w[0] = v.x; w[1] = v.y;
     }
-    static __device__ __forceinline__ void load4raw_s(const s6_u16* p, int s, int n, unsigned* w) {
+    template <typename S>
+    static __device__ __forceinline__ void load4raw_s(const s6_u16* p, S s, int n, unsigned* w) {
         unsigned h[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) h[i] = i < n ? (unsigned)__ldg(p + i * s) : 0u;
+        for (int i = 0; i < 4; ++i) h[i] = i < n ? (unsigned)__ldg(p + (S)i * s) : 0u;
         w[0] = h[0] | (h[1] << 16);
         w[1] = h[2] | (h[3] << 16);
     }
@@ -231,7 +234,9 @@ __device__ __forceinline__ float s6_delta(float dv, float bias, bool softplus) {
 // ---------------------------------------------------------------------------------------------
 // Prefill.
 
-template <int DT, int LANES, int NPL, int CPB, int TT, bool SUM>
+// IT: type of the offsets within a tile (c·act_sc, n·bc_sn, t·stride). int when the host has
+// checked that D·L and N·L stay below 2^31 (fewer instructions per load), else 64-bit.
+template <int DT, int LANES, int NPL, int CPB, int TT, bool SUM, typename IT>
 __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     typedef S6Elem<DT> E;
     typedef typename E::T T;
@@ -272,10 +277,10 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
     const int nchunks = (int)p.nchunks;
     const s6_i64 t_begin = chunk * p.chunk_len;
     const s6_i64 t_end = (t_begin + p.chunk_len) < L ? (t_begin + p.chunk_len) : L;
-    // Within a tile every offset fits 32 bits (c < CPB, t < TT, n < NT); the tile's base
-    // pointer carries the 64-bit part.
-    const int asc = (int)p.act_sc, ast = (int)p.act_st;
-    const int bsn = (int)p.bc_sn, bst = (int)p.bc_st;
+    // The tile's base pointer carries the 64-bit part; within a tile (c < CPB, t < TT,
+    // n < NT) offsets are IT.
+    const IT asc = (IT)p.act_sc, ast = (IT)p.act_st;
+    const IT bsn = (IT)p.bc_sn, bst = (IT)p.bc_st;
     const T* gu = reinterpret_cast<const T*>(p.u) + (b * p.act_sb + d0 * p.act_sc);
     const T* gdelta = reinterpret_cast<const T*>(p.delta) + (b * p.act_sb + d0 * p.act_sc);
     const T* gz = reinterpret_cast<const T*>(p.z) + (b * p.act_sb + d0 * p.act_sc);
@@ -319,7 +324,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             int c, t;
             act_group(k, stid, c, t);
             const bool row_ok = k * THREADS + stid < AG && c < nch;
-            const int off = c * asc + t * ast;
+            const IT off = (IT)c * asc + (IT)t * ast;
             const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;  // elements in range
             if (act_vec && n == 4) {
                 E::load4raw(u_t + off, r_u[k]);
@@ -337,7 +342,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
             int nn, t;
             bc_group(k, nn, t);
             const bool row_ok = k * THREADS + tid < BG && nn < N;
-            const int off = nn * bsn + t * bst;
+            const IT off = (IT)nn * bsn + (IT)t * bst;
             const int n = row_ok ? (left - t < 4 ? left - t : 4) : 0;
             if (bc_vec && n == 4) {
                 E::load4raw(b_t + off, r_b[k]);
@@ -518,13 +523,13 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
                     ys[2] *= s6_silu(z4.z);
                     ys[3] *= s6_silu(z4.w);
                 }
-                T* y_t = gy + t0 * p.act_st + (c * asc + t * ast);
+                T* y_t = gy + t0 * p.act_st + ((IT)c * asc + (IT)t * ast);
                 if (act_vec) {
                     E::store4(y_t, ys);
                 } else {
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        if (t + i < valid) E::store(y_t + i * ast, ys[i]);
+                        if (t + i < valid) E::store(y_t + (IT)i * ast, ys[i]);
                     }
                 }
             }
@@ -932,11 +937,18 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
 #define S6_PREFILL(NAME, DT, LANES, NPL, CPB, TT)                                    \
     extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
         s6_prefill_##NAME##_l##LANES##_p##NPL(S6Params p) {                          \
-        s6_prefill<DT, LANES, NPL, CPB, TT, false>(p);                               \
+        s6_prefill<DT, LANES, NPL, CPB, TT, false, int>(p);                          \
     }                                                                                \
     extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
         s6_chunksum_##NAME##_l##LANES##_p##NPL(S6Params p) {                         \
-        s6_prefill<DT, LANES, NPL, CPB, TT, true>(p);                                \
+        s6_prefill<DT, LANES, NPL, CPB, TT, true, int>(p);                           \
+    }
+// 64-bit offsets within a tile (D·L or N·L ≥ 2^31), one pass: 1 state per lane for N ≤ 16,
+// 16 for N ≤ 256 (WIDE_CONFIGS in plugin/cuda/params.rs).
+#define S6_PREFILL64(NAME, DT, LANES, NPL, CPB, TT)                                  \
+    extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
+        s6_prefill64_##NAME##_l##LANES##_p##NPL(S6Params p) {                        \
+        s6_prefill<DT, LANES, NPL, CPB, TT, false, s6_i64>(p);                       \
     }
 
 #define S6_PREFILL_ALL(NAME, DT)                                                     \
@@ -985,6 +997,9 @@ S6_CHAN(bf16, 2, 16)
 S6_PREFILL_ALL(f32, 0)
 S6_PREFILL_ALL(f16, 1)
 S6_PREFILL_ALL(bf16, 2)
+S6_PREFILL64(f32, 0, 16, 1, 8, 32) S6_PREFILL64(f32, 0, 16, 16, 4, 16)
+S6_PREFILL64(f16, 1, 16, 1, 8, 32) S6_PREFILL64(f16, 1, 16, 16, 4, 16)
+S6_PREFILL64(bf16, 2, 16, 1, 8, 32) S6_PREFILL64(bf16, 2, 16, 16, 4, 16)
 S6_DECODE32(f32, 0)
 S6_DECODE32(f16, 1)
 S6_DECODE32(bf16, 2)

@@ -525,3 +525,97 @@ fn refuses_null_pointers_and_bad_sizes() {
     let e = unsafe { launch_with(&big, std::ptr::null_mut(), Tune::default()) }.unwrap_err();
     assert!(e.to_string().contains("N = 300"), "{e}");
 }
+
+/// Shapes whose offsets within a tile pass 2^31 elements (channel-first B/C rows n·L, the
+/// 64-bit prefill instantiation): D = 1, fp16, B and C ≈ 4.6 GB each. Inputs are constant per
+/// (state row, half of L), filled on the device; A = -100 makes exp(Δ·A) = 0 in fp32, so every
+/// step is independent and the fp64 value of y (and of the last state) is known in closed form
+/// for every step: a wrapped or truncated offset reads another row or half (or outside the
+/// tensor) and shows.
+#[test]
+fn offsets_past_2_31_elements() {
+    let _ctx = match gpu_util::context() {
+        Ok(c) => c,
+        Err(why) => {
+            skip::skip(REQUIRE, &format!("offsets_past_2_31_elements: {why}"));
+            return;
+        }
+    };
+    use half::f16;
+    // (N, L): row N-1 of B starts past 2^31 (15·143.5 M, 31·70 M).
+    for (n, l) in [(16usize, 143_500_000usize), (32, 70_000_000)] {
+        let dims = d(1, 1, l, n, 1);
+        assert!(((n - 1) * l) as u64 >= 1 << 31);
+        let attrs = S6Attrs {
+            has_d: true,
+            has_last_state: true,
+            ..Default::default()
+        };
+        let half_l = l / 2;
+        let h = |x: f64| f16::from_f64(x).to_bits();
+        // Row n: (first half, second half) values of B and C, exact in fp16.
+        let bv = |r: usize, s: usize| (r + 1 + 7 * s) as f64 / 64.0;
+        let cv = |r: usize, s: usize| 1.0 - (r + 3 * s) as f64 / 64.0;
+        let (u, delta, dskip) = (1.0f64, 2.0f64, 0.5f64);
+        let act = |v: f64| {
+            let b = DeviceBuffer::alloc(l * 2).expect("alloc");
+            b.fill_u16(0, l, h(v)).expect("fill");
+            b
+        };
+        let (bu, bd, by) = (act(u), act(delta), DeviceBuffer::alloc(l * 2).unwrap());
+        let bc = |f: &dyn Fn(usize, usize) -> f64| {
+            let b = DeviceBuffer::alloc(n * l * 2).expect("alloc B/C");
+            for r in 0..n {
+                b.fill_u16(r * l, half_l, h(f(r, 0))).unwrap();
+                b.fill_u16(r * l + half_l, l - half_l, h(f(r, 1))).unwrap();
+            }
+            b
+        };
+        let (bb, bcc) = (bc(&bv), bc(&cv));
+        let a: Vec<f32> = (0..n).map(|r| -100.0 - r as f32).collect();
+        let ba = DeviceBuffer::from_slice(&a).unwrap();
+        let bdk = DeviceBuffer::from_slice(&[dskip as f32]).unwrap();
+        let bls = DeviceBuffer::alloc(n * 4).unwrap();
+        let launch = ScanLaunch {
+            attrs,
+            dims,
+            dtype: DType::F16,
+            ptrs: ScanPtrs {
+                u: bu.ptr(),
+                delta: bd.ptr(),
+                a: ba.ptr(),
+                b: bb.ptr(),
+                c: bcc.ptr(),
+                d: bdk.ptr(),
+                y: by.ptr(),
+                last_state: bls.ptr(),
+                ..Default::default()
+            },
+        };
+        // SAFETY: every pointer is a live allocation of the contract's size for `dims`; null
+        // stream. No workspace: the plan is one pass either way.
+        unsafe { launch_with(&launch, std::ptr::null_mut(), Tune::default()) }.expect("launch");
+        let y = download(DType::F16, &by, l);
+        let want = |s: usize| {
+            (0..n).map(|r| cv(r, s) * delta * u * bv(r, s)).sum::<f64>() + dskip * u
+        };
+        let (w0, w1) = (want(0), want(1));
+        let bad: Vec<(usize, f32)> = y
+            .iter()
+            .enumerate()
+            .filter(|&(t, &v)| {
+                let w = if t < half_l { w0 } else { w1 };
+                (v as f64 - w).abs() > 1e-3 * w.abs()
+            })
+            .take(5)
+            .map(|(t, &v)| (t, v))
+            .collect();
+        assert!(bad.is_empty(), "N {n} L {l}: y wrong at {bad:?} (want {w0} / {w1})");
+        let ls = bls.read::<f32>(n).unwrap();
+        for (r, &v) in ls.iter().enumerate() {
+            let w = delta * u * bv(r, 1);
+            assert!((v as f64 - w).abs() <= 1e-6 * w, "N {n}: last_state[{r}] {v} vs {w}");
+        }
+        eprintln!("offsets past 2^31: N {n} L {l}: y and last_state exact at every step");
+    }
+}

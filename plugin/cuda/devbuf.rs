@@ -52,6 +52,21 @@ impl DeviceBuffer {
         )
     }
 
+    /// Sets `count` 16-bit words from word `first` to `v` (synchronous).
+    pub fn fill_u16(&self, first: usize, count: usize, v: u16) -> Result<(), CudaError> {
+        assert!(
+            (first + count) * 2 <= self.bytes,
+            "fill of words {first}..{} in {} bytes",
+            first + count,
+            self.bytes
+        );
+        // SAFETY: the words [first, first + count) lie inside the allocation (asserted).
+        check(
+            unsafe { sys::cuMemsetD16_v2(self.ptr + first as u64 * 2, v, count) },
+            "cuMemsetD16",
+        )
+    }
+
     /// Reads the buffer back as `len` values of `T` (synchronous; waits for prior work).
     pub fn read<T: Copy + Default>(&self, len: usize) -> Result<Vec<T>, CudaError> {
         let n = len * std::mem::size_of::<T>();

@@ -186,6 +186,12 @@ pub unsafe fn launch_with(
                 &mut kp,
             )
         }
+        Choice::Prefill64 { wide } => run(
+            k.prefill64[dt][wide],
+            (plan.grid.0, plan.grid.2),
+            plan.block,
+            &mut kp,
+        ),
         Choice::Chan { variant } => {
             if plan.chunks > 1 {
                 run(

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use cudarc::driver::sys;
 
 use super::heads::{HEADS_CHUNK_NS, HEADS_REC_NPL};
-use super::params::{dtype_tag, CHAN_VARIANTS, DECODE_CONFIGS, PREFILL_CONFIGS};
+use super::params::{dtype_tag, CHAN_VARIANTS, DECODE_CONFIGS, PREFILL_CONFIGS, WIDE_CONFIGS};
 use super::CudaError;
 
 /// The kernel source, for NVRTC: `S6Scan`'s kernels, then `S6ScanHeads`' (which use the first
@@ -29,6 +29,8 @@ static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/s6scan.fatbin")
 pub struct Kernels {
     /// [dtype][PREFILL_CONFIGS index]
     pub prefill: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
+    /// The prefill with 64-bit offsets within a tile, [dtype][WIDE_CONFIGS index].
+    pub prefill64: [[sys::CUfunction; WIDE_CONFIGS.len()]; 3],
     /// Pass 1 of the chunked prefill, [dtype][PREFILL_CONFIGS index]
     pub chunksum: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
     /// Channel-per-lane prefill, [dtype][CHAN_VARIANTS index]: output pass and summary pass.
@@ -245,6 +247,7 @@ fn resolve(
     let null = std::ptr::null_mut();
     let mut k = Kernels {
         prefill: [[null; PREFILL_CONFIGS.len()]; 3],
+        prefill64: [[null; WIDE_CONFIGS.len()]; 3],
         chunksum: [[null; PREFILL_CONFIGS.len()]; 3],
         chan: [[null; CHAN_VARIANTS.len()]; 3],
         chansum: [[null; CHAN_VARIANTS.len()]; 3],
@@ -268,6 +271,10 @@ fn resolve(
         for (ci, (lanes, npl, _)) in PREFILL_CONFIGS.iter().enumerate() {
             k.prefill[di][ci] = get(format!("s6_prefill_{dt}_l{lanes}_p{npl}"))?;
             k.chunksum[di][ci] = get(format!("s6_chunksum_{dt}_l{lanes}_p{npl}"))?;
+        }
+        for (wi, &ci) in WIDE_CONFIGS.iter().enumerate() {
+            let (lanes, npl, _) = PREFILL_CONFIGS[ci];
+            k.prefill64[di][wi] = get(format!("s6_prefill64_{dt}_l{lanes}_p{npl}"))?;
         }
         k.decode32[di] = get(format!("s6_decode32_{dt}"))?;
         for (vi, (tag, _)) in CHAN_VARIANTS.iter().enumerate() {

@@ -48,6 +48,9 @@ pub const PREFILL_CONFIGS: [(u32, u32, u32); 7] = [
     (16, 8, 8),
     (16, 16, 4),
 ];
+/// Prefill kernels with 64-bit offsets within a tile (`S6_PREFILL64`), one pass: indices into
+/// [`PREFILL_CONFIGS`] — 1 state per lane for N ≤ 16, 16 per lane for N ≤ 256.
+pub const WIDE_CONFIGS: [usize; 2] = [0, 6];
 /// Decode kernels: (lanes per channel, states per lane). Must match `S6_DECODE_ALL`.
 pub const DECODE_CONFIGS: [(u32, u32); 5] = [(4, 4), (8, 4), (16, 4), (2, 8), (1, 16)];
 /// Channel-per-lane prefill kernels (a lane owns all N ≤ 16 states of one channel, or half of
@@ -138,6 +141,9 @@ pub fn dtype_tag(dt: DType) -> &'static str {
 pub enum Choice {
     /// Index into [`PREFILL_CONFIGS`].
     Prefill { config: usize },
+    /// One pass with 64-bit offsets within a tile (D·L or N·L ≥ 2^31): index into
+    /// [`WIDE_CONFIGS`].
+    Prefill64 { wide: usize },
     /// Index into [`DECODE_CONFIGS`].
     Decode { lanes: usize },
     /// Decode as `Decode { lanes: 0 }` with 32-bit offsets (B·D·N < 2^31).
@@ -207,17 +213,34 @@ pub fn plan(
         )));
     }
     let bd = dims.batch as u64 * dims.dim as u64;
-    // The decode kernel indexes channels in 32 bits; a tile's offsets in the prefill too: a
-    // channel's row (D·L) and a state's row of channel-first B/C (N·L) must fit, else a
-    // wrapped offset reads outside the tensor (64-bit tile offsets cost the prefill up to 14 %
-    // at B1 D1536 L1024 fp16 on an H200, so they are not taken for every shape).
+    // Channels are indexed in 32 bits (decode: B·D·LANES threads), sizes are 32-bit in the
+    // kernels.
+    if bd * 32 >= 1 << 31 || dims.seqlen >= 1 << 31 {
+        return Err(CudaError::Unsupported(format!(
+            "B·D = {bd} or L = {} too large for the kernels (B·D·32 and L must stay below 2^31)",
+            dims.seqlen
+        )));
+    }
+    // Within a tile the prefill's offsets are 32-bit while a channel's row (D·L) and a state's
+    // row of channel-first B/C (N·L) fit; past that the 64-bit instantiation runs (64-bit tile
+    // offsets cost up to 14 % at B1 D1536 L1024 fp16 on an H200, so only where needed).
     let dl = dims.dim as u64 * dims.seqlen as u64;
     let nl = n as u64 * dims.seqlen as u64;
-    if bd * 32 >= 1 << 31 || dl >= 1 << 31 || (dims.seqlen > 1 && nl >= 1 << 31) {
-        return Err(CudaError::Unsupported(format!(
-            "B·D = {bd}, D·L = {dl} or N·L = {nl} too large for the kernels' 32-bit offsets \
-             (each must stay below 2^31)"
-        )));
+    if dims.seqlen > 1 && (dl >= 1 << 31 || nl >= 1 << 31) {
+        let wide = if n <= 16 { 0 } else { 1 };
+        let config = WIDE_CONFIGS[wide];
+        let (lanes, _, cpb) = PREFILL_CONFIGS[config];
+        let grid_x = prefill_grid_x(dims, config)?;
+        return Ok(Plan {
+            choice: Choice::Prefill64 { wide },
+            grid: (grid_x, dims.batch as u32, 1),
+            block: lanes * cpb,
+            chunks: 1,
+            chunk_len: dims.seqlen as u32,
+            sum_config: config,
+            sum_grid_x: grid_x,
+            sum_block: lanes * cpb,
+        });
     }
     if dims.seqlen == 1 {
         // 4 states per lane: 4, 8 or 16 lanes per channel (N > 64 loops).
@@ -443,16 +466,45 @@ mod tests {
     }
 
     #[test]
-    fn offsets_past_32_bits_are_refused_before_any_launch() {
+    fn offsets_past_32_bits_take_the_64_bit_prefill() {
         let t = Tune::default();
-        // Row 255 of channel-first B/C at L = 8.42 M starts past 2^31 elements.
-        let wide = ScanDims::new(1, 1, 8_421_600, 256, 1);
-        let e = plan(&wide, DType::F16, 132, true, t)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("N·L = 2155929600") && e.contains("2^31"), "{e}");
+        let wide = |d: &ScanDims| plan(d, DType::F16, 132, true, t).unwrap();
+        // Row 255 of channel-first B/C at L = 8.42 M starts past 2^31 elements: 16 states
+        // per lane, one pass, even with a workspace and a forced chunk count.
+        let nl = ScanDims::new(1, 1, 8_421_600, 256, 1);
+        let p = wide(&nl);
+        assert_eq!(
+            (p.choice, p.chunks, p.grid, p.block),
+            (Choice::Prefill64 { wide: 1 }, 1, (1, 1, 1), 64)
+        );
+        let forced = Tune {
+            chunks: Some(8),
+            chan: Some(1),
+            ..t
+        };
+        assert_eq!(
+            plan(&nl, DType::F16, 132, true, forced).unwrap().choice,
+            Choice::Prefill64 { wide: 1 }
+        );
+        // D·L past 2^31 with N = 16: 1 state per lane, 8 channels per block.
+        let p = wide(&ScanDims::new(2, 300, 8_000_000, 16, 1));
+        assert_eq!(
+            (p.choice, p.grid, p.block),
+            (Choice::Prefill64 { wide: 0 }, (38, 2, 1), 128)
+        );
+        // Just below both limits: the 32-bit kernels; a decode step (L = 1) never has an N·L
+        // row.
+        let p = wide(&ScanDims::new(1, 1, 8_388_607, 256, 1));
+        assert!(matches!(p.choice, Choice::Prefill { .. }), "{p:?}");
+        assert_eq!(
+            plan(&ScanDims::new(4, 64, 1, 256, 1), DType::F32, 132, false, t)
+                .unwrap()
+                .choice,
+            Choice::Decode { lanes: 2 }
+        );
+        // What no kernel indexes: L or B·D·32 from 2^31.
         let e = plan(
-            &ScanDims::new(1, 300, 8_000_000, 16, 1),
+            &ScanDims::new(1, 1, 1 << 31, 16, 1),
             DType::F16,
             132,
             true,
@@ -460,17 +512,11 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("D·L = 2400000000"), "{e}");
-        // Just below the limits plans, and a decode step (L = 1) never has an N·L row.
-        assert!(plan(
-            &ScanDims::new(1, 1, 8_388_607, 256, 1),
-            DType::F16,
-            132,
-            true,
-            t
-        )
-        .is_ok());
-        assert!(plan(&ScanDims::new(4, 64, 1, 256, 1), DType::F32, 132, false, t).is_ok());
+        assert!(e.contains("L = 2147483648") && e.contains("2^31"), "{e}");
+        let e = plan(&ScanDims::new(64, 1 << 20, 2, 16, 1), DType::F16, 132, true, t)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("B·D = 67108864"), "{e}");
     }
     #[test]
     fn params_struct_has_no_padding() {
