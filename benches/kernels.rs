@@ -1,7 +1,7 @@
 //! Kernel-only timing of the S6Scan CUDA kernels by CUDA-graph replay (`--features cuda`).
 //!
 //! `cargo bench -p s6plugin --features cuda --bench kernels -- [--quick] [--csv FILE]
-//!  [--accuracy]`
+//!  [--accuracy] [--only dtype,B,D,L] [--tune npl=P,chunks=K,chan=V,pdl=0|1,warp=0|1]`
 //!
 //! For each shape: a graph of `REPS` back-to-back launches is captured on a fresh stream,
 //! replayed `WARMUP` times, then timed `TIMED` times with events; the reported time is the
@@ -235,6 +235,30 @@ fn main() {
                 f[3].parse().unwrap(),
             )
         });
+    // `--tune npl=2,chunks=1,chan=5,pdl=0` pins the kernel choice of every timed shape (with
+    // `--only`: the kernel a profiler sees).
+    let pinned = args
+        .iter()
+        .position(|a| a == "--tune")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            let mut t = Tune::default();
+            for kv in v.split(',') {
+                let (k, x) = kv.split_once('=').expect("--tune key=value,...");
+                let x: u32 = x.parse().expect("--tune values are numbers");
+                match k {
+                    "npl" => t.npl = Some(x),
+                    "chunks" => t.chunks = Some(x),
+                    "sum_npl" => t.sum_npl = Some(x),
+                    "chan" => t.chan = Some(x),
+                    "pdl" => t.pdl = Some(x != 0),
+                    "warp" => t.warp = Some(x != 0),
+                    _ => panic!("--tune: unknown key {k}"),
+                }
+            }
+            t
+        })
+        .unwrap_or_default();
     let dtypes = [DType::F16, DType::F32];
     let bs: &[usize] = if quick { &[1] } else { &[1, 8] };
     let ds: &[usize] = if quick {
@@ -268,7 +292,7 @@ fn main() {
                         groups: 1,
                     };
                     let pr = problem(dt, dims, false, seed);
-                    let auto = time_graph(&pr.launch, Tune::default());
+                    let auto = time_graph(&pr.launch, pinned);
                     // Variants: one pass with 1, 2, 4 states per lane; where the sizes may be
                     // chunked, K chunks with the automatic and with 4 states per lane.
                     let mut variants = Vec::new();
@@ -281,17 +305,41 @@ fn main() {
                             };
                             variants.push((format!("npl{npl}"), time_graph(&pr.launch, t)));
                         }
+                        // Without programmatic dependent launch, and the launch floor (an empty
+                        // kernel on the decode grid) with and without it.
+                        let t = Tune {
+                            pdl: Some(false),
+                            ..Default::default()
+                        };
+                        variants.push(("nopdl".into(), time_graph(&pr.launch, t)));
+                        let grid = ((d * 4).div_ceil(128) as u32, b as u32);
+                        for (name, pdl) in [("floor", true), ("floornopdl", false)] {
+                            let f = common::time_graph(&|s| {
+                                // SAFETY: s is the timing stream of the current context.
+                                unsafe { s6plugin::cuda::launch_noop(grid, s, pdl) }.expect("noop")
+                            });
+                            variants.push((name.into(), f));
+                        }
                     }
                     if l > 1 && only.is_none() {
+                        // One pass: block-staged with 1, 2, 4 states per lane, warp-local.
                         for npl in [1, 2, 4] {
                             let t = Tune {
                                 npl: Some(npl),
                                 chunks: Some(1),
-                                sum_npl: None,
                                 chan: Some(0),
+                                warp: Some(false),
+                                ..Default::default()
                             };
                             variants.push((format!("npl{npl}"), time_graph(&pr.launch, t)));
                         }
+                        let t = Tune {
+                            chunks: Some(1),
+                            chan: Some(0),
+                            warp: Some(true),
+                            ..Default::default()
+                        };
+                        variants.push(("warp".into(), time_graph(&pr.launch, t)));
                         // Channel per lane (chan, chanr: 1, 2), automatic chunks and forced.
                         let mut chans = vec![(1, Some(1)), (2, Some(1)), (3, Some(1))];
                         if pr.launch.ptrs.workspace != 0 {
@@ -303,7 +351,7 @@ fn main() {
                                 chan: Some(v),
                                 ..Default::default()
                             };
-                            let tag = ["", "chan", "chanr", "chan2"][v as usize];
+                            let tag = s6plugin::cuda::params::CHAN_VARIANTS[v as usize - 1].0;
                             let name = match k {
                                 Some(k) => format!("{tag}k{k}"),
                                 None => tag.to_string(),
@@ -312,25 +360,30 @@ fn main() {
                         }
                         if pr.launch.ptrs.workspace != 0 {
                             // (states per lane: both passes, summary pass; chunks); the automatic
-                            // shape of a chunked launch has the most states per lane.
-                            for (npl, sum_npl, k) in [
-                                (None, None, 4),
-                                (None, None, 8),
-                                (None, None, 16),
-                                (Some(1), None, 8),
-                                (Some(2), None, 8),
-                                (Some(4), None, 8),
+                            // shape of a chunked launch has the most states per lane; `warpk8`
+                            // both passes warp-local.
+                            for (npl, sum_npl, k, warp) in [
+                                (None, None, 4, false),
+                                (None, None, 8, false),
+                                (None, None, 16, false),
+                                (Some(1), None, 8, false),
+                                (Some(2), None, 8, false),
+                                (Some(4), None, 8, false),
+                                (None, None, 8, true),
                             ] {
                                 let t = Tune {
                                     npl,
                                     chunks: Some(k),
                                     sum_npl,
                                     chan: Some(0),
+                                    warp: Some(warp),
+                                    ..Default::default()
                                 };
-                                let name = match (npl, sum_npl) {
-                                    (Some(p), _) => format!("npl{p}k{k}"),
-                                    (None, Some(p)) => format!("k{k}s{p}"),
-                                    (None, None) => format!("k{k}"),
+                                let name = match (npl, sum_npl, warp) {
+                                    (_, _, true) => format!("warpk{k}"),
+                                    (Some(p), _, _) => format!("npl{p}k{k}"),
+                                    (None, Some(p), _) => format!("k{k}s{p}"),
+                                    (None, None, _) => format!("k{k}"),
                                 };
                                 variants.push((name, time_graph(&pr.launch, t)));
                             }

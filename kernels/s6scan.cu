@@ -211,13 +211,22 @@ __device__ __forceinline__ float s6_rcp(float x) {
     return y;
 }
 
-// softplus with mamba_ssm's threshold: x > 20 -> x. log(1 + e) for small e loses e's bits in
-// 1 + e, so below e = 0.03 a series is used (error < e^5/5, relative < 2e-7).
+// softplus with mamba_ssm's threshold: x > 20 -> x. FP32: log1p in full precision (as
+// mamba_ssm's log1pf), for fp32 activations whose error is not hidden by rounding y to 16 bits.
+// Else on the special-function unit: log(1 + e) for small e loses e's bits in 1 + e, so below
+// e = 0.03 a series is used (error < e^5/5, relative < 2e-7); above, lg2.approx's absolute
+// error (2^-22.6) is a relative one of up to 4e-6 near e = 0.03.
+template <bool FP32 = false>
 __device__ __forceinline__ float s6_softplus(float x) {
     float e = s6_ex2(x * S6_LOG2E);
-    float series = e * (1.f - e * (0.5f - e * (0.33333334f - e * 0.25f)));
-    float lg = s6_lg2(1.f + e) * S6_LN2;
-    float r = e < 0.03f ? series : lg;
+    float r;
+    if (FP32) {
+        r = log1pf(e);
+    } else {
+        float series = e * (1.f - e * (0.5f - e * (0.33333334f - e * 0.25f)));
+        float lg = s6_lg2(1.f + e) * S6_LN2;
+        r = e < 0.03f ? series : lg;
+    }
     return x > 20.f ? x : r;
 }
 
@@ -226,9 +235,26 @@ __device__ __forceinline__ float s6_silu(float z) {
     return z * s6_rcp(1.f + s6_ex2(-z * S6_LOG2E));
 }
 
+template <bool FP32 = false>
 __device__ __forceinline__ float s6_delta(float dv, float bias, bool softplus) {
     dv += bias;
-    return softplus ? s6_softplus(dv) : dv;
+    return softplus ? s6_softplus<FP32>(dv) : dv;
+}
+
+// Programmatic dependent launch (sm_90+; no-ops before and when launched without it). The
+// host launches S6Scan's kernels with programmatic stream serialization where the device has
+// it, so a kernel may start while the previous kernel of the stream still runs: every kernel
+// waits here before its first global load or store. Decode also lets the next kernel of the
+// stream start at once (that kernel waits for this one's completion the same way).
+__device__ __forceinline__ void s6_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void s6_pdl_launch_next() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,6 +298,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
 
     const bool softplus = (p.flags & 1) != 0;
     const bool has_z = !SUM && p.z != 0;
+    s6_pdl_wait();
     // This block's chunk of L: [t_begin, t_end).
     const int chunk = (int)blockIdx.z;
     const int nchunks = (int)p.nchunks;
@@ -418,7 +445,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
                 E::cvt4(r_z[k], zf);
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
-                    float dl = s6_delta(df[i], bias, softplus);
+                    float dl = s6_delta<DT == 0>(df[i], bias, softplus);
                     if (t + i >= valid) dl = 0.f;  // padding leaves the state unchanged
                     dl4[i] = dl;
                     du4[i] = dl * uf[i];
@@ -561,6 +588,280 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Warp-local prefill (N <= 16): the lanes-share-a-channel scheme above with the per-(d, l) work
+// kept inside the warp that owns the channel. LANES = 16 / NPL lanes share a channel (lane j
+// holds states j, j + LANES), a warp holds CPW = 32 / LANES channels, a block S6_WARP_WPB warps.
+// Tiles are TT = 4·LANES steps, so lane j of a channel stages, and later finishes, steps
+// 4j..4j+3 of it: it loads their u/delta/z (one tile ahead, raw), applies softplus, leaves
+// delta and delta·u in the warp's shared rows, and keeps u and z in registers for the end of
+// the tile, where it sums the LANES partial sums of its 4 outputs, applies D and the z gate and
+// stores them. Only B and C, which every channel of a group reads, are staged by the whole
+// block, double-buffered: one block barrier per tile (the kernel above has three), the rest is
+// __syncwarp. Chunks of L (SUM = true: the summary pass) as in s6_prefill, same workspace.
+
+#define S6_WARP_WPB 2  // warps per block
+
+template <int DT, int NPL, bool SUM>
+__device__ __forceinline__ void s6_warp(const S6Params& p) {
+    typedef S6Elem<DT> E;
+    typedef typename E::T T;
+    constexpr int NS = 16;
+    constexpr int LANES = NS / NPL;
+    constexpr int CPW = 32 / LANES;
+    constexpr int WPB = S6_WARP_WPB;
+    constexpr int CPB = CPW * WPB;
+    constexpr int THREADS = 32 * WPB;
+    constexpr int TT = 4 * LANES;
+    constexpr int TTP = TT + 4;              // row pitch: float4 alignment, banks spread
+    constexpr int W = E::W;                  // raw words per 4 elements
+    constexpr int BG = NS * TT / 4;          // 4-step groups of B (and C) per tile
+    constexpr int EB = (BG + THREADS - 1) / THREADS;
+    __shared__ __align__(16) float s_b[2][NS][TTP];
+    __shared__ __align__(16) float s_c[2][NS][TTP];
+    __shared__ __align__(16) float s_dl[WPB][CPW][TTP];
+    __shared__ __align__(16) float s_du[WPB][CPW][TTP];
+    __shared__ __align__(16) float s_yp[WPB][CPW][LANES][TTP];
+
+    const int tid = threadIdx.x;
+    const int wi = tid / 32, lane = tid % 32;
+    const int cw = lane / LANES;  // channel of this lane within its warp
+    const int j = lane % LANES;   // lane within the channel
+    const s6_i64 D = p.dim, L = p.seqlen, N = p.dstate;
+    const s6_i64 dg = D / p.groups;
+    const unsigned bpg = (unsigned)((dg + CPB - 1) / CPB);
+    const s6_i64 g = blockIdx.x / bpg;
+    const s6_i64 c_in = (s6_i64)(blockIdx.x % bpg) * CPB + wi * CPW + cw;
+    const bool ch_ok = c_in < dg;
+    const s6_i64 d = g * dg + (ch_ok ? c_in : dg - 1);  // clamped: every load stays in range
+    const s6_i64 b = blockIdx.y;
+    const bool softplus = (p.flags & 1) != 0;
+    const bool has_z = !SUM && p.z != 0;
+    s6_pdl_wait();
+    const int chunk = (int)blockIdx.z;
+    const int nchunks = (int)p.nchunks;
+    const s6_i64 t_begin = chunk * p.chunk_len;
+    const s6_i64 t_end = (t_begin + p.chunk_len) < L ? (t_begin + p.chunk_len) : L;
+    // 32-bit offsets within a tile (the host checks D·L, N·L < 2^31, as for s6_prefill).
+    const int ast = (int)p.act_st, bsn = (int)p.bc_sn, bst = (int)p.bc_st;
+    const s6_i64 aoff = b * p.act_sb + d * p.act_sc;
+    const T* gu = reinterpret_cast<const T*>(p.u) + aoff;
+    const T* gd = reinterpret_cast<const T*>(p.delta) + aoff;
+    const T* gz = reinterpret_cast<const T*>(p.z) + aoff;
+    T* gy = reinterpret_cast<T*>(p.y) + aoff;
+    const s6_i64 boff = b * p.bc_sb + g * p.bc_sg;
+    const T* gB = reinterpret_cast<const T*>(p.B) + boff;
+    const T* gC = reinterpret_cast<const T*>(p.C) + boff;
+    const unsigned vec_align = sizeof(T) * 4 - 1;
+    const bool act_vec = ast == 1 && (L % 4) == 0 && (p.act_sb % 4) == 0 &&
+                         (p.act_sc % 4) == 0 && ((p.u | p.delta | p.z | p.y) & vec_align) == 0;
+    const bool bc_vec = bst == 1 && (L % 4) == 0 && (p.bc_sb % 4) == 0 && (p.bc_sg % 4) == 0 &&
+                        (bsn % 4) == 0 && ((p.B | p.C) & vec_align) == 0;
+
+    // This lane's 4 steps of its channel (raw, one tile ahead) and the block's B/C groups.
+    unsigned ru[W], rd[W], rz[W], rb[EB][W], rc[EB][W];
+    auto bc_group = [&](int gi, int& n, int& t) {
+        if (bst == 1) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
+        else { n = gi % NS; t = (gi / NS) * 4; }
+    };
+    auto load_tile = [&](s6_i64 t0) {
+        const s6_i64 ts = t0 + 4 * j;
+        const int left = (int)(t_end - ts < 4 ? (t_end - ts > 0 ? t_end - ts : 0) : 4);
+        const s6_i64 off = ts * ast;
+        if (act_vec && left == 4) {
+            E::load4raw(gu + off, ru);
+            E::load4raw(gd + off, rd);
+            if (has_z) E::load4raw(gz + off, rz);
+            else E::load4raw_s(gz + off, ast, 0, rz);
+        } else {
+            E::load4raw_s(gu + off, ast, left, ru);
+            E::load4raw_s(gd + off, ast, left, rd);
+            E::load4raw_s(gz + off, ast, has_z ? left : 0, rz);
+        }
+#pragma unroll
+        for (int k = 0; k < EB; ++k) {
+            const int gi = k * THREADS + tid;
+            int n, t;
+            bc_group(gi, n, t);
+            const s6_i64 bl = t_end - (t0 + t);
+            const int cnt = (gi < BG && n < N) ? (int)(bl < 4 ? (bl > 0 ? bl : 0) : 4) : 0;
+            const s6_i64 o = (s6_i64)n * bsn + (t0 + t) * bst;
+            if (bc_vec && cnt == 4) {
+                E::load4raw(gB + o, rb[k]);
+                if (!SUM) E::load4raw(gC + o, rc[k]);
+            } else {
+                E::load4raw_s(gB + o, bst, cnt, rb[k]);
+                if (!SUM) E::load4raw_s(gC + o, bst, cnt, rc[k]);
+            }
+        }
+    };
+
+    // States j + LANES·k of channel d.
+    float a2[NPL], x[NPL];
+    const float* ws_h = reinterpret_cast<const float*>(p.ws_h);
+    const float* ws_s = reinterpret_cast<const float*>(p.ws_s);
+    const s6_i64 wrow = (b * (nchunks - 1)) * D + d;  // + c·D: chunk c of this channel
+#pragma unroll
+    for (int k = 0; k < NPL; ++k) {
+        const int n = k * LANES + j;
+        const bool ok = n < N;
+        a2[k] = ok ? __ldg(reinterpret_cast<const float*>(p.A) + d * N + n) * S6_LOG2E : 0.f;
+        float v = 0.f;
+        if (chunk == 0) {
+            if (ok && p.initial_state)
+                v = __ldg(reinterpret_cast<const float*>(p.initial_state) + (b * D + d) * N + n);
+        } else if (!SUM && ok) {
+            v = ws_h[wrow * N + n];
+        }
+        x[k] = v;
+    }
+    if (!SUM) {
+        // The true state entering this chunk, carried over the summaries of chunks 1..chunk-1.
+#pragma unroll 1
+        for (int c = 1; c < chunk; ++c) {
+            const s6_i64 row = wrow + (s6_i64)c * D;
+            const float s = ws_s[row];
+#pragma unroll
+            for (int k = 0; k < NPL; ++k) {
+                const int n = k * LANES + j;
+                if (n < N) x[k] = fmaf(s6_ex2(a2[k] * s), x[k], ws_h[row * N + n]);
+            }
+        }
+    }
+    const float bias =
+        p.delta_bias ? __ldg(reinterpret_cast<const float*>(p.delta_bias) + d) : 0.f;
+    const float dskip = (!SUM && p.D) ? __ldg(reinterpret_cast<const float*>(p.D) + d) : 0.f;
+
+    float sdl = 0.f;  // sum of delta over the chunk (summary pass; lane j's steps)
+    int buf = 0;
+    load_tile(t_begin);
+    for (s6_i64 t0 = t_begin; t0 < t_end; t0 += TT, buf ^= 1) {
+        // Stage: this lane's 4 steps (warp rows), the block's B/C groups (buffer `buf`, last
+        // read two tiles ago, before the previous barrier).
+        float uf[4], zf[4];
+        {
+            float df[4], dl4[4], du4[4];
+            E::cvt4(ru, uf);
+            E::cvt4(rd, df);
+            E::cvt4(rz, zf);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                float dl = s6_delta<DT == 0>(df[i], bias, softplus);
+                if (t0 + 4 * j + i >= t_end) dl = 0.f;  // padding leaves the state unchanged
+                dl4[i] = dl;
+                du4[i] = dl * uf[i];
+                if (SUM) sdl += dl;
+            }
+            *reinterpret_cast<float4*>(&s_dl[wi][cw][4 * j]) = s6_f4(dl4[0], dl4[1], dl4[2], dl4[3]);
+            *reinterpret_cast<float4*>(&s_du[wi][cw][4 * j]) = s6_f4(du4[0], du4[1], du4[2], du4[3]);
+        }
+#pragma unroll
+        for (int k = 0; k < EB; ++k) {
+            const int gi = k * THREADS + tid;
+            if (gi < BG) {
+                int n, t;
+                bc_group(gi, n, t);
+                float f[4];
+                E::cvt4(rb[k], f);
+                *reinterpret_cast<float4*>(&s_b[buf][n][t]) = s6_f4(f[0], f[1], f[2], f[3]);
+                if (!SUM) {
+                    E::cvt4(rc[k], f);
+                    *reinterpret_cast<float4*>(&s_c[buf][n][t]) = s6_f4(f[0], f[1], f[2], f[3]);
+                }
+            }
+        }
+        __syncthreads();
+        if (t0 + TT < t_end) load_tile(t0 + TT);  // in flight during the scan below
+
+        // Scan the tile (steps past t_end have delta = delta·u = 0).
+#pragma unroll
+        for (int q = 0; q < TT / 4; ++q) {
+            const float4 dl4 = *reinterpret_cast<const float4*>(&s_dl[wi][cw][4 * q]);
+            const float4 du4 = *reinterpret_cast<const float4*>(&s_du[wi][cw][4 * q]);
+            const float dls[4] = {dl4.x, dl4.y, dl4.z, dl4.w};
+            const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+            float acc[4];
+#pragma unroll
+            for (int k = 0; k < NPL; ++k) {
+                const int n = k * LANES + j;
+                const float4 b4 = *reinterpret_cast<const float4*>(&s_b[buf][n][4 * q]);
+                const float bs[4] = {b4.x, b4.y, b4.z, b4.w};
+                if (SUM) {
+#pragma unroll
+                    for (int i = 0; i < 4; ++i)
+                        x[k] = fmaf(s6_ex2(dls[i] * a2[k]), x[k], dus[i] * bs[i]);
+                    continue;
+                }
+                const float4 c4 = *reinterpret_cast<const float4*>(&s_c[buf][n][4 * q]);
+                const float cs[4] = {c4.x, c4.y, c4.z, c4.w};
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    x[k] = fmaf(s6_ex2(dls[i] * a2[k]), x[k], dus[i] * bs[i]);
+                    acc[i] = k == 0 ? x[k] * cs[i] : fmaf(x[k], cs[i], acc[i]);
+                }
+            }
+            if (!SUM)
+                *reinterpret_cast<float4*>(&s_yp[wi][cw][j][4 * q]) =
+                    s6_f4(acc[0], acc[1], acc[2], acc[3]);
+        }
+        __syncwarp();  // the warp's rows are read (and s_yp written) by all its lanes
+        if (SUM) continue;
+        // Finish this lane's 4 steps: sum over the channel's lanes, D skip, z gate, store.
+        float4 y4 = *reinterpret_cast<const float4*>(&s_yp[wi][cw][0][4 * j]);
+#pragma unroll
+        for (int l = 1; l < LANES; ++l) {
+            const float4 v = *reinterpret_cast<const float4*>(&s_yp[wi][cw][l][4 * j]);
+            y4.x += v.x;
+            y4.y += v.y;
+            y4.z += v.z;
+            y4.w += v.w;
+        }
+        float ys[4] = {fmaf(dskip, uf[0], y4.x), fmaf(dskip, uf[1], y4.y),
+                       fmaf(dskip, uf[2], y4.z), fmaf(dskip, uf[3], y4.w)};
+        if (has_z) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) ys[i] *= s6_silu(zf[i]);
+        }
+        const s6_i64 ts = t0 + 4 * j;
+        if (ch_ok && ts < t_end) {
+            T* y_t = gy + ts * ast;
+            if (act_vec && ts + 4 <= t_end) {
+                E::store4(y_t, ys);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+                    if (ts + i < t_end) E::store(y_t + (s6_i64)i * ast, ys[i]);
+            }
+        }
+        __syncwarp();  // s_yp is read by all lanes before the next tile rewrites it
+    }
+
+    if (SUM) {
+        // Lane j summed delta over its steps: the channel's sum is over its LANES lanes.
+#pragma unroll
+        for (int o = LANES / 2; o >= 1; o /= 2) sdl += __shfl_xor_sync(0xffffffffu, sdl, o);
+        if (ch_ok) {
+            float* wh = reinterpret_cast<float*>(p.ws_h);
+            const s6_i64 row = wrow + (s6_i64)chunk * D;
+#pragma unroll
+            for (int k = 0; k < NPL; ++k) {
+                const int n = k * LANES + j;
+                if (n < N) wh[row * N + n] = x[k];
+            }
+            if (j == 0) reinterpret_cast<float*>(p.ws_s)[row] = sdl;
+        }
+        return;
+    }
+    if (p.last_state && ch_ok && chunk == nchunks - 1) {
+        float* ls = reinterpret_cast<float*>(p.last_state) + (b * D + d) * N;
+#pragma unroll
+        for (int k = 0; k < NPL; ++k) {
+            const int n = k * LANES + j;
+            if (n < N) ls[n] = x[k];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Channel-per-lane prefill (N <= 16). A thread owns all N states of one channel over its chunk
 // of L: the per-(d, l) work (loads of u/delta/z, softplus, D skip, z gate, the y store) is done
 // once per lane and amortised over N states, and y is summed in registers (no cross-lane
@@ -610,6 +911,7 @@ __device__ __forceinline__ void s6_chan(const S6Params& p) {
     const int b = (int)blockIdx.y;
     const bool softplus = (p.flags & 1) != 0;
     const bool has_z = !SUM && p.z != 0;
+    s6_pdl_wait();
     const int chunk = (int)blockIdx.z;
     const int nchunks = (int)p.nchunks;
     const int t_begin = chunk * (int)p.chunk_len;
@@ -757,7 +1059,7 @@ __device__ __forceinline__ void s6_chan(const S6Params& p) {
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 const int tt = q * 4 + i;
-                float dl = s6_delta(df[i], bias, softplus);
+                float dl = s6_delta<DT == 0>(df[i], bias, softplus);
                 if (t0 + tt >= t_end) dl = 0.f;  // padding leaves the state unchanged
                 const float du = dl * uf[i];
                 if (SUM) sdl += dl;
@@ -845,6 +1147,8 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
     const IT act_off = (IT)b * (IT)p.act_sb + (IT)d * (IT)p.act_sc;
     const IT bc_off = (IT)b * (IT)p.bc_sb + (IT)g * (IT)p.bc_sg;
     const IT st_off = ((IT)b * D + d) * N;
+    s6_pdl_launch_next();
+    s6_pdl_wait();
     const float dv = E::load(reinterpret_cast<const T*>(p.delta) + act_off);
     const float uv = E::load(reinterpret_cast<const T*>(p.u) + act_off);
     const float zv = p.z ? E::load(reinterpret_cast<const T*>(p.z) + act_off) : 0.f;
@@ -892,7 +1196,7 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
             av[k] = okn ? __ldg(A + n) : 0.f;
         }
     }
-    const float dl = s6_delta(dv, bias, (p.flags & 1) != 0);
+    const float dl = s6_delta<DT == 0>(dv, bias, (p.flags & 1) != 0);
     const float du = dl * uv;
     const float dl2 = dl * S6_LOG2E;
     float yv = 0.f;
@@ -943,6 +1247,16 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
         s6_chunksum_##NAME##_l##LANES##_p##NPL(S6Params p) {                         \
         s6_prefill<DT, LANES, NPL, CPB, TT, true, int>(p);                           \
     }
+// A second block size of one shape: s6_prefill_<dtype>_l<LANES>_p<NPL>_c<CPB>.
+#define S6_PREFILL_C(NAME, DT, LANES, NPL, CPB, TT)                                  \
+    extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
+        s6_prefill_##NAME##_l##LANES##_p##NPL##_c##CPB(S6Params p) {                 \
+        s6_prefill<DT, LANES, NPL, CPB, TT, false, int>(p);                          \
+    }                                                                                \
+    extern "C" __global__ void __launch_bounds__(CPB * LANES)                        \
+        s6_chunksum_##NAME##_l##LANES##_p##NPL##_c##CPB(S6Params p) {                \
+        s6_prefill<DT, LANES, NPL, CPB, TT, true, int>(p);                           \
+    }
 // 64-bit offsets within a tile (D·L or N·L ≥ 2^31), one pass: 1 state per lane for N ≤ 16,
 // 16 for N ≤ 256 (WIDE_CONFIGS in plugin/cuda/params.rs).
 #define S6_PREFILL64(NAME, DT, LANES, NPL, CPB, TT)                                  \
@@ -958,7 +1272,8 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
     S6_PREFILL(NAME, DT, 16, 2, 8, 32)                                               \
     S6_PREFILL(NAME, DT, 16, 4, 8, 32)                                               \
     S6_PREFILL(NAME, DT, 16, 8, 8, 16)                                               \
-    S6_PREFILL(NAME, DT, 16, 16, 4, 16)
+    S6_PREFILL(NAME, DT, 16, 16, 4, 16)                                              \
+    S6_PREFILL_C(NAME, DT, 8, 2, 8, 32)
 
 #define S6_DECODE(NAME, DT, LANES, NPL)                                              \
     extern "C" __global__ void __launch_bounds__(128)                                \
@@ -978,18 +1293,41 @@ __device__ __forceinline__ void s6_decode(const S6Params& p) {
 // s6_chan_<dtype> (and s6_chansum_…): up to 170 registers, 6 blocks per SM;
 // s6_chanr_<dtype>: capped at 128 registers for 8 blocks (a few spills); s6_chan2_<dtype>:
 // 2 lanes per channel, 8 states each (y summed with one shuffle per step), twice the warps.
-#define S6_CHAN1(NAME, TAG, DT, TT, MINB, LPC)                                            \
+#define S6_CHAN1(NAME, TAG, DT, TT, MINB, LPC)                                       \
     extern "C" __global__ void __launch_bounds__(S6_CH_CPB, MINB)                    \
         s6_##TAG##_##NAME(S6Params p) {                                              \
-        s6_chan<DT, TT, false, LPC>(p);                                                   \
+        s6_chan<DT, TT, false, LPC>(p);                                              \
     }                                                                                \
     extern "C" __global__ void __launch_bounds__(S6_CH_CPB, MINB)                    \
         s6_##TAG##sum_##NAME(S6Params p) {                                           \
-        s6_chan<DT, TT, true, LPC>(p);                                                    \
+        s6_chan<DT, TT, true, LPC>(p);                                               \
     }
 #define S6_CHAN(NAME, DT, TT)                                                        \
     S6_CHAN1(NAME, chan, DT, TT, 6, 1) S6_CHAN1(NAME, chanr, DT, TT, 8, 1)           \
     S6_CHAN1(NAME, chan2, DT, TT, 8, 2)
+
+// s6_warp_<dtype>_p2 (and s6_warpsum_…): 2 states per lane, blocks of S6_WARP_WPB warps,
+// registers capped for 10 resident blocks per SM. (1 state per lane, 64-step tiles, was
+// slower wherever it applied: H200, 2026-12-01.)
+#define S6_WARP(NAME, DT, NPL)                                                       \
+    extern "C" __global__ void __launch_bounds__(32 * S6_WARP_WPB, 10)               \
+        s6_warp_##NAME##_p##NPL(S6Params p) {                                        \
+        s6_warp<DT, NPL, false>(p);                                                  \
+    }                                                                                \
+    extern "C" __global__ void __launch_bounds__(32 * S6_WARP_WPB, 10)               \
+        s6_warpsum_##NAME##_p##NPL(S6Params p) {                                     \
+        s6_warp<DT, NPL, true>(p);                                                   \
+    }
+S6_WARP(f32, 0, 2)
+S6_WARP(f16, 1, 2)
+S6_WARP(bf16, 2, 2)
+
+// Nothing but the launch: the floor a graph replay of back-to-back launches measures
+// (benches/kernels.rs).
+extern "C" __global__ void s6_noop(S6Params p) {
+    s6_pdl_launch_next();
+    s6_pdl_wait();
+}
 
 S6_CHAN(f32, 0, 8)
 S6_CHAN(f16, 1, 16)

@@ -124,6 +124,14 @@ fn cases(quick: bool) -> Vec<Case> {
     };
     v.extend([
         Case {
+            // 16-bit: 2 states per lane in blocks of 8 channels (640 blocks fill 132 SMs more
+            // evenly than 320 of 16).
+            name: "B1 D5120 L64 smaller-block twin",
+            attrs: all_on(false, false),
+            chunks: 0,
+            dims: d(1, 5120, 64, 16, 1),
+        },
+        Case {
             name: "chunked K=7 B=3 G=4 bc_cl",
             attrs: all_on(false, true),
             chunks: 7,
@@ -383,7 +391,7 @@ fn kernels_match_fp64_reference() {
     let mut failures = Vec::new();
     let mut worst = [(0.0f64, 0.0f64); 3];
     println!(
-        "{:<28} {:>4} {:>3} {:>3}  {:>9} {:>9} {:>9} {:>9}",
+        "{:<28} {:>4} {:>3} {:>4}  {:>9} {:>9} {:>9} {:>9}",
         "case", "dt", "npl", "K/c", "y relL2", "y max", "st relL2", "st max"
     );
     for (ci, c) in cases(quick).iter().enumerate() {
@@ -396,10 +404,26 @@ fn kernels_match_fp64_reference() {
             chunks: Some(1),
             sum_npl: None,
             chan: Some(0),
+            ..Default::default()
         };
         let chan = |v, chunks| Tune {
             chunks,
             chan: Some(v),
+            ..Default::default()
+        };
+        // The warp-local kernel (N <= 16) forced on, and the block-staged ones with 1 or 2
+        // states per lane (the automatic choice may take the warp-local one instead).
+        let warp = |chunks| Tune {
+            chunks,
+            chan: Some(0),
+            warp: Some(true),
+            ..Default::default()
+        };
+        let block = |npl, chunks| Tune {
+            npl: Some(npl),
+            chunks,
+            chan: Some(0),
+            warp: Some(false),
             ..Default::default()
         };
         let mut tunes = vec![Tune::default()];
@@ -412,23 +436,27 @@ fn kernels_match_fp64_reference() {
                 chunks: k,
                 sum_npl,
                 chan: Some(0),
+                ..Default::default()
             };
             tunes = vec![t(None, None)];
             if c.dims.dstate <= 16 {
                 tunes.push(t(None, Some(4)));
                 tunes.push(chan(1, k));
                 tunes.push(chan(3, k));
+                tunes.push(warp(k));
                 if !quick {
                     tunes.push(chan(1, None));
                     tunes.push(t(Some(4), None));
                     tunes.push(chan(2, k));
+                    tunes.extend([block(1, k), block(2, k)]);
                 }
             }
         } else if c.dims.dstate <= 16 && c.dims.seqlen != 1 {
             tunes.push(chan(1, Some(1)));
             tunes.push(chan(3, Some(1)));
+            tunes.push(warp(Some(1)));
             if !quick {
-                tunes.extend([one(Some(1)), one(Some(2)), one(Some(4))]);
+                tunes.extend([block(1, Some(1)), block(2, Some(1)), one(Some(4))]);
                 tunes.extend([chan(2, Some(1)), chan(3, Some(1)), chan(1, None)]);
             }
         } else if c.dims.dstate <= 16 && c.dims.seqlen == 1 && !quick {
@@ -442,14 +470,19 @@ fn kernels_match_fp64_reference() {
             for &tune in &tunes {
                 let (ye, ym, se, sm, bad) = run_case(c, dt, tune, 1000 + ci as u64);
                 println!(
-                    "{:<28} {:>4} {:>3} {:>3}  {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}{}",
+                    "{:<28} {:>4} {:>3} {:>4}  {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}{}",
                     c.name,
                     s6plugin::cuda::params::dtype_tag(dt),
                     tune.npl.map(|p| p.to_string()).unwrap_or("-".into()),
                     format!(
-                        "{}{}",
+                        "{}{}{}",
                         tune.chunks.map(|p| p.to_string()).unwrap_or("-".into()),
-                        tune.chan.map(|v| format!("c{v}")).unwrap_or_default()
+                        tune.chan.map(|v| format!("c{v}")).unwrap_or_default(),
+                        match tune.warp {
+                            Some(true) => "w",
+                            Some(false) => "b",
+                            None => "",
+                        }
                     ),
                     ye,
                     ym,
@@ -596,9 +629,8 @@ fn offsets_past_2_31_elements() {
         // stream. No workspace: the plan is one pass either way.
         unsafe { launch_with(&launch, std::ptr::null_mut(), Tune::default()) }.expect("launch");
         let y = download(DType::F16, &by, l);
-        let want = |s: usize| {
-            (0..n).map(|r| cv(r, s) * delta * u * bv(r, s)).sum::<f64>() + dskip * u
-        };
+        let want =
+            |s: usize| (0..n).map(|r| cv(r, s) * delta * u * bv(r, s)).sum::<f64>() + dskip * u;
         let (w0, w1) = (want(0), want(1));
         let bad: Vec<(usize, f32)> = y
             .iter()
@@ -610,11 +642,17 @@ fn offsets_past_2_31_elements() {
             .take(5)
             .map(|(t, &v)| (t, v))
             .collect();
-        assert!(bad.is_empty(), "N {n} L {l}: y wrong at {bad:?} (want {w0} / {w1})");
+        assert!(
+            bad.is_empty(),
+            "N {n} L {l}: y wrong at {bad:?} (want {w0} / {w1})"
+        );
         let ls = bls.read::<f32>(n).unwrap();
         for (r, &v) in ls.iter().enumerate() {
             let w = delta * u * bv(r, 1);
-            assert!((v as f64 - w).abs() <= 1e-6 * w, "N {n}: last_state[{r}] {v} vs {w}");
+            assert!(
+                (v as f64 - w).abs() <= 1e-6 * w,
+                "N {n}: last_state[{r}] {v} vs {w}"
+            );
         }
         eprintln!("offsets past 2^31: N {n} L {l}: y and last_state exact at every step");
     }

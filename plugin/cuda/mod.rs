@@ -83,6 +83,33 @@ pub fn prepare() -> Result<&'static str, CudaError> {
     Ok(module::kernels()?.origin)
 }
 
+/// Launches the empty kernel `s6_noop` on `grid` × 128 threads, with programmatic dependent
+/// launch where `pdl` and the device has it: the launch floor that benchmarks set beside a
+/// decode step.
+///
+/// # Safety
+/// `stream` must be a valid stream of the current context.
+pub unsafe fn launch_noop(
+    grid: (u32, u32),
+    stream: *mut c_void,
+    pdl: bool,
+) -> Result<(), CudaError> {
+    let k = module::kernels()?;
+    let mut kp = params::KernelParams::default();
+    let mut args = [&mut kp as *mut params::KernelParams as *mut c_void];
+    // SAFETY: s6_noop takes one S6Params and touches no memory; the caller gives the stream.
+    unsafe {
+        module::launch(
+            k.noop,
+            (grid.0, grid.1, 1),
+            params::DECODE_BLOCK,
+            stream as sys::CUstream,
+            &mut args,
+            pdl && k.pdl,
+        )
+    }
+}
+
 /// True when libcuda can be loaded in this process.
 pub fn driver_present() -> bool {
     module::driver_present()
@@ -143,30 +170,24 @@ pub unsafe fn launch_with(
     let plan = params::plan(d, l.dtype, k.sm_count, p.workspace != 0, tune)?;
     let dt = dtype_index(l.dtype);
     let mut kp = params::kernel_params(a, d, p, &plan);
+    let pdl = k.pdl && tune.pdl.unwrap_or(true);
     let run = |f: sys::CUfunction, grid: (u32, u32), block: u32, kp: &mut params::KernelParams| {
         let mut args = [kp as *mut params::KernelParams as *mut c_void];
         // SAFETY: f belongs to the module loaded in the current context; args holds one
         // pointer to a KernelParams that matches the kernel's by-value S6Params and lives
-        // across the call (the driver copies parameters at launch); the caller guarantees
+        // across the call (the driver copies parameters at launch); every S6Scan kernel waits
+        // for the stream's previous kernel before touching memory (PDL); the caller guarantees
         // pointers, workspace and stream.
-        module::check(
-            unsafe {
-                sys::cuLaunchKernel(
-                    f,
-                    grid.0,
-                    plan.grid.1,
-                    grid.1,
-                    block,
-                    1,
-                    1,
-                    0,
-                    stream as sys::CUstream,
-                    args.as_mut_ptr(),
-                    std::ptr::null_mut(),
-                )
-            },
-            "cuLaunchKernel(s6scan)",
-        )
+        unsafe {
+            module::launch(
+                f,
+                (grid.0, plan.grid.1, grid.1),
+                block,
+                stream as sys::CUstream,
+                &mut args,
+                pdl,
+            )
+        }
     };
     match plan.choice {
         Choice::Prefill { config } => {
@@ -185,6 +206,17 @@ pub unsafe fn launch_with(
                 plan.block,
                 &mut kp,
             )
+        }
+        Choice::Warp => {
+            if plan.chunks > 1 {
+                run(
+                    k.warpsum[dt],
+                    (plan.sum_grid_x, plan.chunks - 1),
+                    plan.sum_block,
+                    &mut kp,
+                )?;
+            }
+            run(k.warp[dt], (plan.grid.0, plan.grid.2), plan.block, &mut kp)
         }
         Choice::Prefill64 { wide } => run(
             k.prefill64[dt][wide],

@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use cudarc::driver::sys;
 
 use super::heads::{HEADS_CHUNK_NS, HEADS_REC_NPL};
-use super::params::{dtype_tag, CHAN_VARIANTS, DECODE_CONFIGS, PREFILL_CONFIGS, WIDE_CONFIGS};
+use super::params::{
+    dtype_tag, prefill_suffix, CHAN_VARIANTS, DECODE_CONFIGS, PREFILL_CONFIGS, WIDE_CONFIGS,
+};
 use super::CudaError;
 
 /// The kernel source, for NVRTC: `S6Scan`'s kernels, then `S6ScanHeads`' (which use the first
@@ -31,6 +33,9 @@ pub struct Kernels {
     pub prefill: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
     /// The prefill with 64-bit offsets within a tile, [dtype][WIDE_CONFIGS index].
     pub prefill64: [[sys::CUfunction; WIDE_CONFIGS.len()]; 3],
+    /// Warp-local prefill (N ≤ 16), [dtype]: output and summary pass.
+    pub warp: [sys::CUfunction; 3],
+    pub warpsum: [sys::CUfunction; 3],
     /// Pass 1 of the chunked prefill, [dtype][PREFILL_CONFIGS index]
     pub chunksum: [[sys::CUfunction; PREFILL_CONFIGS.len()]; 3],
     /// Channel-per-lane prefill, [dtype][CHAN_VARIANTS index]: output pass and summary pass.
@@ -57,6 +62,11 @@ pub struct Kernels {
     /// The chain form: state pass and its output pass (16-bit entering states).
     pub heads_states: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
     pub heads_outputs16: [[sys::CUfunction; HEADS_CHUNK_NS.len()]; 2],
+    /// Does nothing but launch (benchmarks measure the launch floor with it).
+    pub noop: sys::CUfunction,
+    /// True when launches may use programmatic dependent launch: sm_90+ and a driver with
+    /// `cuLaunchKernelEx`.
+    pub pdl: bool,
     pub sm_count: u32,
     /// Compute capability, major·10 + minor.
     pub cc: u32,
@@ -111,6 +121,87 @@ fn ctx_get_id() -> Option<unsafe extern "C" fn(sys::CUcontext, *mut u64) -> sys:
     static F_: std::sync::OnceLock<Option<F>> = std::sync::OnceLock::new();
     // SAFETY: the symbol, where present, has exactly this signature (cuda.h, CUDA >= 12.0).
     *F_.get_or_init(|| unsafe { sys::culib().get::<F>(b"cuCtxGetId\0").ok().map(|f| *f) })
+}
+
+type LaunchKernelEx = unsafe extern "C" fn(
+    *const sys::CUlaunchConfig,
+    sys::CUfunction,
+    *mut *mut c_void,
+    *mut *mut c_void,
+) -> sys::CUresult;
+
+/// `cuLaunchKernelEx` (drivers from CUDA 11.8), looked up rather than called blindly so that the
+/// kernels also load on older drivers.
+fn launch_kernel_ex() -> Option<LaunchKernelEx> {
+    static F_: std::sync::OnceLock<Option<LaunchKernelEx>> = std::sync::OnceLock::new();
+    // SAFETY: the symbol, where present, has exactly this signature (cuda.h, CUDA >= 11.8).
+    *F_.get_or_init(|| unsafe {
+        sys::culib()
+            .get::<LaunchKernelEx>(b"cuLaunchKernelEx\0")
+            .ok()
+            .map(|f| *f)
+    })
+}
+
+/// Launches `f` on `stream` with one by-value parameter block; with `pdl`, as a programmatic
+/// dependent launch (the kernel may start before the stream's previous kernel ends and waits
+/// for it with `griddepcontrol.wait` before touching memory: every S6Scan kernel does).
+///
+/// # Safety
+/// `f` must be a kernel of a module loaded in the current context whose parameters `args`
+/// matches, with every pointer it carries valid for the kernel; `stream` a stream of that
+/// context.
+pub(crate) unsafe fn launch(
+    f: sys::CUfunction,
+    grid: (u32, u32, u32),
+    block: u32,
+    stream: sys::CUstream,
+    args: &mut [*mut c_void],
+    pdl: bool,
+) -> Result<(), CudaError> {
+    if let (true, Some(ex)) = (pdl, launch_kernel_ex()) {
+        // SAFETY: a zeroed attribute is a valid C value (plain data); the id and the one union
+        // member set match.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: 0,
+            hStream: stream,
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        // SAFETY: cfg and attr live across the call; the rest is the caller's contract.
+        return check(
+            unsafe { ex(&cfg, f, args.as_mut_ptr(), std::ptr::null_mut()) },
+            "cuLaunchKernelEx(s6scan)",
+        );
+    }
+    // SAFETY: the caller's contract.
+    check(
+        unsafe {
+            sys::cuLaunchKernel(
+                f,
+                grid.0,
+                grid.1,
+                grid.2,
+                block,
+                1,
+                1,
+                0,
+                stream,
+                args.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        },
+        "cuLaunchKernel(s6scan)",
+    )
 }
 
 /// Current context and its unique id where the driver has one (the id tells a new context at a
@@ -248,6 +339,8 @@ fn resolve(
     let mut k = Kernels {
         prefill: [[null; PREFILL_CONFIGS.len()]; 3],
         prefill64: [[null; WIDE_CONFIGS.len()]; 3],
+        warp: [null; 3],
+        warpsum: [null; 3],
         chunksum: [[null; PREFILL_CONFIGS.len()]; 3],
         chan: [[null; CHAN_VARIANTS.len()]; 3],
         chansum: [[null; CHAN_VARIANTS.len()]; 3],
@@ -262,20 +355,25 @@ fn resolve(
         heads_outputs: [[null; HEADS_CHUNK_NS.len()]; 2],
         heads_states: [[null; HEADS_CHUNK_NS.len()]; 2],
         heads_outputs16: [[null; HEADS_CHUNK_NS.len()]; 2],
+        noop: null,
+        pdl: cc >= 90 && launch_kernel_ex().is_some(),
         sm_count,
         cc,
         origin,
         module: m,
     };
     for (di, dt) in ["f32", "f16", "bf16"].into_iter().enumerate() {
-        for (ci, (lanes, npl, _)) in PREFILL_CONFIGS.iter().enumerate() {
-            k.prefill[di][ci] = get(format!("s6_prefill_{dt}_l{lanes}_p{npl}"))?;
-            k.chunksum[di][ci] = get(format!("s6_chunksum_{dt}_l{lanes}_p{npl}"))?;
+        for ci in 0..PREFILL_CONFIGS.len() {
+            let sfx = prefill_suffix(ci);
+            k.prefill[di][ci] = get(format!("s6_prefill_{dt}_{sfx}"))?;
+            k.chunksum[di][ci] = get(format!("s6_chunksum_{dt}_{sfx}"))?;
         }
         for (wi, &ci) in WIDE_CONFIGS.iter().enumerate() {
             let (lanes, npl, _) = PREFILL_CONFIGS[ci];
             k.prefill64[di][wi] = get(format!("s6_prefill64_{dt}_l{lanes}_p{npl}"))?;
         }
+        k.warp[di] = get(format!("s6_warp_{dt}_p2"))?;
+        k.warpsum[di] = get(format!("s6_warpsum_{dt}_p2"))?;
         k.decode32[di] = get(format!("s6_decode32_{dt}"))?;
         for (vi, (tag, _)) in CHAN_VARIANTS.iter().enumerate() {
             k.chan[di][vi] = get(format!("s6_{tag}_{dt}"))?;
@@ -293,6 +391,7 @@ fn resolve(
         }
     }
     k.heads_passing = get("s6h_passing".to_string())?;
+    k.noop = get("s6_noop".to_string())?;
     if cc >= 80 {
         for (di, dt) in ["f16", "bf16"].into_iter().enumerate() {
             for (ni, ns) in HEADS_CHUNK_NS.iter().enumerate() {

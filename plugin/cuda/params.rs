@@ -38,8 +38,10 @@ pub struct KernelParams {
 }
 
 /// Prefill kernel shapes compiled into the module: (lanes per channel, states per lane,
-/// channels per block). Must match `S6_PREFILL_ALL` in `kernels/s6scan.cu`.
-pub const PREFILL_CONFIGS: [(u32, u32, u32); 7] = [
+/// channels per block). Must match `S6_PREFILL_ALL` in `kernels/s6scan.cu`. The last one is the
+/// second of its shape, with half the channels per block (taken where it fills the SMs more
+/// evenly: [`even_blocks`]).
+pub const PREFILL_CONFIGS: [(u32, u32, u32); 8] = [
     (16, 1, 8),
     (8, 2, 16),
     (4, 4, 32),
@@ -47,7 +49,21 @@ pub const PREFILL_CONFIGS: [(u32, u32, u32); 7] = [
     (16, 4, 8),
     (16, 8, 8),
     (16, 16, 4),
+    (8, 2, 8),
 ];
+/// Indices of [`PREFILL_CONFIGS`] that are a smaller-block twin of another (never a first
+/// choice; [`even_blocks`] may swap one in).
+const TWINS: [(usize, usize); 1] = [(1, 7)];
+
+/// Kernel name suffix of [`PREFILL_CONFIGS`]`[i]`: `l<LANES>_p<NPL>`, and `_c<CPB>` for a twin.
+pub fn prefill_suffix(i: usize) -> String {
+    let (lanes, npl, cpb) = PREFILL_CONFIGS[i];
+    if TWINS.iter().any(|t| t.1 == i) {
+        format!("l{lanes}_p{npl}_c{cpb}")
+    } else {
+        format!("l{lanes}_p{npl}")
+    }
+}
 /// Prefill kernels with 64-bit offsets within a tile (`S6_PREFILL64`), one pass: indices into
 /// [`PREFILL_CONFIGS`] — 1 state per lane for N ≤ 16, 16 per lane for N ≤ 256.
 pub const WIDE_CONFIGS: [usize; 2] = [0, 6];
@@ -70,6 +86,14 @@ pub const CHAN_TARGET_LANES_PER_SM: u64 = 512;
 pub const CHAN_MIN_LANES_PER_SM: u64 = 240;
 /// 16-bit, L ≥ 512: the register-capped variant from this many lanes per SM.
 pub const CHAN_R_LANES_PER_SM: u64 = 300;
+/// Threads per block of the warp-local prefill (`S6_WARP_WPB` warps) and channels per block
+/// (8 lanes per channel).
+pub const WARP_BLOCK: u32 = 64;
+pub const WARP_CHANNELS: u32 = 8;
+/// Threads of the warp-local prefill resident per SM (10 blocks: its registers are capped for
+/// that). Automatically it is taken only where its grid fits in one such wave: past that the
+/// block-staged kernels were faster (H200: B8 D1536 L1024 f16 147.8 µs against 127.7).
+pub const WARP_THREADS_PER_SM: u64 = 640;
 /// Threads per block of the decode kernels.
 pub const DECODE_BLOCK: u32 = 128;
 /// Largest state size N the kernels handle (as mamba_ssm).
@@ -144,6 +168,8 @@ pub enum Choice {
     /// One pass with 64-bit offsets within a tile (D·L or N·L ≥ 2^31): index into
     /// [`WIDE_CONFIGS`].
     Prefill64 { wide: usize },
+    /// Warp-local prefill (N ≤ 16, 2 states per lane); both passes when chunked.
+    Warp,
     /// Index into [`DECODE_CONFIGS`].
     Decode { lanes: usize },
     /// Decode as `Decode { lanes: 0 }` with 32-bit offsets (B·D·N < 2^31).
@@ -164,6 +190,11 @@ pub struct Tune {
     /// Prefill kernel family: 0 = lanes share a channel's states (`npl` applies), 1 + i =
     /// channel per lane, [`CHAN_VARIANTS`]`[i]` (N ≤ 16 only; ignored otherwise).
     pub chan: Option<u32>,
+    /// Programmatic dependent launch where the device has it (default: yes).
+    pub pdl: Option<bool>,
+    /// For N ≤ 16: the warp-local kernel (`s6_warp_*`) forced (`Some(true)`, also chunked),
+    /// never (`Some(false)`), or where the automatic choice takes it (`None`).
+    pub warp: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -330,7 +361,8 @@ pub fn plan(
         .filter(|&nt| nt >= n)
         .min()
         .expect("MAX_DSTATE is covered");
-    let cands = (0..PREFILL_CONFIGS.len()).filter(|&i| nt_of(i) == min_nt);
+    let cands = (0..PREFILL_CONFIGS.len())
+        .filter(|&i| nt_of(i) == min_nt && !TWINS.iter().any(|t| t.1 == i));
     let forced = force_npl.and_then(|p| cands.clone().find(|&i| PREFILL_CONFIGS[i].1 == p));
     // Chunked when one lane per state (B·D·N lanes) cannot fill the device and the sizes allow
     // it: the preferred states per lane (fp32: 4, 16-bit: 2, the fastest there), chunks of at
@@ -360,6 +392,13 @@ pub fn plan(
             pick
         }
     };
+    // Automatic one pass: the twin with smaller blocks where that spreads the blocks more
+    // evenly.
+    let config = if forced.is_some() || forced_chunks.is_some() || auto_chunks {
+        config
+    } else {
+        even_blocks(dims, config, sm)
+    };
     let sum_config = tune
         .sum_npl
         .and_then(|p| cands.clone().find(|&i| PREFILL_CONFIGS[i].1 == p))
@@ -381,6 +420,33 @@ pub fn plan(
         }
         None => (dims.seqlen, 1),
     };
+    // The warp-local kernel: forced, or automatically for one pass where the block-staged
+    // choice has at most 2 states per lane and its B·D·8 lanes fit the SMs in one wave.
+    let warp = n <= 16
+        && match tune.warp {
+            Some(w) => w,
+            None => {
+                chunks == 1
+                    && PREFILL_CONFIGS[config].1 <= 2
+                    && tune.npl.is_none()
+                    && bd * 8 <= sm * WARP_THREADS_PER_SM
+            }
+        };
+    if warp {
+        let per_group = (dims.dim / dims.groups.max(1)) as u64;
+        let grid_x = u32::try_from(dims.groups as u64 * per_group.div_ceil(WARP_CHANNELS as u64))
+            .map_err(|_| CudaError::Unsupported("D too large".into()))?;
+        return Ok(Plan {
+            choice: Choice::Warp,
+            grid: (grid_x, dims.batch as u32, chunks as u32),
+            block: WARP_BLOCK,
+            chunks: chunks as u32,
+            chunk_len: chunk_len as u32,
+            sum_config,
+            sum_grid_x: grid_x,
+            sum_block: WARP_BLOCK,
+        });
+    }
     let grid_x = prefill_grid_x(dims, config)?;
     Ok(Plan {
         choice: Choice::Prefill { config },
@@ -392,6 +458,32 @@ pub fn plan(
         sum_grid_x: prefill_grid_x(dims, sum_config)?,
         sum_block: PREFILL_CONFIGS[sum_config].0 * PREFILL_CONFIGS[sum_config].2,
     })
+}
+
+/// `config`, or its smaller-block twin when the grid fits the SMs in one wave with 2 to 3
+/// blocks on the busiest SM — there the last block of an unevenly filled SM costs a whole
+/// block's time (B1 D5120: 320 blocks of 16 channels are 2.4 per SM, 3 on the busiest; 640 of
+/// 8 are 4.85, 5 on the busiest).
+pub fn even_blocks(dims: &ScanDims, config: usize, sm: u64) -> usize {
+    let Some(&(_, twin)) = TWINS.iter().find(|t| t.0 == config) else {
+        return config;
+    };
+    let blocks = |c: usize| match prefill_grid_x(dims, c) {
+        Ok(x) => x as u64 * dims.batch as u64,
+        Err(_) => u64::MAX,
+    };
+    // Fraction of the busiest SM's block slots that carry work.
+    let fill = |c: usize| {
+        let b = blocks(c);
+        let per_sm = b.div_ceil(sm).max(1);
+        b as f64 / (per_sm * sm) as f64
+    };
+    let per_sm = blocks(config).div_ceil(sm);
+    if (2..=3).contains(&per_sm) && fill(twin) > fill(config) + 0.05 {
+        twin
+    } else {
+        config
+    }
 }
 
 /// (b, d, n, chunk) per SM the chunked prefill aims at: chunks = this × SMs / (B·D·N).
@@ -513,9 +605,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("L = 2147483648") && e.contains("2^31"), "{e}");
-        let e = plan(&ScanDims::new(64, 1 << 20, 2, 16, 1), DType::F16, 132, true, t)
-            .unwrap_err()
-            .to_string();
+        let e = plan(
+            &ScanDims::new(64, 1 << 20, 2, 16, 1),
+            DType::F16,
+            132,
+            true,
+            t,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("B·D = 67108864"), "{e}");
     }
     #[test]
@@ -535,7 +633,55 @@ mod tests {
         chunks: None,
         sum_npl: None,
         chan: Some(0),
+        pdl: None,
+        warp: Some(false),
     };
+
+    #[test]
+    fn warp_local_kernel_for_one_pass_in_one_wave() {
+        let t = Tune {
+            chan: Some(0),
+            ..Default::default()
+        };
+        // B1 D5120, f16 and fp32: 8 channels per 64-thread block → 640 blocks.
+        for dt in [H, F] {
+            let p = plan(&dims(1, 5120, 1024, 16, 1), dt, 132, true, t).unwrap();
+            assert_eq!(
+                (p.choice, p.grid, p.block, p.chunks),
+                (Choice::Warp, (640, 1, 1), 64, 1)
+            );
+        }
+        // B8 D1536: 98 304 lanes > 640 × 132, two waves → block-staged.
+        let p = plan(&dims(8, 1536, 1024, 16, 1), H, 132, false, t).unwrap();
+        assert_eq!(p.choice, Choice::Prefill { config: 1 });
+        // Chunked (B1 D1536 L1024) → block-staged; forced, both passes warp-local.
+        let p = plan(&dims(1, 1536, 1024, 16, 1), H, 132, true, t).unwrap();
+        assert!(matches!(p.choice, Choice::Prefill { .. }) && p.chunks == 8);
+        let on = Tune {
+            warp: Some(true),
+            ..t
+        };
+        let p = plan(&dims(1, 1536, 1024, 16, 1), H, 132, true, on).unwrap();
+        assert_eq!(
+            (p.choice, p.chunks, p.grid, p.sum_grid_x, p.sum_block),
+            (Choice::Warp, 8, (192, 1, 8), 192, 64)
+        );
+        // Groups: blocks never straddle one (4 groups of 100 channels → 13 blocks each).
+        let p = plan(&dims(2, 400, 50, 16, 4), H, 132, false, t).unwrap();
+        assert_eq!((p.choice, p.grid), (Choice::Warp, (52, 2, 1)));
+        // Not for N > 16 (even forced), a forced states-per-lane, or when refused.
+        let p = plan(&dims(1, 64, 300, 17, 1), H, 132, true, on).unwrap();
+        assert!(matches!(p.choice, Choice::Prefill { .. }));
+        let four = Tune { npl: Some(4), ..t };
+        let p = plan(&dims(1, 5120, 1024, 16, 1), H, 132, true, four).unwrap();
+        assert!(matches!(p.choice, Choice::Prefill { .. }));
+        let off = Tune {
+            warp: Some(false),
+            ..t
+        };
+        let p = plan(&dims(1, 5120, 1024, 16, 1), H, 132, true, off).unwrap();
+        assert_eq!(p.choice, Choice::Prefill { config: 7 });
+    }
 
     #[test]
     fn channel_per_lane_for_n_up_to_16_with_enough_lanes() {
@@ -550,9 +696,9 @@ mod tests {
             (p.chunks, p.chunk_len, p.grid, p.block),
             (13, 320, (80, 1, 13), 64)
         );
-        // Automatic: 5120 lanes < 240 per SM → the shared-channel kernels.
+        // Automatic: 5120 lanes < 240 per SM → the shared-channel kernels (warp-local).
         let p = plan(&dims(1, 5120, 4096, 16, 1), H, 132, true, Tune::default()).unwrap();
-        assert!(matches!(p.choice, Choice::Prefill { .. }));
+        assert_eq!(p.choice, Choice::Warp);
         // B8 D5120: one pass, 40 960 lanes; fp32 `chan`, 16-bit `chanr` from L = 512.
         let p = plan(&dims(8, 5120, 1024, 16, 1), F, 132, true, Tune::default()).unwrap();
         assert_eq!(
