@@ -22,6 +22,10 @@
 // the scan needs no bounds inside a 4-step group. The next tile's loads are issued before the
 // scan (registers), hiding their latency behind the arithmetic.
 //
+// For N <= 16 and one pass the automatic choice takes the warp-local form of this scheme
+// (s6_warp, below): the per-(d, l) staging and the reduce stay in the warp that owns the
+// channel, and only B/C are staged by the block (one barrier per tile instead of three).
+//
 // Chunked prefill (few channels, long L: B x D x N lanes cannot fill the GPU). L is split into
 // K chunks (blockIdx.z). Pass 1, the summary kernel (SUM = true), scans chunks 0..K-2 without
 // C, z or y: each lane leaves its end state (chunk 0 from initial_state, the others from 0) and

@@ -7,11 +7,11 @@
 # (default .carry/kernels): gpu_kernels (the test binary), kernels (the bench binary) and
 # mamba_ssm-2.3.2.post1.tar.gz (the sdist); for S6ScanHeads also gpu_heads (its test binary) and
 # heads (its bench binary). Set STEPS to a subset of
-# "tools tests nvrtc sanitizer bench mamba profile heads" to run part of it.
+# "tools exprate tests nvrtc sanitizer bench mamba profile heads" to run part of it.
 set -u -o pipefail
 OUT=${OUT:-/tmp/s6out}
 BIN=${BIN:-.carry/kernels}
-STEPS=${STEPS:-tools tests nvrtc sanitizer bench mamba profile heads}
+STEPS=${STEPS:-tools exprate tests nvrtc sanitizer bench mamba profile heads}
 mkdir -p "$OUT"
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 rc=0
@@ -40,6 +40,12 @@ fi
 if has tools; then
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
   compute-sanitizer --version | tail -1
+fi
+
+if has exprate; then
+  # The exp unit's rate on this GPU (the bench's exp limit assumes 16 per SM per clock).
+  nvcc -O3 -arch=sm_90 -o /tmp/exp_unit_rate scripts/exp_unit_rate.cu && /tmp/exp_unit_rate \
+    | tee "$OUT/exprate.log" || rc=1
 fi
 
 if has tests; then
@@ -77,11 +83,13 @@ fi
 if has profile; then
   # Where the time goes in one large shape, and the prefill kernel's SASS.
   ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
-    --section LaunchStats --section ComputeWorkloadAnalysis -k regex:s6_prefill -c 1 \
+    --section LaunchStats --section ComputeWorkloadAnalysis \
+    --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,smsp__inst_executed.sum' \
+    -k 'regex:s6_(prefill|warp|chan)' -c 1 \
     "$BIN/kernels" --only "${PROFILE_SHAPE:-f16,1,5120,1024}" > "$OUT/ncu.txt" 2>&1 || true
-  grep -E "Duration|Throughput|Stall|Warp Cycles|Issued|Eligible|Achieved|Registers|Block Limit|Pipe" "$OUT/ncu.txt" | head -40
+  grep -E "Duration|Throughput|stalled|Warp Cycles|Issued|Eligible|Achieved|Registers|pipe_xu|inst_executed" "$OUT/ncu.txt" | head -40
   if [ -f "$BIN/s6scan.fatbin" ]; then
-    cuobjdump -sass -fun s6_prefill_f16_l16_p1 "$BIN/s6scan.fatbin" > "$OUT/sass_prefill_f16_l16_p1.txt" 2>&1 || true
+    cuobjdump -sass -fun s6_warp_f16_p2 "$BIN/s6scan.fatbin" > "$OUT/sass_warp_f16_p2.txt" 2>&1 || true
   fi
 fi
 if has heads; then
