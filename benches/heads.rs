@@ -30,7 +30,7 @@ use s6plugin::cuda::{
 mod common;
 #[path = "../tests/gpu_util/mod.rs"]
 mod gpu_util;
-use common::Rng;
+use common::{write_npy, Rng};
 use gpu_util::{download, round_to as round, upload};
 
 /// Host inputs (already rounded to the dtype) and their device copies.
@@ -118,19 +118,6 @@ fn time_graph(l: &HeadsLaunch, kernel: HeadsKernel) -> f64 {
         // keeps them); s is the timing stream.
         unsafe { launch_heads_with(l, s, kernel) }.expect("launch")
     })
-}
-
-fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
-    let f = std::io::BufWriter::new(std::fs::File::create(path).expect("create npy"));
-    use npyz::WriterBuilder;
-    let mut w = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(f)
-        .begin_nd()
-        .expect("npy header");
-    w.extend(data.iter().copied()).expect("npy data");
-    w.finish().expect("npy finish");
 }
 
 /// Inputs and our y of the accuracy shape, for the mamba_ssm script.

@@ -1,7 +1,8 @@
 //! Kernel-only timing of the S6Scan CUDA kernels by CUDA-graph replay (`--features cuda`).
 //!
 //! `cargo bench -p s6plugin --features cuda --bench kernels -- [--quick] [--csv FILE]
-//!  [--accuracy] [--only dtype,B,D,L] [--tune npl=P,chunks=K,chan=V,pdl=0|1,warp=0|1]`
+//!  [--accuracy] [--dump DIR] [--accuracy-only] [--only dtype,B,D,L]
+//!  [--tune npl=P,chunks=K,chan=V,pdl=0|1,warp=0|1]`
 //!
 //! For each shape: a graph of `REPS` back-to-back launches is captured on a fresh stream,
 //! replayed `WARMUP` times, then timed `TIMED` times with events; the reported time is the
@@ -141,11 +142,15 @@ fn bytes_moved(l: &ScanLaunch) -> f64 {
     b
 }
 
-fn accuracy(dt: DType) {
+/// y relative L2 error against the fp64 reference at B1 D`dim` L1024 (D 1536: the chunked
+/// path; D 5120: the warp-local one); with `dump`, the inputs (already rounded to `dt`) and our y
+/// go to `dump/<dtype>_d<D>/` as fp32 .npy for `scripts/bench_mamba.py --dump`, which measures
+/// mamba_ssm on the very same inputs.
+fn accuracy(dt: DType, dim: usize, dump: Option<&std::path::Path>) {
     use s6plugin::reference::{scan_f64, ScanInputs};
     let dims = ScanDims {
         batch: 1,
-        dim: 1536,
+        dim,
         seqlen: 1024,
         dstate: 16,
         groups: 1,
@@ -173,9 +178,29 @@ fn accuracy(dt: DType) {
         den += w * w;
     }
     println!(
-        "accuracy {dt} B1 D1536 L1024 N16 (mamba config): y rel L2 vs fp64 = {:.3e}",
+        "accuracy {dt} B1 D{dim} L1024 N16 (mamba config): y rel L2 vs fp64 = {:.3e}",
         (num / den).sqrt()
     );
+    if let Some(dir) = dump {
+        let tag = s6plugin::cuda::params::dtype_tag(dt);
+        let sub = dir.join(format!("{tag}_d{dim}"));
+        std::fs::create_dir_all(&sub).expect("dump dir");
+        let (d, l, n) = (dim as u64, 1024u64, 16u64);
+        for (name, v, shape) in [
+            ("u", &h.u, vec![1, d, l]),
+            ("delta", &h.delta, vec![1, d, l]),
+            ("A", &h.a, vec![d, n]),
+            ("B", &h.b, vec![1, n, l]),
+            ("C", &h.c, vec![1, n, l]),
+            ("D", &h.d, vec![d]),
+            ("z", &h.z, vec![1, d, l]),
+            ("delta_bias", &h.bias, vec![d]),
+            ("y_ours", &y, vec![1, d, l]),
+        ] {
+            common::write_npy(&sub.join(format!("{name}.npy")), &shape, v);
+        }
+        println!("dumped {tag} D{dim} inputs and y to {}", sub.display());
+    }
 }
 
 fn main() {
@@ -208,10 +233,20 @@ fn main() {
         k.sm_count,
         clock_khz / 1000.0
     );
-    if args.iter().any(|a| a == "--accuracy") {
-        accuracy(DType::F16);
-        accuracy(DType::F32);
-        accuracy(DType::BF16);
+    let dump = args
+        .iter()
+        .position(|a| a == "--dump")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
+    if args.iter().any(|a| a == "--accuracy") || dump.is_some() {
+        for dim in [1536, 5120] {
+            for dt in [DType::F16, DType::F32, DType::BF16] {
+                accuracy(dt, dim, dump.as_deref());
+            }
+        }
+    }
+    if args.iter().any(|a| a == "--accuracy-only") {
+        return;
     }
     let exp_rate = k.sm_count as f64 * 16.0 * clock_khz * 1000.0; // exps per second
 

@@ -8,13 +8,18 @@ shapes and configuration (delta_bias + softplus, D skip, z gate, N = 16; the L =
 is mamba_ssm's Triton `selective_state_update` with the state updated in place, and its
 `selective_scan_fn` at L = 1 is listed too).
 
-Also prints mamba_ssm's own error against an fp64 reference (its `selective_scan_ref` on
-float64 copies of the same inputs) at B 1, D 1536, L 1024.
+Also prints mamba_ssm's own error against an fp64 reference (the op in float64 on copies of
+the same inputs) at B 1, D 1536, L 1024. With --dump DIR (written by
+`benches/kernels.rs --dump DIR`): on the inputs our bench used, mamba_ssm's error and ours
+against the same fp64 reference, per dtype at B 1, D 1536 and D 5120, L 1024.
 
-usage: bench_mamba.py [--quick] [--csv FILE]
+usage: bench_mamba.py [--quick] [--csv FILE] [--dump DIR] [--accuracy-only]
 """
 import argparse
+import os
 import statistics
+
+import numpy as np
 
 import torch
 
@@ -88,6 +93,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv")
+    ap.add_argument("--dump")
+    ap.add_argument("--accuracy-only", action="store_true")
     args = ap.parse_args()
     props = torch.cuda.get_device_properties(0)
     print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}")
@@ -99,6 +106,24 @@ def main():
         ref = ref_f64(u, delta, A, B, C, D, z, bias)
         err = ((y.double() - ref).norm() / ref.norm()).item()
         print(f"accuracy mamba_ssm {dt} B1 D1536 L1024 N16: y rel L2 vs fp64 = {err:.3e}")
+
+    if args.dump:
+        # The very inputs of our bench (fp32 .npy, already rounded to the dtype).
+        dts = {"f16": torch.float16, "f32": torch.float32, "bf16": torch.bfloat16}
+        for sub in sorted(os.listdir(args.dump)):
+            tag, dim = sub.split("_d")
+            ld = lambda n: torch.from_numpy(np.load(os.path.join(args.dump, sub, n + ".npy"))).cuda()
+            u, delta, B, C, z = (ld(n).to(dts[tag]) for n in ("u", "delta", "B", "C", "z"))
+            A, D, bias, ours = ld("A"), ld("D"), ld("delta_bias"), ld("y_ours")
+            y = selective_scan_fn(u, delta, A, B, C, D, z, bias, delta_softplus=True)
+            ref = ref_f64(u, delta, A, B, C, D, z, bias)
+            err = lambda t: ((t.double() - ref).norm() / ref.norm()).item()
+            print(
+                f"accuracy {tag} B1 D{dim} L1024 N16, same inputs, y rel L2 vs fp64: "
+                f"ours {err(ours):.3e}, mamba_ssm {err(y):.3e}"
+            )
+    if args.accuracy_only:
+        return
 
     rows = ["impl,dtype,B,D,L,N,variant,us,gbps,exp_limit_us"]
     bs = [1] if args.quick else [1, 8]

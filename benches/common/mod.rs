@@ -10,6 +10,20 @@ pub const REPS: usize = 20;
 pub const WARMUP: usize = 3;
 pub const TIMED: usize = 15;
 
+/// `data` as an fp32 .npy of `shape` (inputs and outputs handed to the mamba_ssm scripts).
+pub fn write_npy(path: &std::path::Path, shape: &[u64], data: &[f32]) {
+    let f = std::io::BufWriter::new(std::fs::File::create(path).expect("create npy"));
+    use npyz::WriterBuilder;
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(f)
+        .begin_nd()
+        .expect("npy header");
+    w.extend(data.iter().copied()).expect("npy data");
+    w.finish().expect("npy finish");
+}
+
 pub fn ck(r: sys::CUresult, what: &str) {
     assert_eq!(r, sys::CUresult::CUDA_SUCCESS, "{what}");
 }
