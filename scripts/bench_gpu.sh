@@ -80,7 +80,7 @@ if has mamba; then
   # With our bench's inputs (bench step) mamba_ssm's error is measured on the same inputs.
   dump=(); [ -d /tmp/s6_dump ] && dump=(--dump /tmp/s6_dump)
   PYTHONPATH=/tmp/mamba_ssm-2.3.2.post1 PYTHONUNBUFFERED=1 python3 scripts/bench_mamba.py \
-    "${dump[@]}" --csv "$OUT/mamba.csv" 2>&1 | tee "$OUT/bench_mamba.log" || rc=1
+    ${dump[@]+"${dump[@]}"} --csv "$OUT/mamba.csv" 2>&1 | tee "$OUT/bench_mamba.log" || rc=1
 fi
 if has profile; then
   # Where the time goes in one large shape, and the prefill kernel's SASS.
