@@ -1,5 +1,5 @@
 //! The checks both ops (`S6Scan`, `S6ScanHeads`) apply in the same way, written once: 0/1
-//! flags, fields given once and all present, input counts, shapes and dtypes.
+//! flags, fields given once and all present, input counts, shapes, dtypes and data lengths.
 //! What differs between the ops (their roles, shapes and messages) stays in their own files.
 
 use crate::contract::DType;
@@ -145,4 +145,42 @@ pub(crate) fn check_packed_dtypes<R: PackedRole>(
         }
     }
     Ok(act)
+}
+
+/// `data` of `input` has `expected` elements.
+pub(crate) fn check_len(
+    input: &'static str,
+    data: &[f32],
+    expected: usize,
+) -> Result<(), ContractError> {
+    if data.len() != expected {
+        return Err(ContractError::DataLen {
+            input,
+            got: data.len(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// An optional input is given exactly when its flag says so, with `expected` elements.
+pub(crate) fn check_opt<'a>(
+    flag_name: &'static str,
+    flag: bool,
+    input: &'static str,
+    data: Option<&'a [f32]>,
+    expected: usize,
+) -> Result<Option<&'a [f32]>, ContractError> {
+    match (flag, data) {
+        (true, Some(v)) => check_len(input, v, expected).map(|_| Some(v)),
+        (false, None) => Ok(None),
+        (true, None) => Err(ContractError::Attribute {
+            name: flag_name.to_string(),
+            reason: format!("is 1 but no `{input}` data was given"),
+        }),
+        (false, Some(_)) => Err(ContractError::Attribute {
+            name: flag_name.to_string(),
+            reason: format!("is 0 but `{input}` data was given"),
+        }),
+    }
 }

@@ -4,6 +4,7 @@
 //! Activations arrive as f32 (the caller widens fp16/bf16 first); the result is in the compute
 //! type and the caller narrows `y` to the activation dtype, as the op does.
 
+use crate::checks::{check_input_count, check_len, check_opt};
 use crate::contract::{infer_dims, DType, InputRole, S6Attrs, ScanDims};
 use crate::error::ContractError;
 
@@ -30,12 +31,7 @@ impl<'a> ScanInputs<'a> {
     /// Assigns packed inputs (contract order, absent ones skipped) to their roles.
     pub fn from_packed(attrs: &S6Attrs, packed: &[&'a [f32]]) -> Result<Self, ContractError> {
         let roles = attrs.inputs();
-        if packed.len() != roles.len() {
-            return Err(ContractError::InputCount {
-                expected: roles.len(),
-                got: packed.len(),
-            });
-        }
+        check_input_count(roles.len(), packed.len())?;
         let mut x = ScanInputs::default();
         for (role, &data) in roles.iter().zip(packed) {
             match role {
@@ -185,39 +181,6 @@ pub fn scan_packed<T: Real>(
     let dims = infer_dims(attrs, shapes)?;
     let x = ScanInputs::from_packed(attrs, packed)?;
     Ok((dims, scan::<T>(attrs, &dims, &x)?))
-}
-
-fn check_len(input: &'static str, data: &[f32], expected: usize) -> Result<(), ContractError> {
-    if data.len() != expected {
-        return Err(ContractError::DataLen {
-            input,
-            got: data.len(),
-            expected,
-        });
-    }
-    Ok(())
-}
-
-/// Checks that an optional input is given exactly when its flag says so, and its length.
-fn check_opt<'a>(
-    flag_name: &'static str,
-    flag: bool,
-    input: &'static str,
-    data: Option<&'a [f32]>,
-    expected: usize,
-) -> Result<Option<&'a [f32]>, ContractError> {
-    match (flag, data) {
-        (true, Some(v)) => check_len(input, v, expected).map(|_| Some(v)),
-        (false, None) => Ok(None),
-        (true, None) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 1 but no `{input}` data was given"),
-        }),
-        (false, Some(_)) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 0 but `{input}` data was given"),
-        }),
-    }
 }
 
 /// The scan in compute type `T`, after checking every slice against `dims`.

@@ -5,6 +5,7 @@
 //! Activations arrive as f32 (the caller widens fp16/bf16 first); the result is in the compute
 //! type and the caller narrows `y` to the activation dtype, as the op does.
 
+use crate::checks::{check_input_count, check_len, check_opt};
 use crate::contract_heads::{infer_heads_dims, HeadsAttrs, HeadsDims, HeadsInputRole};
 use crate::error::ContractError;
 use crate::reference::{silu, softplus, Real, ScanOutputs};
@@ -39,12 +40,7 @@ impl<'a> HeadsInputs<'a> {
     /// Assigns packed inputs (contract order, absent ones skipped) to their roles.
     pub fn from_packed(attrs: &HeadsAttrs, packed: &[&'a [f32]]) -> Result<Self, ContractError> {
         let roles = attrs.inputs();
-        if packed.len() != roles.len() {
-            return Err(ContractError::InputCount {
-                expected: roles.len(),
-                got: packed.len(),
-            });
-        }
+        check_input_count(roles.len(), packed.len())?;
         let mut v = HeadsInputs::default();
         for (role, &data) in roles.iter().zip(packed) {
             match role {
@@ -93,39 +89,6 @@ pub fn scan_heads_packed<T: Real>(
     let dims = infer_heads_dims(attrs, shapes)?;
     let x = HeadsInputs::from_packed(attrs, packed)?;
     Ok((dims, scan_heads::<T>(attrs, &dims, &x)?))
-}
-
-fn check_len(input: &'static str, data: &[f32], expected: usize) -> Result<(), ContractError> {
-    if data.len() != expected {
-        return Err(ContractError::DataLen {
-            input,
-            got: data.len(),
-            expected,
-        });
-    }
-    Ok(())
-}
-
-/// Checks that an optional input is given exactly when its flag says so, and its length.
-fn check_opt<'a>(
-    flag_name: &'static str,
-    flag: bool,
-    input: &'static str,
-    data: Option<&'a [f32]>,
-    expected: usize,
-) -> Result<Option<&'a [f32]>, ContractError> {
-    match (flag, data) {
-        (true, Some(v)) => check_len(input, v, expected).map(|_| Some(v)),
-        (false, None) => Ok(None),
-        (true, None) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 1 but no `{input}` data was given"),
-        }),
-        (false, Some(_)) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 0 but `{input}` data was given"),
-        }),
-    }
 }
 
 /// The step size of one (batch, time, head): bias, softplus, then the limits (rules 2–3 of the
