@@ -121,6 +121,33 @@ pub fn silu<T: Real>(z: T) -> T {
     z / (T::ONE + (-z).exp())
 }
 
+/// The step size before any op-specific limit: `raw + bias`, then softplus when asked (both
+/// ops' rule: `delta_bias`/`delta_softplus`, `dt_bias`/`dt_softplus`).
+pub(crate) fn biased_step<T: Real>(raw: T, bias: Option<T>, softplus_on: bool) -> T {
+    let mut dt = raw;
+    if let Some(b) = bias {
+        dt = dt + b;
+    }
+    if softplus_on {
+        dt = softplus(dt);
+    }
+    dt
+}
+
+/// Loads one row's state `h` from `init` at element offset `off` (widened exactly), or zeros
+/// when there is no initial state.
+pub(crate) fn load_state<T: Real>(h: &mut [T], init: Option<&[f32]>, off: usize) {
+    match init {
+        Some(s) => {
+            let row = &s[off..off + h.len()];
+            for (hv, &s0) in h.iter_mut().zip(row) {
+                *hv = T::from_f32(s0);
+            }
+        }
+        None => h.fill(T::ZERO),
+    }
+}
+
 /// Rounds fp32 values to the activation dtype in place (round to nearest even), as the op does
 /// once with `y`; a no-op for fp32. Lets f32 callers reproduce fp16/bf16 outputs exactly.
 pub fn round_to_dtype(dtype: DType, values: &mut [f32]) {
@@ -238,27 +265,14 @@ pub fn scan<T: Real>(
         for ch in 0..dim {
             let g = ch / per_group;
             let state_off = (bi * dim + ch) * dstate;
-            match init {
-                Some(s) => {
-                    for (hn, &s0) in h.iter_mut().zip(&s[state_off..state_off + dstate]) {
-                        *hn = w(s0);
-                    }
-                }
-                None => h.fill(T::ZERO),
-            }
+            load_state(&mut h, init, state_off);
             let a_row = &x.a[ch * dstate..(ch + 1) * dstate];
             let d_ch = d_skip.map(|v| w(v[ch]));
             let bias_ch = bias.map(|v| w(v[ch]));
             for t in 0..seqlen {
                 let ai = bi * act.batch + ch * act.chan + t * act.time;
                 let uv = w(x.u[ai]);
-                let mut dt = w(x.delta[ai]);
-                if let Some(bv) = bias_ch {
-                    dt = dt + bv;
-                }
-                if attrs.delta_softplus {
-                    dt = softplus(dt);
-                }
+                let dt = biased_step(w(x.delta[ai]), bias_ch, attrs.delta_softplus);
                 let dt_u = dt * uv;
                 let bc_base = bi * bc.batch + g * bc.group + t * bc.time;
                 let mut acc = T::ZERO;

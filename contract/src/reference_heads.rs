@@ -8,7 +8,7 @@
 use crate::checks::{check_input_count, check_len, check_opt};
 use crate::contract_heads::{infer_heads_dims, HeadsAttrs, HeadsDims, HeadsInputRole};
 use crate::error::ContractError;
-use crate::reference::{silu, softplus, Real, ScanOutputs};
+use crate::reference::{biased_step, load_state, silu, Real, ScanOutputs};
 
 /// Input data of one scan, row-major in the contract's shapes. An optional input must be
 /// `Some` exactly when its `has_*` flag is 1.
@@ -94,13 +94,7 @@ pub fn scan_heads_packed<T: Real>(
 /// The step size of one (batch, time, head): bias, softplus, then the limits (rules 2–3 of the
 /// contract).
 pub fn step_size<T: Real>(raw: T, bias: Option<T>, softplus_on: bool, limit: Option<(T, T)>) -> T {
-    let mut dt = raw;
-    if let Some(b) = bias {
-        dt = dt + b;
-    }
-    if softplus_on {
-        dt = softplus(dt);
-    }
+    let mut dt = biased_step(raw, bias, softplus_on);
     if let Some((lo, hi)) = limit {
         // torch.clamp(dt, lo, hi): max with lo first, then min with hi (hi wins if lo > hi).
         if dt < lo {
@@ -208,14 +202,7 @@ pub fn scan_heads<T: Real>(
         for hd in 0..heads {
             let g = hd / per_group;
             let state_off = (bi * heads + hd) * head_state;
-            match init {
-                Some(s) => {
-                    for (hv, &s0) in h.iter_mut().zip(&s[state_off..state_off + head_state]) {
-                        *hv = w(s0);
-                    }
-                }
-                None => h.fill(T::ZERO),
-            }
+            load_state(&mut h, init, state_off);
             let a_h = w(x.a[hd]);
             let d_h = d_skip.map(|v| w(v[hd]));
             let bias_h = bias.map(|v| w(v[hd]));
