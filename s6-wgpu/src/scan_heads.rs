@@ -246,16 +246,6 @@ impl WgpuContext {
     }
 }
 
-fn act_of(d: &s6_onnx::interp::TensorData) -> Option<Act<'_>> {
-    use s6_onnx::interp::TensorData;
-    match d {
-        TensorData::F32(v) => Some(Act::F32(v)),
-        TensorData::F16(v) => Some(Act::F16(v)),
-        TensorData::BF16(v) => Some(Act::BF16(v)),
-        _ => None,
-    }
-}
-
 /// An `S6ScanHeads` node for the interpreter's backend: `Ok(None)` (the CPU takes it and
 /// reports any error) unless the node is valid and its tensors are of the contract's dtypes.
 pub(crate) fn run_node(
@@ -263,8 +253,9 @@ pub(crate) fn run_node(
     node: &s6_onnx::proto::NodeProto,
     inputs: &[Option<&s6_onnx::interp::Tensor>],
 ) -> Result<Option<Vec<s6_onnx::interp::Tensor>>, WgpuError> {
+    use crate::backend::{act_of, dtypes_of, present, scan_outputs, shapes_of};
     use s6_contract::contract_heads::{check_heads_dtypes, infer_heads_dims, HeadsInputRole as R};
-    use s6_onnx::interp::{Tensor, TensorData};
+    use s6_onnx::interp::TensorData;
     use s6_onnx::proto::attribute_proto::AttributeType;
 
     let mut fields = Vec::new();
@@ -280,25 +271,18 @@ pub(crate) fn run_node(
     let Ok(attrs) = HeadsAttrs::from_fields(fields) else {
         return Ok(None);
     };
-    let Some(tensors) = inputs.iter().copied().collect::<Option<Vec<&Tensor>>>() else {
+    let Some(tensors) = present(inputs) else {
         return Ok(None);
     };
     if node.output.len() != attrs.num_outputs() || tensors.len() != attrs.num_inputs() {
         return Ok(None);
     }
-    let shapes: Vec<Vec<i64>> = tensors
-        .iter()
-        .map(|t| t.shape.iter().map(|&d| d as i64).collect())
-        .collect();
+    let shapes = shapes_of(&tensors);
     let shape_refs: Vec<&[i64]> = shapes.iter().map(|s| &s[..]).collect();
     let Ok(dims) = infer_heads_dims(&attrs, &shape_refs) else {
         return Ok(None);
     };
-    let Some(dtypes) = tensors
-        .iter()
-        .map(|t| act_of(&t.data).map(|a| a.dtype()))
-        .collect::<Option<Vec<_>>>()
-    else {
+    let Some(dtypes) = dtypes_of(&tensors) else {
         return Ok(None);
     };
     if check_heads_dtypes(&attrs, &dtypes).is_err() {
@@ -328,20 +312,6 @@ pub(crate) fn run_node(
         initial_state: fp(R::InitialState),
     };
     let out = ctx.s6scan_heads(&attrs, &dims, &v)?;
-    let y = match out.y {
-        ActVec::F32(v) => TensorData::F32(v),
-        ActVec::F16(v) => TensorData::F16(v),
-        ActVec::BF16(v) => TensorData::BF16(v),
-    };
-    let mut outs = vec![Tensor {
-        shape: tensors[0].shape.clone(),
-        data: y,
-    }];
-    if let Some(last) = out.last_state {
-        outs.push(Tensor {
-            shape: dims.state_shape().to_vec(),
-            data: TensorData::F32(last),
-        });
-    }
+    let outs = scan_outputs(tensors[0], out.y, out.last_state, &dims.state_shape());
     Ok(Some(outs))
 }
