@@ -4,6 +4,10 @@
 //! are present. TensorRT plugins cannot take empty inputs, so flags are the only encoding that
 //! works in both ONNX and TensorRT.
 
+use crate::checks::{
+    check_input_count, check_known_dims, check_packed_dtypes, expect_dim, expect_shape, mark_once,
+    parse_flag, rank_err, require_all, PackedRole,
+};
 use crate::error::ContractError;
 
 /// Plugin / node `op_type`.
@@ -95,6 +99,15 @@ impl InputRole {
     }
 }
 
+impl PackedRole for InputRole {
+    fn role_name(self) -> &'static str {
+        self.name()
+    }
+    fn carries_activation(self) -> bool {
+        self.is_activation()
+    }
+}
+
 /// Role of an output, in packed order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutputRole {
@@ -142,16 +155,7 @@ impl S6Attrs {
 
     /// Sets one attribute by name from an integer value; only 0 and 1 are accepted.
     pub fn set(&mut self, name: &str, value: i64) -> Result<(), ContractError> {
-        let flag = match value {
-            0 => false,
-            1 => true,
-            _ => {
-                return Err(ContractError::Attribute {
-                    name: name.to_string(),
-                    reason: format!("must be 0 or 1, got {value}"),
-                })
-            }
-        };
+        let flag = parse_flag(name, value)?;
         let slot = match name {
             "delta_softplus" => &mut self.delta_softplus,
             "has_D" => &mut self.has_d,
@@ -213,16 +217,21 @@ impl S6Attrs {
 
     /// Present outputs, in packed order.
     pub fn outputs(&self) -> Vec<OutputRole> {
-        let mut o = vec![OutputRole::Y];
-        if self.has_last_state {
-            o.push(OutputRole::LastState);
-        }
-        o
+        packed_outputs(self.has_last_state)
     }
 
     pub fn num_outputs(&self) -> usize {
         1 + self.has_last_state as usize
     }
+}
+
+/// Present outputs of either op, in packed order: `y`, then `last_state` if flagged.
+pub(crate) fn packed_outputs(has_last_state: bool) -> Vec<OutputRole> {
+    let mut o = vec![OutputRole::Y];
+    if has_last_state {
+        o.push(OutputRole::LastState);
+    }
+    o
 }
 
 /// One attribute of an `S6Scan` node as a reader found it (the contract has no ONNX types: each
@@ -251,9 +260,7 @@ impl S6Attrs {
         let mut seen_mechanism = [false; 2];
         for (name, value) in attrs {
             if let Some(i) = Self::FIELD_NAMES.iter().position(|f| *f == name) {
-                if std::mem::replace(&mut seen[i], true) {
-                    return Err(bad(name, "given twice".into()));
-                }
+                mark_once(&mut seen[i], name)?;
                 match value {
                     AttrValue::Int(v) => out.set(name, v)?,
                     AttrValue::Str(_) => {
@@ -274,9 +281,7 @@ impl S6Attrs {
                     })
                 }
             };
-            if std::mem::replace(&mut seen_mechanism[k], true) {
-                return Err(bad(name, "given twice".into()));
-            }
+            mark_once(&mut seen_mechanism[k], name)?;
             match value {
                 AttrValue::Str(s) if s == want.as_bytes() => {}
                 AttrValue::Str(s) => {
@@ -288,12 +293,11 @@ impl S6Attrs {
                 _ => return Err(bad(name, format!("must be the STRING {want:?}"))),
             }
         }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(bad(
-                Self::FIELD_NAMES[i],
-                "missing (all eight flags are required, zeros included)".into(),
-            ));
-        }
+        require_all(
+            &seen,
+            &Self::FIELD_NAMES,
+            "missing (all eight flags are required, zeros included)",
+        )?;
         Ok(out)
     }
 }
@@ -405,59 +409,19 @@ impl ScanDims {
     }
 }
 
-fn rank_err(input: &'static str, expected: &str, shape: &[i64]) -> ContractError {
-    ContractError::Rank {
-        input,
-        expected: expected.to_string(),
-        shape: shape.to_vec(),
-    }
-}
-
-fn expect_dim(
-    input: &'static str,
-    shape: &[i64],
-    axis: usize,
-    expected: i64,
-    why: &'static str,
-) -> Result<(), ContractError> {
-    if shape[axis] != expected {
-        return Err(ContractError::Dim {
-            input,
-            axis,
-            got: shape[axis],
-            expected,
-            why,
-        });
-    }
-    Ok(())
-}
-
 /// Validates the packed input shapes against the contract and returns the problem sizes.
 ///
 /// `shapes[i]` is the shape of the i-th *present* input (see [`S6Attrs::inputs`]).
 pub fn infer_dims(attrs: &S6Attrs, shapes: &[&[i64]]) -> Result<ScanDims, ContractError> {
     let roles = attrs.inputs();
-    if shapes.len() != roles.len() {
-        return Err(ContractError::InputCount {
-            expected: roles.len(),
-            got: shapes.len(),
-        });
-    }
+    check_input_count(roles.len(), shapes.len())?;
     let get = |role: InputRole| shapes[roles.iter().position(|r| *r == role).unwrap()];
 
     let u = get(InputRole::U);
     if u.len() != 3 {
         return Err(rank_err("u", "3", u));
     }
-    if let Some(bad) = u.iter().position(|&x| x < 0) {
-        return Err(ContractError::Dim {
-            input: "u",
-            axis: bad,
-            got: u[bad],
-            expected: 0,
-            why: "dimensions must be known and non-negative",
-        });
-    }
+    check_known_dims("u", u)?;
     let (batch, dim, seqlen) = if attrs.channels_last {
         (u[0], u[2], u[1])
     } else {
@@ -467,13 +431,7 @@ pub fn infer_dims(attrs: &S6Attrs, shapes: &[&[i64]]) -> Result<ScanDims, Contra
         if role == InputRole::Z && !attrs.has_z {
             continue;
         }
-        let s = get(role);
-        if s.len() != 3 {
-            return Err(rank_err(name, "3", s));
-        }
-        for (ax, &want) in u.iter().enumerate() {
-            expect_dim(name, s, ax, want, "must match u")?;
-        }
+        expect_shape(name, get(role), u, "3", "must match u")?;
     }
     let a = get(InputRole::A);
     if a.len() != 2 {
@@ -511,33 +469,19 @@ pub fn infer_dims(attrs: &S6Attrs, shapes: &[&[i64]]) -> Result<ScanDims, Contra
         _ => return Err(rank_err("B", "3 or 4", b)),
     };
     for (role, name) in [(InputRole::B, "B"), (InputRole::C, "C")] {
-        let s = get(role);
-        if s.len() != bc_shape.len() {
-            return Err(rank_err(
-                name,
-                &format!("{} (same as B)", bc_shape.len()),
-                s,
-            ));
-        }
-        for (ax, &want) in bc_shape.iter().enumerate() {
-            expect_dim(
-                name,
-                s,
-                ax,
-                want,
-                "batch, groups, N and L must agree with u and A",
-            )?;
-        }
+        expect_shape(
+            name,
+            get(role),
+            &bc_shape,
+            &format!("{} (same as B)", bc_shape.len()),
+            "batch, groups, N and L must agree with u and A",
+        )?;
     }
     for (role, name) in [(InputRole::D, "D"), (InputRole::DeltaBias, "delta_bias")] {
         if attrs.input_index(role).is_none() {
             continue;
         }
-        let s = get(role);
-        if s.len() != 1 {
-            return Err(rank_err(name, "1 (D)", s));
-        }
-        expect_dim(name, s, 0, dim, "D of u")?;
+        expect_shape(name, get(role), &[dim], "1 (D)", "D of u")?;
     }
     if attrs.has_initial_state {
         let s = get(InputRole::InitialState);
@@ -560,29 +504,7 @@ pub fn infer_dims(attrs: &S6Attrs, shapes: &[&[i64]]) -> Result<ScanDims, Contra
 /// Checks input dtypes: activations share one dtype, the others are fp32. Returns the
 /// activation dtype.
 pub fn check_dtypes(attrs: &S6Attrs, dtypes: &[DType]) -> Result<DType, ContractError> {
-    let roles = attrs.inputs();
-    if dtypes.len() != roles.len() {
-        return Err(ContractError::InputCount {
-            expected: roles.len(),
-            got: dtypes.len(),
-        });
-    }
-    let act = dtypes[0];
-    for (role, &dt) in roles.iter().zip(dtypes) {
-        let want = if role.is_activation() {
-            act
-        } else {
-            DType::F32
-        };
-        if dt != want {
-            return Err(ContractError::DType {
-                input: role.name(),
-                got: dt.name().to_string(),
-                expected: want.name().to_string(),
-            });
-        }
-    }
-    Ok(act)
+    check_packed_dtypes(&attrs.inputs(), dtypes)
 }
 
 #[cfg(test)]

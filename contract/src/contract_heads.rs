@@ -6,7 +6,11 @@
 //! channels would multiply the exponentials by `P·N` and the bytes read by `P`. Inputs are
 //! packed with `has_*` flags, as for `S6Scan`; there is one layout only (mamba_ssm's).
 
-use crate::contract::{DType, OutputRole};
+use crate::checks::{
+    check_input_count, check_known_dims, check_packed_dtypes, expect_shape, mark_once, parse_flag,
+    rank_err, require_all, unknown_dim, PackedRole,
+};
+use crate::contract::{packed_outputs, DType, OutputRole};
 use crate::error::ContractError;
 
 /// Plugin / node `op_type`.
@@ -75,6 +79,15 @@ impl HeadsInputRole {
     }
 }
 
+impl PackedRole for HeadsInputRole {
+    fn role_name(self) -> &'static str {
+        self.name()
+    }
+    fn carries_activation(self) -> bool {
+        self.is_activation()
+    }
+}
+
 /// The op's attributes (= TensorRT plugin fields), all INT 0/1 in ONNX (kINT32 in TensorRT).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HeadsAttrs {
@@ -103,16 +116,7 @@ impl HeadsAttrs {
 
     /// Sets one attribute by name from an integer value; only 0 and 1 are accepted.
     pub fn set(&mut self, name: &str, value: i64) -> Result<(), ContractError> {
-        let flag = match value {
-            0 => false,
-            1 => true,
-            _ => {
-                return Err(ContractError::Attribute {
-                    name: name.to_string(),
-                    reason: format!("must be 0 or 1, got {value}"),
-                })
-            }
-        };
+        let flag = parse_flag(name, value)?;
         let slot = match name {
             "dt_softplus" => &mut self.dt_softplus,
             "has_D" => &mut self.has_d,
@@ -154,20 +158,13 @@ impl HeadsAttrs {
         for (name, v) in fields {
             a.set(name, v)?;
             let i = Self::FIELD_NAMES.iter().position(|n| *n == name).unwrap();
-            if seen[i] {
-                return Err(ContractError::Attribute {
-                    name: name.to_string(),
-                    reason: "given twice".into(),
-                });
-            }
-            seen[i] = true;
+            mark_once(&mut seen[i], name)?;
         }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(ContractError::Attribute {
-                name: Self::FIELD_NAMES[i].to_string(),
-                reason: "missing (all seven fields are required)".into(),
-            });
-        }
+        require_all(
+            &seen,
+            &Self::FIELD_NAMES,
+            "missing (all seven fields are required)",
+        )?;
         Ok(a)
     }
 
@@ -201,11 +198,7 @@ impl HeadsAttrs {
 
     /// Present outputs, in packed order (the roles of `S6Scan`: `y`, `last_state`).
     pub fn outputs(&self) -> Vec<OutputRole> {
-        let mut o = vec![OutputRole::Y];
-        if self.has_last_state {
-            o.push(OutputRole::LastState);
-        }
-        o
+        packed_outputs(self.has_last_state)
     }
 
     pub fn num_outputs(&self) -> usize {
@@ -259,63 +252,18 @@ impl HeadsDims {
     }
 }
 
-fn rank_err(input: &'static str, expected: &str, shape: &[i64]) -> ContractError {
-    ContractError::Rank {
-        input,
-        expected: expected.to_string(),
-        shape: shape.to_vec(),
-    }
-}
-
-fn expect_shape(
-    input: &'static str,
-    shape: &[i64],
-    want: &[i64],
-    rank_text: &str,
-    why: &'static str,
-) -> Result<(), ContractError> {
-    if shape.len() != want.len() {
-        return Err(rank_err(input, rank_text, shape));
-    }
-    for (axis, (&got, &expected)) in shape.iter().zip(want).enumerate() {
-        if got != expected {
-            return Err(ContractError::Dim {
-                input,
-                axis,
-                got,
-                expected,
-                why,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Validates the packed input shapes and returns the problem sizes.
 ///
 /// `shapes[i]` is the shape of the i-th *present* input (see [`HeadsAttrs::inputs`]).
 pub fn infer_heads_dims(attrs: &HeadsAttrs, shapes: &[&[i64]]) -> Result<HeadsDims, ContractError> {
     let roles = attrs.inputs();
-    if shapes.len() != roles.len() {
-        return Err(ContractError::InputCount {
-            expected: roles.len(),
-            got: shapes.len(),
-        });
-    }
+    check_input_count(roles.len(), shapes.len())?;
     let get = |role: HeadsInputRole| roles.iter().position(|r| *r == role).map(|i| shapes[i]);
     let x = shapes[0];
     if x.len() != 4 {
         return Err(rank_err("x", "4 (batch, L, H, P)", x));
     }
-    if let Some(bad) = x.iter().position(|&v| v < 0) {
-        return Err(ContractError::Dim {
-            input: "x",
-            axis: bad,
-            got: x[bad],
-            expected: 0,
-            why: "dimensions must be known and non-negative",
-        });
-    }
+    check_known_dims("x", x)?;
     let (batch, seqlen, heads, headdim) = (x[0], x[1], x[2], x[3]);
     let dt = get(HeadsInputRole::Dt).unwrap();
     expect_shape(
@@ -343,13 +291,7 @@ pub fn infer_heads_dims(attrs: &HeadsAttrs, shapes: &[&[i64]]) -> Result<HeadsDi
         });
     }
     if dstate < 0 {
-        return Err(ContractError::Dim {
-            input: "B",
-            axis: 3,
-            got: dstate,
-            expected: 0,
-            why: "dimensions must be known and non-negative",
-        });
+        return Err(unknown_dim("B", 3, dstate));
     }
     let bc = [batch, seqlen, groups, dstate];
     expect_shape(
@@ -395,29 +337,7 @@ pub fn infer_heads_dims(attrs: &HeadsAttrs, shapes: &[&[i64]]) -> Result<HeadsDi
 /// Checks input dtypes: activations share x's dtype, the others are fp32. Returns the
 /// activation dtype.
 pub fn check_heads_dtypes(attrs: &HeadsAttrs, dtypes: &[DType]) -> Result<DType, ContractError> {
-    let roles = attrs.inputs();
-    if dtypes.len() != roles.len() {
-        return Err(ContractError::InputCount {
-            expected: roles.len(),
-            got: dtypes.len(),
-        });
-    }
-    let act = dtypes[0];
-    for (role, &dt) in roles.iter().zip(dtypes) {
-        let want = if role.is_activation() {
-            act
-        } else {
-            DType::F32
-        };
-        if dt != want {
-            return Err(ContractError::DType {
-                input: role.name(),
-                got: dt.name().to_string(),
-                expected: want.name().to_string(),
-            });
-        }
-    }
-    Ok(act)
+    check_packed_dtypes(&attrs.inputs(), dtypes)
 }
 
 #[cfg(test)]

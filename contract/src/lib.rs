@@ -10,6 +10,7 @@
 //! patcher and interpreter (`s6-onnx`), the wgpu backend and the tools share one definition
 //! without depending on the plugin library.
 
+mod checks;
 pub mod contract;
 pub mod contract_heads;
 pub mod error;

@@ -4,6 +4,7 @@
 //! Activations arrive as f32 (the caller widens fp16/bf16 first); the result is in the compute
 //! type and the caller narrows `y` to the activation dtype, as the op does.
 
+use crate::checks::{check_input_count, check_len, check_opt};
 use crate::contract::{infer_dims, DType, InputRole, S6Attrs, ScanDims};
 use crate::error::ContractError;
 
@@ -30,12 +31,7 @@ impl<'a> ScanInputs<'a> {
     /// Assigns packed inputs (contract order, absent ones skipped) to their roles.
     pub fn from_packed(attrs: &S6Attrs, packed: &[&'a [f32]]) -> Result<Self, ContractError> {
         let roles = attrs.inputs();
-        if packed.len() != roles.len() {
-            return Err(ContractError::InputCount {
-                expected: roles.len(),
-                got: packed.len(),
-            });
-        }
+        check_input_count(roles.len(), packed.len())?;
         let mut x = ScanInputs::default();
         for (role, &data) in roles.iter().zip(packed) {
             match role {
@@ -125,6 +121,33 @@ pub fn silu<T: Real>(z: T) -> T {
     z / (T::ONE + (-z).exp())
 }
 
+/// The step size before any op-specific limit: `raw + bias`, then softplus when asked (both
+/// ops' rule: `delta_bias`/`delta_softplus`, `dt_bias`/`dt_softplus`).
+pub(crate) fn biased_step<T: Real>(raw: T, bias: Option<T>, softplus_on: bool) -> T {
+    let mut dt = raw;
+    if let Some(b) = bias {
+        dt = dt + b;
+    }
+    if softplus_on {
+        dt = softplus(dt);
+    }
+    dt
+}
+
+/// Loads one row's state `h` from `init` at element offset `off` (widened exactly), or zeros
+/// when there is no initial state.
+pub(crate) fn load_state<T: Real>(h: &mut [T], init: Option<&[f32]>, off: usize) {
+    match init {
+        Some(s) => {
+            let row = &s[off..off + h.len()];
+            for (hv, &s0) in h.iter_mut().zip(row) {
+                *hv = T::from_f32(s0);
+            }
+        }
+        None => h.fill(T::ZERO),
+    }
+}
+
 /// Rounds fp32 values to the activation dtype in place (round to nearest even), as the op does
 /// once with `y`; a no-op for fp32. Lets f32 callers reproduce fp16/bf16 outputs exactly.
 pub fn round_to_dtype(dtype: DType, values: &mut [f32]) {
@@ -187,39 +210,6 @@ pub fn scan_packed<T: Real>(
     Ok((dims, scan::<T>(attrs, &dims, &x)?))
 }
 
-fn check_len(input: &'static str, data: &[f32], expected: usize) -> Result<(), ContractError> {
-    if data.len() != expected {
-        return Err(ContractError::DataLen {
-            input,
-            got: data.len(),
-            expected,
-        });
-    }
-    Ok(())
-}
-
-/// Checks that an optional input is given exactly when its flag says so, and its length.
-fn check_opt<'a>(
-    flag_name: &'static str,
-    flag: bool,
-    input: &'static str,
-    data: Option<&'a [f32]>,
-    expected: usize,
-) -> Result<Option<&'a [f32]>, ContractError> {
-    match (flag, data) {
-        (true, Some(v)) => check_len(input, v, expected).map(|_| Some(v)),
-        (false, None) => Ok(None),
-        (true, None) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 1 but no `{input}` data was given"),
-        }),
-        (false, Some(_)) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 0 but `{input}` data was given"),
-        }),
-    }
-}
-
 /// The scan in compute type `T`, after checking every slice against `dims`.
 pub fn scan<T: Real>(
     attrs: &S6Attrs,
@@ -275,27 +265,14 @@ pub fn scan<T: Real>(
         for ch in 0..dim {
             let g = ch / per_group;
             let state_off = (bi * dim + ch) * dstate;
-            match init {
-                Some(s) => {
-                    for (hn, &s0) in h.iter_mut().zip(&s[state_off..state_off + dstate]) {
-                        *hn = w(s0);
-                    }
-                }
-                None => h.fill(T::ZERO),
-            }
+            load_state(&mut h, init, state_off);
             let a_row = &x.a[ch * dstate..(ch + 1) * dstate];
             let d_ch = d_skip.map(|v| w(v[ch]));
             let bias_ch = bias.map(|v| w(v[ch]));
             for t in 0..seqlen {
                 let ai = bi * act.batch + ch * act.chan + t * act.time;
                 let uv = w(x.u[ai]);
-                let mut dt = w(x.delta[ai]);
-                if let Some(bv) = bias_ch {
-                    dt = dt + bv;
-                }
-                if attrs.delta_softplus {
-                    dt = softplus(dt);
-                }
+                let dt = biased_step(w(x.delta[ai]), bias_ch, attrs.delta_softplus);
                 let dt_u = dt * uv;
                 let bc_base = bi * bc.batch + g * bc.group + t * bc.time;
                 let mut acc = T::ZERO;

@@ -5,9 +5,10 @@
 //! Activations arrive as f32 (the caller widens fp16/bf16 first); the result is in the compute
 //! type and the caller narrows `y` to the activation dtype, as the op does.
 
+use crate::checks::{check_input_count, check_len, check_opt};
 use crate::contract_heads::{infer_heads_dims, HeadsAttrs, HeadsDims, HeadsInputRole};
 use crate::error::ContractError;
-use crate::reference::{silu, softplus, Real, ScanOutputs};
+use crate::reference::{biased_step, load_state, silu, Real, ScanOutputs};
 
 /// Input data of one scan, row-major in the contract's shapes. An optional input must be
 /// `Some` exactly when its `has_*` flag is 1.
@@ -39,12 +40,7 @@ impl<'a> HeadsInputs<'a> {
     /// Assigns packed inputs (contract order, absent ones skipped) to their roles.
     pub fn from_packed(attrs: &HeadsAttrs, packed: &[&'a [f32]]) -> Result<Self, ContractError> {
         let roles = attrs.inputs();
-        if packed.len() != roles.len() {
-            return Err(ContractError::InputCount {
-                expected: roles.len(),
-                got: packed.len(),
-            });
-        }
+        check_input_count(roles.len(), packed.len())?;
         let mut v = HeadsInputs::default();
         for (role, &data) in roles.iter().zip(packed) {
             match role {
@@ -95,49 +91,10 @@ pub fn scan_heads_packed<T: Real>(
     Ok((dims, scan_heads::<T>(attrs, &dims, &x)?))
 }
 
-fn check_len(input: &'static str, data: &[f32], expected: usize) -> Result<(), ContractError> {
-    if data.len() != expected {
-        return Err(ContractError::DataLen {
-            input,
-            got: data.len(),
-            expected,
-        });
-    }
-    Ok(())
-}
-
-/// Checks that an optional input is given exactly when its flag says so, and its length.
-fn check_opt<'a>(
-    flag_name: &'static str,
-    flag: bool,
-    input: &'static str,
-    data: Option<&'a [f32]>,
-    expected: usize,
-) -> Result<Option<&'a [f32]>, ContractError> {
-    match (flag, data) {
-        (true, Some(v)) => check_len(input, v, expected).map(|_| Some(v)),
-        (false, None) => Ok(None),
-        (true, None) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 1 but no `{input}` data was given"),
-        }),
-        (false, Some(_)) => Err(ContractError::Attribute {
-            name: flag_name.to_string(),
-            reason: format!("is 0 but `{input}` data was given"),
-        }),
-    }
-}
-
 /// The step size of one (batch, time, head): bias, softplus, then the limits (rules 2–3 of the
 /// contract).
 pub fn step_size<T: Real>(raw: T, bias: Option<T>, softplus_on: bool, limit: Option<(T, T)>) -> T {
-    let mut dt = raw;
-    if let Some(b) = bias {
-        dt = dt + b;
-    }
-    if softplus_on {
-        dt = softplus(dt);
-    }
+    let mut dt = biased_step(raw, bias, softplus_on);
     if let Some((lo, hi)) = limit {
         // torch.clamp(dt, lo, hi): max with lo first, then min with hi (hi wins if lo > hi).
         if dt < lo {
@@ -245,14 +202,7 @@ pub fn scan_heads<T: Real>(
         for hd in 0..heads {
             let g = hd / per_group;
             let state_off = (bi * heads + hd) * head_state;
-            match init {
-                Some(s) => {
-                    for (hv, &s0) in h.iter_mut().zip(&s[state_off..state_off + head_state]) {
-                        *hv = w(s0);
-                    }
-                }
-                None => h.fill(T::ZERO),
-            }
+            load_state(&mut h, init, state_off);
             let a_h = w(x.a[hd]);
             let d_h = d_skip.map(|v| w(v[hd]));
             let bias_h = bias.map(|v| w(v[hd]));

@@ -9,7 +9,7 @@
 
 use crate::contract_heads::{HeadsAttrs, HeadsDims};
 use crate::error::ContractError;
-use crate::reference::{silu, Real, ScanOutputs};
+use crate::reference::{load_state, silu, Real, ScanOutputs};
 use crate::reference_heads::{step_size, validate, Checked, HeadsInputs};
 
 /// The chunked scan in compute type `T`, with chunks of `chunk` steps (≥ 1).
@@ -55,14 +55,7 @@ pub fn scan_heads_chunked<T: Real>(
         for hd in 0..heads {
             let g = hd / per_group;
             let state_off = (bi * heads + hd) * head_state;
-            match initial_state {
-                Some(v) => {
-                    for (sv, &v0) in s.iter_mut().zip(&v[state_off..state_off + head_state]) {
-                        *sv = w(v0);
-                    }
-                }
-                None => s.fill(T::ZERO),
-            }
+            load_state(&mut s, initial_state, state_off);
             let a_h = w(x.a[hd]);
             let bias = dt_bias.map(|v| w(v[hd]));
             let row = |t: usize| bi * seqlen + t;

@@ -1,5 +1,6 @@
 //! Activation buffers in any of the contract's dtypes, and their conversions.
 
+use crate::context::Storage;
 use half::{bf16, f16};
 use s6_contract::DType;
 
@@ -94,6 +95,42 @@ impl ActVec {
             DType::F32 => ActVec::F32(v),
             DType::F16 => ActVec::F16(v.into_iter().map(f16::from_f32).collect()),
             DType::BF16 => ActVec::BF16(v.into_iter().map(bf16::from_f32).collect()),
+        }
+    }
+    /// A result read back from a device buffer in `storage`, as `dtype` (f32 storage is
+    /// rounded to it; f16 storage only holds f16).
+    pub(crate) fn from_device(storage: Storage, dtype: DType, raw: &[u8]) -> ActVec {
+        match storage {
+            Storage::F16 => ActVec::F16(bytemuck::pod_collect_to_vec(raw)),
+            Storage::F32 => ActVec::from_f32(dtype, bytemuck::pod_collect_to_vec(raw)),
+        }
+    }
+}
+
+/// `parts` back to back as the bytes of one device buffer in `storage`: widened for f32,
+/// as they are for f16 (which only f16 inputs get).
+pub(crate) fn device_bytes(parts: &[Act], storage: Storage) -> Vec<u8> {
+    let total = parts.iter().map(Act::len).sum();
+    match storage {
+        Storage::F32 => {
+            let mut v = Vec::with_capacity(total);
+            for p in parts {
+                p.extend_f32(&mut v);
+            }
+            bytemuck::cast_slice(&v).to_vec()
+        }
+        Storage::F16 => {
+            fn f16_of<'a>(p: &'a Act) -> &'a [f16] {
+                p.as_f16().expect("f16 storage only for f16 inputs")
+            }
+            if let [one] = parts {
+                return bytemuck::cast_slice(f16_of(one)).to_vec();
+            }
+            let mut v: Vec<f16> = Vec::with_capacity(total);
+            for p in parts {
+                v.extend_from_slice(f16_of(p));
+            }
+            bytemuck::cast_slice(&v).to_vec()
         }
     }
 }

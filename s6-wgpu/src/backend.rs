@@ -63,25 +63,18 @@ impl WgpuBackend {
         let Some(attrs) = scan_attrs(node) else {
             return Ok(None);
         };
-        let Some(tensors) = inputs.iter().copied().collect::<Option<Vec<&Tensor>>>() else {
+        let Some(tensors) = present(inputs) else {
             return Ok(None);
         };
         if node.output.len() != attrs.num_outputs() || tensors.len() != attrs.num_inputs() {
             return Ok(None);
         }
-        let shapes: Vec<Vec<i64>> = tensors
-            .iter()
-            .map(|t| t.shape.iter().map(|&d| d as i64).collect())
-            .collect();
+        let shapes = shapes_of(&tensors);
         let shape_refs: Vec<&[i64]> = shapes.iter().map(|s| &s[..]).collect();
         let Ok(dims) = infer_dims(&attrs, &shape_refs) else {
             return Ok(None);
         };
-        let Some(dtypes) = tensors
-            .iter()
-            .map(|t| dtype_of(&t.data))
-            .collect::<Option<Vec<_>>>()
-        else {
+        let Some(dtypes) = dtypes_of(&tensors) else {
             return Ok(None);
         };
         if check_dtypes(&attrs, &dtypes).is_err() {
@@ -114,16 +107,7 @@ impl WgpuBackend {
             initial_state: fp(InputRole::InitialState),
         };
         let out = self.ctx.s6scan(&attrs, &dims, &x)?;
-        let mut outs = vec![Tensor {
-            shape: tensors[0].shape.clone(),
-            data: tensor_data(out.y),
-        }];
-        if let Some(last) = out.last_state {
-            outs.push(Tensor {
-                shape: dims.state_shape().to_vec(),
-                data: TensorData::F32(last),
-            });
-        }
+        let outs = scan_outputs(tensors[0], out.y, out.last_state, &dims.state_shape());
         self.scans.fetch_add(1, Ordering::Relaxed);
         Ok(Some(outs))
     }
@@ -161,6 +145,46 @@ fn scan_attrs(node: &NodeProto) -> Option<S6Attrs> {
     s6_onnx::patch::s6node::attrs_of(node).ok()
 }
 
+// Steps of both scan nodes (here and in `scan_heads::run_node`).
+
+/// Every input of a node, or `None` when one is absent.
+pub(crate) fn present<'a>(inputs: &[Option<&'a Tensor>]) -> Option<Vec<&'a Tensor>> {
+    inputs.iter().copied().collect()
+}
+
+/// The tensors' shapes as the contract reads them.
+pub(crate) fn shapes_of(tensors: &[&Tensor]) -> Vec<Vec<i64>> {
+    tensors
+        .iter()
+        .map(|t| t.shape.iter().map(|&d| d as i64).collect())
+        .collect()
+}
+
+/// The tensors' dtypes, or `None` when one is not a contract dtype.
+pub(crate) fn dtypes_of(tensors: &[&Tensor]) -> Option<Vec<DType>> {
+    tensors.iter().map(|t| dtype_of(&t.data)).collect()
+}
+
+/// y in the shape of the first input, then the last state (fp32, `state_shape`) when given.
+pub(crate) fn scan_outputs(
+    first: &Tensor,
+    y: ActVec,
+    last_state: Option<Vec<f32>>,
+    state_shape: &[usize],
+) -> Vec<Tensor> {
+    let mut outs = vec![Tensor {
+        shape: first.shape.clone(),
+        data: tensor_data(y),
+    }];
+    if let Some(last) = last_state {
+        outs.push(Tensor {
+            shape: state_shape.to_vec(),
+            data: TensorData::F32(last),
+        });
+    }
+    outs
+}
+
 fn dtype_of(d: &TensorData) -> Option<DType> {
     match d {
         TensorData::F32(_) => Some(DType::F32),
@@ -170,7 +194,7 @@ fn dtype_of(d: &TensorData) -> Option<DType> {
     }
 }
 
-fn act_of(d: &TensorData) -> Option<Act<'_>> {
+pub(crate) fn act_of(d: &TensorData) -> Option<Act<'_>> {
     match d {
         TensorData::F32(v) => Some(Act::F32(v)),
         TensorData::F16(v) => Some(Act::F16(v)),

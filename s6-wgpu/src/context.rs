@@ -46,6 +46,16 @@ pub(crate) enum Storage {
     F16,
 }
 
+impl Storage {
+    /// Bytes per activation element.
+    pub(crate) fn elem_bytes(self) -> u64 {
+        match self {
+            Storage::F32 => 4,
+            Storage::F16 => 2,
+        }
+    }
+}
+
 /// Full WGSL source of a kernel (`S6Scan`, `S6ScanHeads`, `MatMul`, `MatMulRows`) with f32 or f16 storage:
 /// the `act` alias, then the kernel.
 pub fn shader_source(kernel_name: &str, f16_storage: bool) -> Option<String> {
@@ -252,6 +262,16 @@ impl WgpuContext {
     /// True when f16 activations stay f16 on the GPU (adapter has `SHADER_F16`).
     pub fn native_f16(&self) -> bool {
         self.native_f16
+    }
+
+    /// Storage of activations of dtype `act`: f16 stays f16 where the adapter has
+    /// `SHADER_F16`; everything else is f32 on the device.
+    pub(crate) fn storage_for(&self, act: DType) -> Storage {
+        if act == DType::F16 && self.native_f16() {
+            Storage::F16
+        } else {
+            Storage::F32
+        }
     }
 
     /// Constant inputs served from the device so far.

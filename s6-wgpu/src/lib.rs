@@ -16,6 +16,7 @@ pub mod error;
 pub mod matmul;
 pub mod scan;
 pub mod scan_heads;
+mod scan_host;
 
 pub use act::{Act, ActVec};
 pub use backend::{BackendStats, WgpuBackend};

@@ -1,11 +1,9 @@
 //! ONNX MatMul (numpy semantics: 1-D operands promoted, batch dimensions broadcast) on the GPU
 //! through `shaders/matmul.wgsl` (tiled) or, for fewer than 16 rows, `shaders/matmul_rows.wgsl`.
 
-use crate::act::{Act, ActVec};
-use crate::context::{Binding, ConstSig, Kernel, Storage, WgpuContext};
+use crate::act::{device_bytes, Act, ActVec};
+use crate::context::{Binding, ConstSig, Kernel, WgpuContext};
 use crate::error::WgpuError;
-use half::f16;
-use s6_contract::DType;
 use s6_onnx::interp::ConstKey;
 
 const OP: &str = "MatMul";
@@ -204,31 +202,12 @@ impl WgpuContext {
             });
         }
 
-        let storage = if act == DType::F16 && self.native_f16() {
-            Storage::F16
-        } else {
-            Storage::F32
-        };
-        let elem = match storage {
-            Storage::F32 => 4u64,
-            Storage::F16 => 2,
-        };
+        let storage = self.storage_for(act);
+        let elem = storage.elem_bytes();
         self.check_binding(OP, "A", a.len() as u64 * elem)?;
         self.check_binding(OP, "B", b.len() as u64 * elem)?;
         self.check_binding(OP, "the output", out_len as u64 * elem)?;
-        let bytes = |t: &Act| -> Vec<u8> {
-            match storage {
-                Storage::F32 => {
-                    let mut v = Vec::with_capacity(t.len());
-                    t.extend_f32(&mut v);
-                    bytemuck::cast_slice(&v).to_vec()
-                }
-                Storage::F16 => {
-                    let v: &[f16] = t.as_f16().expect("f16 storage only for f16 inputs");
-                    bytemuck::cast_slice(v).to_vec()
-                }
-            }
-        };
+        let bytes = |t: &Act| device_bytes(&[*t], storage);
         let mut offs = Vec::with_capacity(batches.len() * 2);
         for (x, y) in &batches {
             offs.push(to_u32("offset into A", *x)?);
@@ -293,10 +272,7 @@ impl WgpuContext {
             )?
             .pop()
             .unwrap_or_default();
-        let data = match storage {
-            Storage::F16 => ActVec::F16(bytemuck::pod_collect_to_vec(&raw)),
-            Storage::F32 => ActVec::from_f32(act, bytemuck::pod_collect_to_vec(&raw)),
-        };
+        let data = ActVec::from_device(storage, act, &raw);
         Ok(MatMulOutput { data, shape })
     }
 }

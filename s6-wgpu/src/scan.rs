@@ -2,9 +2,9 @@
 //! `shaders/s6scan.wgsl`, reads back y and the last state.
 
 use crate::act::{Act, ActVec};
-use crate::context::{Binding, Kernel, Storage, WgpuContext};
+use crate::context::{Kernel, WgpuContext};
 use crate::error::WgpuError;
-use half::f16;
+use crate::scan_host;
 use s6_contract::{DType, S6Attrs, ScanDims};
 
 const OP: &str = "S6Scan";
@@ -74,33 +74,15 @@ struct Params {
 }
 
 fn input_err(input: &'static str, reason: String) -> WgpuError {
-    WgpuError::Input {
-        op: OP,
-        input,
-        reason,
-    }
+    scan_host::input_err(OP, input, reason)
 }
 
 fn check_len(input: &'static str, got: usize, want: usize) -> Result<(), WgpuError> {
-    if got != want {
-        return Err(input_err(
-            input,
-            format!("has {got} elements, the dims need {want}"),
-        ));
-    }
-    Ok(())
+    scan_host::check_len(OP, input, got, want)
 }
 
 fn check_present(input: &'static str, present: bool, flag: bool) -> Result<(), WgpuError> {
-    if present != flag {
-        let reason = if flag {
-            "the attributes say present, but it is missing"
-        } else {
-            "given, but the attributes say absent"
-        };
-        return Err(input_err(input, reason.to_string()));
-    }
-    Ok(())
+    scan_host::check_present(OP, input, present, flag)
 }
 
 /// Checks presence, lengths and dtypes against `attrs` and `dims`; returns the activation dtype.
@@ -152,10 +134,7 @@ fn validate(attrs: &S6Attrs, dims: &ScanDims, x: &ScanInputs) -> Result<DType, W
 }
 
 fn to_u32(what: &str, v: usize) -> Result<u32, WgpuError> {
-    u32::try_from(v).map_err(|_| WgpuError::Unsupported {
-        op: OP,
-        reason: format!("{what} = {v} does not fit 32-bit indexing"),
-    })
+    scan_host::to_u32(OP, what, v)
 }
 
 impl WgpuContext {
@@ -169,85 +148,33 @@ impl WgpuContext {
         inputs: &ScanInputs,
     ) -> Result<ScanOutputs, WgpuError> {
         let act = validate(attrs, dims, inputs)?;
-        if dims.dstate > MAX_DSTATE {
-            return Err(WgpuError::Unsupported {
-                op: OP,
-                reason: format!("N = {} > {MAX_DSTATE}", dims.dstate),
-            });
-        }
-        let storage = if act == DType::F16 && self.native_f16() {
-            Storage::F16
-        } else {
-            Storage::F32
-        };
-        let elem = match storage {
-            Storage::F32 => 4u64,
-            Storage::F16 => 2,
-        };
+        scan_host::check_dstate(OP, dims.dstate)?;
+        let storage = self.storage_for(act);
 
         // Activations: u, delta, B, C, z back to back.
         let mut act_parts = vec![inputs.u, inputs.delta, inputs.b, inputs.c];
         act_parts.extend(inputs.z);
-        let mut offsets = Vec::with_capacity(act_parts.len());
-        let mut total = 0usize;
-        for p in &act_parts {
-            offsets.push(total);
-            total += p.len();
-        }
-        self.check_binding(OP, "the activations", total as u64 * elem)?;
-        let act_bytes: Vec<u8> = match storage {
-            Storage::F32 => {
-                let mut v = Vec::with_capacity(total);
-                for p in &act_parts {
-                    p.extend_f32(&mut v);
-                }
-                bytemuck::cast_slice(&v).to_vec()
-            }
-            Storage::F16 => {
-                let mut v: Vec<f16> = Vec::with_capacity(total);
-                for p in &act_parts {
-                    v.extend_from_slice(p.as_f16().expect("f16 storage only for f16 inputs"));
-                }
-                bytemuck::cast_slice(&v).to_vec()
-            }
-        };
+        let acts = scan_host::pack_acts(self, OP, storage, &act_parts)?;
+        let offsets = &acts.offsets;
 
         // fp32 parameters: A, D, delta_bias, initial_state back to back.
-        let mut fp: Vec<f32> = inputs.a.to_vec();
-        let off_dskip = fp.len();
-        fp.extend_from_slice(inputs.d.unwrap_or(&[]));
-        let off_dbias = fp.len();
-        fp.extend_from_slice(inputs.delta_bias.unwrap_or(&[]));
-        let off_init = fp.len();
-        fp.extend_from_slice(inputs.initial_state.unwrap_or(&[]));
-        self.check_binding(
+        let (fp, [off_dskip, off_dbias, off_init]) = scan_host::pack_fp(
+            self,
             OP,
             "A, D, delta_bias and initial_state",
-            fp.len() as u64 * 4,
+            inputs.a,
+            [inputs.d, inputs.delta_bias, inputs.initial_state],
         )?;
 
-        let y_bytes = dims.act_len() as u64 * elem;
-        let last_bytes = if attrs.has_last_state {
-            dims.state_len() as u64 * 4
-        } else {
-            0
-        };
-        self.check_binding(OP, "y", y_bytes)?;
-        self.check_binding(OP, "last_state", last_bytes)?;
-
-        // Invocations per channel: enough to cover N once, up to the workgroup.
-        let nt = dims.dstate.clamp(1, WG).next_power_of_two();
-        let chans = dims.batch * dims.dim;
-        let wgs = chans.div_ceil(WG / nt);
-        let max = self.max_workgroups_per_dim() as usize;
-        let nwg_x = wgs.clamp(1, max);
-        let nwg_y = wgs.div_ceil(nwg_x);
-        if nwg_y > max {
-            return Err(WgpuError::Unsupported {
-                op: OP,
-                reason: format!("{chans} channels need more than {max}x{max} workgroups"),
-            });
-        }
+        let (y_bytes, last_bytes) = scan_host::output_bytes(
+            self,
+            OP,
+            storage,
+            dims.act_len(),
+            dims.state_len(),
+            attrs.has_last_state,
+        )?;
+        let grid = scan_host::grid(self, OP, WG, dims.dstate, dims.batch * dims.dim, "channels")?;
 
         let s = dims.act_strides(attrs);
         let bs = dims.bc_strides(attrs);
@@ -264,8 +191,8 @@ impl WgpuContext {
             dstate: to_u32("N", dims.dstate)?,
             groups: to_u32("groups", dims.groups)?,
             flags,
-            nwg_x: nwg_x as u32,
-            nt: nt as u32,
+            nwg_x: grid.nwg_x as u32,
+            nt: grid.nt as u32,
             act_sb: to_u32("stride", s.batch)?,
             act_sd: to_u32("stride", s.chan)?,
             act_sl: to_u32("stride", s.time)?,
@@ -288,33 +215,22 @@ impl WgpuContext {
             pad3: 0,
         };
 
-        let pipeline = self.pipeline(Kernel::Scan, storage)?;
-        let mut out = self
-            .run(
-                OP,
-                &pipeline,
-                &[
-                    Binding::Uniform(bytemuck::bytes_of(&params)),
-                    Binding::Input(&act_bytes),
-                    Binding::Input(bytemuck::cast_slice(&fp)),
-                    Binding::Output {
-                        bytes: y_bytes,
-                        read: true,
-                    },
-                    Binding::Output {
-                        bytes: last_bytes,
-                        read: attrs.has_last_state,
-                    },
-                ],
-                [nwg_x as u32, nwg_y as u32, 1],
-            )?
-            .into_iter();
-        let y_raw = out.next().unwrap_or_default();
-        let y = match storage {
-            Storage::F16 => ActVec::F16(bytemuck::pod_collect_to_vec(&y_raw)),
-            Storage::F32 => ActVec::from_f32(act, bytemuck::pod_collect_to_vec(&y_raw)),
-        };
-        let last_state = out.next().map(|raw| bytemuck::pod_collect_to_vec(&raw));
+        let (y, last_state) = scan_host::dispatch(
+            self,
+            OP,
+            Kernel::Scan,
+            storage,
+            act,
+            &scan_host::ScanBuffers {
+                params: bytemuck::bytes_of(&params),
+                acts: &acts.bytes,
+                fp: &fp,
+                y_bytes,
+                last_bytes,
+                has_last_state: attrs.has_last_state,
+            },
+            grid,
+        )?;
         Ok(ScanOutputs { y, last_state })
     }
 }

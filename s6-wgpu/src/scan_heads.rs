@@ -2,10 +2,9 @@
 //! inputs into two buffers, runs `shaders/s6scan_heads.wgsl`, reads back y and the last state.
 
 use crate::act::{Act, ActVec};
-use crate::context::{Binding, Kernel, Storage, WgpuContext};
+use crate::context::{Kernel, WgpuContext};
 use crate::error::WgpuError;
-use crate::scan::MAX_DSTATE;
-use half::f16;
+use crate::scan_host;
 use s6_contract::contract_heads::{HeadsAttrs, HeadsDims};
 use s6_contract::DType;
 
@@ -71,21 +70,11 @@ struct Params {
 }
 
 fn input_err(input: &'static str, reason: String) -> WgpuError {
-    WgpuError::Input {
-        op: OP,
-        input,
-        reason,
-    }
+    scan_host::input_err(OP, input, reason)
 }
 
 fn check_len(input: &'static str, got: usize, want: usize) -> Result<(), WgpuError> {
-    if got != want {
-        return Err(input_err(
-            input,
-            format!("has {got} elements, the dims need {want}"),
-        ));
-    }
-    Ok(())
+    scan_host::check_len(OP, input, got, want)
 }
 
 fn check_opt(
@@ -94,18 +83,7 @@ fn check_opt(
     flag: bool,
     want: usize,
 ) -> Result<(), WgpuError> {
-    match (v, flag) {
-        (Some(n), true) => check_len(input, n, want),
-        (None, false) => Ok(()),
-        (None, true) => Err(input_err(
-            input,
-            "the attributes say present, but it is missing".into(),
-        )),
-        (Some(_), false) => Err(input_err(
-            input,
-            "given, but the attributes say absent".into(),
-        )),
-    }
+    scan_host::check_opt(OP, input, v, flag, want)
 }
 
 /// Checks presence, lengths and dtypes against `attrs` and `dims`; returns the activation dtype.
@@ -157,10 +135,7 @@ fn validate(attrs: &HeadsAttrs, dims: &HeadsDims, x: &HeadsScanInputs) -> Result
 }
 
 fn to_u32(what: &str, v: usize) -> Result<u32, WgpuError> {
-    u32::try_from(v).map_err(|_| WgpuError::Unsupported {
-        op: OP,
-        reason: format!("{what} = {v} does not fit 32-bit indexing"),
-    })
+    scan_host::to_u32(OP, what, v)
 }
 
 impl WgpuContext {
@@ -173,12 +148,7 @@ impl WgpuContext {
         inputs: &HeadsScanInputs,
     ) -> Result<HeadsScanOutputs, WgpuError> {
         let act = validate(attrs, dims, inputs)?;
-        if dims.dstate > MAX_DSTATE {
-            return Err(WgpuError::Unsupported {
-                op: OP,
-                reason: format!("N = {} > {MAX_DSTATE}", dims.dstate),
-            });
-        }
+        scan_host::check_dstate(OP, dims.dstate)?;
         let last_of = |v: Option<&[f32]>| {
             attrs
                 .has_last_state
@@ -191,82 +161,38 @@ impl WgpuContext {
                 last_state: last_of(inputs.initial_state),
             });
         }
-        let storage = if act == DType::F16 && self.native_f16() {
-            Storage::F16
-        } else {
-            Storage::F32
-        };
-        let elem = match storage {
-            Storage::F32 => 4u64,
-            Storage::F16 => 2,
-        };
+        let storage = self.storage_for(act);
 
         // Activations: x, dt, B, C, z back to back.
         let mut parts = vec![inputs.x, inputs.dt, inputs.b, inputs.c];
         parts.extend(inputs.z);
-        let mut offsets = Vec::with_capacity(parts.len());
-        let mut total = 0usize;
-        for p in &parts {
-            offsets.push(total);
-            total += p.len();
-        }
-        self.check_binding(OP, "the activations", total as u64 * elem)?;
-        let act_bytes: Vec<u8> = match storage {
-            Storage::F32 => {
-                let mut v = Vec::with_capacity(total);
-                for p in &parts {
-                    p.extend_f32(&mut v);
-                }
-                bytemuck::cast_slice(&v).to_vec()
-            }
-            Storage::F16 => {
-                let mut v: Vec<f16> = Vec::with_capacity(total);
-                for p in &parts {
-                    v.extend_from_slice(p.as_f16().expect("f16 storage only for f16 inputs"));
-                }
-                bytemuck::cast_slice(&v).to_vec()
-            }
-        };
+        let acts = scan_host::pack_acts(self, OP, storage, &parts)?;
+        let (offsets, total) = (&acts.offsets, acts.total);
 
         // fp32 parameters: A, D, dt_bias, dt_limit, initial_state back to back.
-        let mut fp: Vec<f32> = inputs.a.to_vec();
-        let mut offset_of = |v: Option<&[f32]>| {
-            let off = fp.len();
-            fp.extend_from_slice(v.unwrap_or(&[]));
-            off
-        };
-        let off_dskip = offset_of(inputs.d);
-        let off_dbias = offset_of(inputs.dt_bias);
-        let off_limit = offset_of(inputs.dt_limit);
-        let off_init = offset_of(inputs.initial_state);
-        self.check_binding(
+        let (fp, [off_dskip, off_dbias, off_limit, off_init]) = scan_host::pack_fp(
+            self,
             OP,
             "A, D, dt_bias, dt_limit and initial_state",
-            fp.len() as u64 * 4,
+            inputs.a,
+            [
+                inputs.d,
+                inputs.dt_bias,
+                inputs.dt_limit,
+                inputs.initial_state,
+            ],
         )?;
 
-        let y_bytes = dims.x_len() as u64 * elem;
-        let last_bytes = if attrs.has_last_state {
-            dims.state_len() as u64 * 4
-        } else {
-            0
-        };
-        self.check_binding(OP, "y", y_bytes)?;
-        self.check_binding(OP, "last_state", last_bytes)?;
-
-        // Invocations per row: enough to cover N once, up to the workgroup.
-        let nt = dims.dstate.clamp(1, WG).next_power_of_two();
+        let (y_bytes, last_bytes) = scan_host::output_bytes(
+            self,
+            OP,
+            storage,
+            dims.x_len(),
+            dims.state_len(),
+            attrs.has_last_state,
+        )?;
         let rows = dims.batch * dims.heads * dims.headdim;
-        let wgs = rows.div_ceil(WG / nt);
-        let max = self.max_workgroups_per_dim() as usize;
-        let nwg_x = wgs.clamp(1, max);
-        let nwg_y = wgs.div_ceil(nwg_x);
-        if nwg_y > max {
-            return Err(WgpuError::Unsupported {
-                op: OP,
-                reason: format!("{rows} rows need more than {max}x{max} workgroups"),
-            });
-        }
+        let grid = scan_host::grid(self, OP, WG, dims.dstate, rows, "rows")?;
         // Largest index the shader forms: into acts (total) and into the state tensors.
         to_u32("activation elements", total)?;
         to_u32("state elements", dims.state_len())?;
@@ -285,8 +211,8 @@ impl WgpuContext {
             dstate: to_u32("N", dims.dstate)?,
             groups: to_u32("groups", dims.groups)?,
             flags,
-            nwg_x: nwg_x as u32,
-            nt: nt as u32,
+            nwg_x: grid.nwg_x as u32,
+            nt: grid.nt as u32,
             off_x: offsets[0] as u32,
             off_dt: offsets[1] as u32,
             off_b: offsets[2] as u32,
@@ -300,44 +226,23 @@ impl WgpuContext {
             pad0: 0,
         };
 
-        let pipeline = self.pipeline(Kernel::ScanHeads, storage)?;
-        let mut out = self
-            .run(
-                OP,
-                &pipeline,
-                &[
-                    Binding::Uniform(bytemuck::bytes_of(&params)),
-                    Binding::Input(&act_bytes),
-                    Binding::Input(bytemuck::cast_slice(&fp)),
-                    Binding::Output {
-                        bytes: y_bytes,
-                        read: true,
-                    },
-                    Binding::Output {
-                        bytes: last_bytes,
-                        read: attrs.has_last_state,
-                    },
-                ],
-                [nwg_x as u32, nwg_y as u32, 1],
-            )?
-            .into_iter();
-        let y_raw = out.next().unwrap_or_default();
-        let y = match storage {
-            Storage::F16 => ActVec::F16(bytemuck::pod_collect_to_vec(&y_raw)),
-            Storage::F32 => ActVec::from_f32(act, bytemuck::pod_collect_to_vec(&y_raw)),
-        };
-        let last_state = out.next().map(|raw| bytemuck::pod_collect_to_vec(&raw));
+        let (y, last_state) = scan_host::dispatch(
+            self,
+            OP,
+            Kernel::ScanHeads,
+            storage,
+            act,
+            &scan_host::ScanBuffers {
+                params: bytemuck::bytes_of(&params),
+                acts: &acts.bytes,
+                fp: &fp,
+                y_bytes,
+                last_bytes,
+                has_last_state: attrs.has_last_state,
+            },
+            grid,
+        )?;
         Ok(HeadsScanOutputs { y, last_state })
-    }
-}
-
-fn act_of(d: &s6_onnx::interp::TensorData) -> Option<Act<'_>> {
-    use s6_onnx::interp::TensorData;
-    match d {
-        TensorData::F32(v) => Some(Act::F32(v)),
-        TensorData::F16(v) => Some(Act::F16(v)),
-        TensorData::BF16(v) => Some(Act::BF16(v)),
-        _ => None,
     }
 }
 
@@ -348,8 +253,9 @@ pub(crate) fn run_node(
     node: &s6_onnx::proto::NodeProto,
     inputs: &[Option<&s6_onnx::interp::Tensor>],
 ) -> Result<Option<Vec<s6_onnx::interp::Tensor>>, WgpuError> {
+    use crate::backend::{act_of, dtypes_of, present, scan_outputs, shapes_of};
     use s6_contract::contract_heads::{check_heads_dtypes, infer_heads_dims, HeadsInputRole as R};
-    use s6_onnx::interp::{Tensor, TensorData};
+    use s6_onnx::interp::TensorData;
     use s6_onnx::proto::attribute_proto::AttributeType;
 
     let mut fields = Vec::new();
@@ -365,25 +271,18 @@ pub(crate) fn run_node(
     let Ok(attrs) = HeadsAttrs::from_fields(fields) else {
         return Ok(None);
     };
-    let Some(tensors) = inputs.iter().copied().collect::<Option<Vec<&Tensor>>>() else {
+    let Some(tensors) = present(inputs) else {
         return Ok(None);
     };
     if node.output.len() != attrs.num_outputs() || tensors.len() != attrs.num_inputs() {
         return Ok(None);
     }
-    let shapes: Vec<Vec<i64>> = tensors
-        .iter()
-        .map(|t| t.shape.iter().map(|&d| d as i64).collect())
-        .collect();
+    let shapes = shapes_of(&tensors);
     let shape_refs: Vec<&[i64]> = shapes.iter().map(|s| &s[..]).collect();
     let Ok(dims) = infer_heads_dims(&attrs, &shape_refs) else {
         return Ok(None);
     };
-    let Some(dtypes) = tensors
-        .iter()
-        .map(|t| act_of(&t.data).map(|a| a.dtype()))
-        .collect::<Option<Vec<_>>>()
-    else {
+    let Some(dtypes) = dtypes_of(&tensors) else {
         return Ok(None);
     };
     if check_heads_dtypes(&attrs, &dtypes).is_err() {
@@ -413,20 +312,6 @@ pub(crate) fn run_node(
         initial_state: fp(R::InitialState),
     };
     let out = ctx.s6scan_heads(&attrs, &dims, &v)?;
-    let y = match out.y {
-        ActVec::F32(v) => TensorData::F32(v),
-        ActVec::F16(v) => TensorData::F16(v),
-        ActVec::BF16(v) => TensorData::BF16(v),
-    };
-    let mut outs = vec![Tensor {
-        shape: tensors[0].shape.clone(),
-        data: y,
-    }];
-    if let Some(last) = out.last_state {
-        outs.push(Tensor {
-            shape: dims.state_shape().to_vec(),
-            data: TensorData::F32(last),
-        });
-    }
+    let outs = scan_outputs(tensors[0], out.y, out.last_state, &dims.state_shape());
     Ok(Some(outs))
 }

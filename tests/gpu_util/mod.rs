@@ -25,15 +25,8 @@ impl Rng {
     }
 }
 
-pub fn round_to(dt: DType, v: &mut [f32]) {
-    for x in v.iter_mut() {
-        *x = match dt {
-            DType::F32 => *x,
-            DType::F16 => f16::from_f32(*x).to_f32(),
-            DType::BF16 => bf16::from_f32(*x).to_f32(),
-        };
-    }
-}
+/// Rounding to an activation dtype: the reference's own.
+pub use s6plugin::reference::round_to_dtype as round_to;
 
 pub fn upload(dt: DType, v: &[f32]) -> DeviceBuffer {
     match dt {
