@@ -17,7 +17,6 @@ usage: bench_mamba.py [--quick] [--csv FILE] [--dump DIR] [--accuracy-only]
 """
 import argparse
 import os
-import statistics
 
 import numpy as np
 
@@ -26,34 +25,7 @@ import torch
 from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 from mamba_ssm.ops.triton.selective_state_update import selective_state_update
 
-REPS, WARMUP, TIMED = 20, 3, 15
-
-
-def time_graph(fn):
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):  # warm-up outside the graph (Triton compiles here)
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(REPS):
-            fn()
-    for _ in range(WARMUP):
-        g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(TIMED):
-        e0 = torch.cuda.Event(enable_timing=True)
-        e1 = torch.cuda.Event(enable_timing=True)
-        e0.record()
-        g.replay()
-        e1.record()
-        e1.synchronize()
-        times.append(e0.elapsed_time(e1) * 1000.0 / REPS)
-    return statistics.median(times)
+from bench_graph import time_graph
 
 
 def inputs(dt, b, d, l, n=16, seed=0):

@@ -21,14 +21,13 @@ usage: bench_mamba2.py --mamba-src DIR [--quick] [--decode-only] [--csv FILE] [-
 import argparse
 import csv
 import os
-import statistics
 import sys
 import types
 
 import numpy as np
 import torch
 
-REPS, WARMUP, TIMED = 20, 3, 15
+from bench_graph import time_graph
 P, N, G = 64, 128, 1
 
 
@@ -40,33 +39,6 @@ def import_mamba(src):
     from mamba_ssm.ops.triton.selective_state_update import selective_state_update
 
     return mamba_chunk_scan_combined, selective_state_update
-
-
-def time_graph(fn):
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):  # warm-up outside the graph (Triton compiles and autotunes here)
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(REPS):
-            fn()
-    for _ in range(WARMUP):
-        g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(TIMED):
-        e0 = torch.cuda.Event(enable_timing=True)
-        e1 = torch.cuda.Event(enable_timing=True)
-        e0.record()
-        g.replay()
-        e1.record()
-        e1.synchronize()
-        times.append(e0.elapsed_time(e1) * 1000.0 / REPS)
-    return statistics.median(times)
 
 
 def inputs(dt, b, h, l, seed=0):
