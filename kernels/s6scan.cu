@@ -262,6 +262,16 @@ __device__ __forceinline__ void s6_pdl_launch_next() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Group gi of the 4-step groups of a tile's B (or C) rows (ROWS rows of TT steps), as every
+// prefill kernel stages them: time-major tensors walk memory order (a row's groups in turn),
+// the others state-major.
+template <int TT, int ROWS>
+__device__ __forceinline__ void s6_bc_group(int gi, bool time_major, int& n, int& t) {
+    if (time_major) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
+    else { n = gi % ROWS; t = (gi / ROWS) * 4; }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Prefill.
 
 // IT: type of the offsets within a tile (c·act_sc, n·bc_sn, t·stride). int when the host has
@@ -336,9 +346,7 @@ __device__ __forceinline__ void s6_prefill(const S6Params& p) {
         else { c = gi % CPB; t = (gi / CPB) * 4; }
     };
     auto bc_group = [&](int k, int& n, int& t) {
-        const int gi = k * THREADS + tid;
-        if (bc_tm) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
-        else { n = gi % NT; t = (gi / NT) * 4; }
+        s6_bc_group<TT, NT>(k * THREADS + tid, bc_tm, n, t);
     };
 
     constexpr int W = E::W;
@@ -663,10 +671,7 @@ __device__ __forceinline__ void s6_warp(const S6Params& p) {
 
     // This lane's 4 steps of its channel (raw, one tile ahead) and the block's B/C groups.
     unsigned ru[W], rd[W], rz[W], rb[EB][W], rc[EB][W];
-    auto bc_group = [&](int gi, int& n, int& t) {
-        if (bst == 1) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
-        else { n = gi % NS; t = (gi / NS) * 4; }
-    };
+    auto bc_group = [&](int gi, int& n, int& t) { s6_bc_group<TT, NS>(gi, bst == 1, n, t); };
     auto load_tile = [&](s6_i64 t0) {
         const s6_i64 ts = t0 + 4 * j;
         const int left = (int)(t_end - ts < 4 ? (t_end - ts > 0 ? t_end - ts : 0) : 4);
@@ -960,10 +965,7 @@ __device__ __forceinline__ void s6_chan(const S6Params& p) {
             }
         }
     };
-    auto bc_group = [&](int gi, int& n, int& t) {
-        if (bst == 1) { n = gi / (TT / 4); t = (gi % (TT / 4)) * 4; }
-        else { n = gi % NS; t = (gi / NS) * 4; }
-    };
+    auto bc_group = [&](int gi, int& n, int& t) { s6_bc_group<TT, NS>(gi, bst == 1, n, t); };
     auto load_tile = [&](int t0) {
         load_row(gu, t0, true, ru);
         load_row(gd, t0, true, rd);
