@@ -406,19 +406,8 @@ fn patched_mamba2_exports_build_with_the_heads_plugin() {
     }
     // The CLI names the op in its layer report.
     let onnx = dir.join("mamba2_hf2_dynamo_dynseq_L12.s6.onnx");
-    let o = s6_engine()
-        .arg("build")
-        .arg(&onnx)
-        .arg("-o")
-        .arg(dir.join("cli.engine"))
-        .args(["--backend", "rtx", "--plugin"])
-        .arg(&plugin)
-        .args([
-            "--min",
-            "batch=1,sequence=1",
-            "--opt",
-            "batch=1,sequence=12",
-        ])
+    let o = rtx_build(&onnx, &dir.join("cli.engine"), &plugin)
+        .args(MIN_OPT)
         .args(["--max", "batch=1,sequence=64"])
         .output()
         .unwrap();
@@ -438,6 +427,23 @@ fn s6_engine() -> Command {
     c
 }
 
+/// `s6-engine build ONNX -o ENGINE --backend rtx --plugin PLUGIN`, for the caller's profile and
+/// options.
+fn rtx_build(onnx: &Path, engine: &Path, plugin: &Path) -> Command {
+    let mut c = s6_engine();
+    c.arg("build").arg(onnx).arg("-o").arg(engine);
+    c.args(["--backend", "rtx", "--plugin"]).arg(plugin);
+    c
+}
+
+/// The profile's min and opt of the CLI builds: one token to the fixture's 12.
+const MIN_OPT: [&str; 4] = [
+    "--min",
+    "batch=1,sequence=1",
+    "--opt",
+    "batch=1,sequence=12",
+];
+
 #[test]
 fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
     let Some(_) = rtx() else { return };
@@ -445,19 +451,8 @@ fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
     let dir = tmpdir("cli");
     let (onnx, _) = patched("models/hf_ts_L12", &dir);
     let engine = dir.join("m.engine");
-    let o = s6_engine()
-        .arg("build")
-        .arg(&onnx)
-        .arg("-o")
-        .arg(&engine)
-        .args(["--backend", "rtx", "--plugin"])
-        .arg(&plugin)
-        .args([
-            "--min",
-            "batch=1,sequence=1",
-            "--opt",
-            "batch=1,sequence=12",
-        ])
+    let o = rtx_build(&onnx, &engine, &plugin)
+        .args(MIN_OPT)
         .args(["--max", "batch=2,sequence=64"])
         // Ampere (8.6), Ada (8.9), Blackwell (12.0): one engine for all three.
         .args(["--compute-capability", "86,89,120"])
@@ -474,19 +469,8 @@ fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
     assert!(engine.is_file());
 
     // Hopper (9.0: H100, H200) is no TensorRT-RTX target: the builder itself refuses it.
-    let o = s6_engine()
-        .arg("build")
-        .arg(&onnx)
-        .arg("-o")
-        .arg(dir.join("h.engine"))
-        .args(["--backend", "rtx", "--plugin"])
-        .arg(&plugin)
-        .args([
-            "--min",
-            "batch=1,sequence=1",
-            "--opt",
-            "batch=1,sequence=12",
-        ])
+    let o = rtx_build(&onnx, &dir.join("h.engine"), &plugin)
+        .args(MIN_OPT)
         .args(["--max", "batch=1,sequence=64", "--compute-capability", "90"])
         .output()
         .unwrap();
@@ -504,21 +488,10 @@ fn cli_builds_a_patched_export_and_reports_the_plugin_layers() {
 
     // TensorRT-RTX has no timing cache: refused before anything is built.
     let cache = dir.join("t.cache");
-    let o = s6_engine()
-        .arg("build")
-        .arg(&onnx)
-        .arg("-o")
-        .arg(dir.join("n.engine"))
-        .args(["--backend", "rtx", "--plugin"])
-        .arg(&plugin)
+    let o = rtx_build(&onnx, &dir.join("n.engine"), &plugin)
         .arg("--timing-cache")
         .arg(&cache)
-        .args([
-            "--min",
-            "batch=1,sequence=1",
-            "--opt",
-            "batch=1,sequence=12",
-        ])
+        .args(MIN_OPT)
         .args(["--max", "batch=1,sequence=64"])
         .output()
         .unwrap();
@@ -541,13 +514,7 @@ fn stateful_engine_builds_for_generate_and_generate_says_why_it_cannot_run_here(
     let (onnx, scans) = patched_as_is("models/hf_ts_L12", &dir, &["--stateful"]);
     assert_eq!(scans, 2);
     let engine = dir.join("st.engine");
-    let o = s6_engine()
-        .arg("build")
-        .arg(&onnx)
-        .arg("-o")
-        .arg(&engine)
-        .args(["--backend", "rtx", "--plugin"])
-        .arg(&plugin)
+    let o = rtx_build(&onnx, &engine, &plugin)
         .args(["--stateful", "--max", "batch=2,sequence=64"])
         .output()
         .unwrap();
@@ -613,19 +580,8 @@ fn stateful_engine_builds_for_generate_and_generate_says_why_it_cannot_run_here(
 /// Builds `onnx` with `plugin` in a fresh s6-engine process (a registry that has seen no other
 /// plugin), expecting a refusal; returns stderr.
 fn refused_build(onnx: &Path, plugin: &Path, engine: &Path) -> String {
-    let o = s6_engine()
-        .arg("build")
-        .arg(onnx)
-        .arg("-o")
-        .arg(engine)
-        .args(["--backend", "rtx", "--plugin"])
-        .arg(plugin)
-        .args([
-            "--min",
-            "batch=1,sequence=1",
-            "--opt",
-            "batch=1,sequence=12",
-        ])
+    let o = rtx_build(onnx, engine, plugin)
+        .args(MIN_OPT)
         .args(["--max", "batch=1,sequence=64"])
         .output()
         .unwrap();
