@@ -63,55 +63,37 @@ fn mamba2() -> HeadsAttrs {
     }
 }
 
-fn d(
-    batch: usize,
-    seqlen: usize,
-    heads: usize,
-    headdim: usize,
-    dstate: usize,
-    groups: usize,
-) -> HeadsDims {
-    HeadsDims {
-        batch,
-        seqlen,
-        heads,
-        headdim,
-        dstate,
-        groups,
-    }
-}
-
 fn cases(quick: bool) -> Vec<Case> {
     let mut v = vec![
         Case {
             name: "decode",
             attrs: all_on(),
-            dims: d(2, 1, 4, 64, 128, 1),
+            dims: HeadsDims::new(2, 1, 4, 64, 128, 1),
         },
         Case {
             name: "prefill all inputs",
             attrs: all_on(),
-            dims: d(1, 200, 4, 64, 128, 2),
+            dims: HeadsDims::new(1, 200, 4, 64, 128, 2),
         },
         Case {
             name: "mamba2 config",
             attrs: mamba2(),
-            dims: d(2, 130, 6, 32, 64, 3),
+            dims: HeadsDims::new(2, 130, 6, 32, 64, 3),
         },
         Case {
             name: "one chunk exactly",
             attrs: all_on(),
-            dims: d(1, 64, 2, 16, 128, 1),
+            dims: HeadsDims::new(1, 64, 2, 16, 128, 1),
         },
         Case {
             name: "odd P and N (recurrence)",
             attrs: all_on(),
-            dims: d(2, 37, 3, 24, 48, 3),
+            dims: HeadsDims::new(2, 37, 3, 24, 48, 3),
         },
         Case {
             name: "L = 0",
             attrs: all_on(),
-            dims: d(1, 0, 2, 16, 64, 1),
+            dims: HeadsDims::new(1, 0, 2, 16, 64, 1),
         },
     ];
     if !quick {
@@ -122,38 +104,38 @@ fn cases(quick: bool) -> Vec<Case> {
                     has_last_state: true,
                     ..Default::default()
                 },
-                dims: d(1, 100, 2, 64, 128, 1),
+                dims: HeadsDims::new(1, 100, 2, 64, 128, 1),
             },
             Case {
                 name: "long L",
                 attrs: mamba2(),
-                dims: d(1, 2000, 2, 64, 128, 1),
+                dims: HeadsDims::new(1, 2000, 2, 64, 128, 1),
             },
             Case {
                 // B·H·P/16 = 264 chains: the split kernels' chain form on up to 132 SMs.
                 name: "chain form, B 2, H 33",
                 attrs: all_on(),
-                dims: d(2, 130, 33, 64, 128, 1),
+                dims: HeadsDims::new(2, 130, 33, 64, 128, 1),
             },
             Case {
                 name: "P 128, L 300, B 2",
                 attrs: all_on(),
-                dims: d(2, 300, 3, 128, 64, 1),
+                dims: HeadsDims::new(2, 300, 3, 128, 64, 1),
             },
             Case {
                 name: "L 65, groups 4",
                 attrs: all_on(),
-                dims: d(3, 65, 8, 16, 64, 4),
+                dims: HeadsDims::new(3, 65, 8, 16, 64, 4),
             },
             Case {
                 name: "N 256 (recurrence)",
                 attrs: all_on(),
-                dims: d(1, 40, 2, 16, 256, 1),
+                dims: HeadsDims::new(1, 40, 2, 16, 256, 1),
             },
             Case {
                 name: "decode N 16",
                 attrs: all_on(),
-                dims: d(4, 1, 3, 8, 16, 1),
+                dims: HeadsDims::new(4, 1, 3, 8, 16, 1),
             },
         ]);
     }
@@ -408,7 +390,7 @@ fn heads_launch_refuses_null_pointers_and_bad_groups() {
         // SAFETY: the launch is refused before anything is enqueued.
         let r = unsafe {
             launch_heads_with(
-                &mk(ptrs, d(1, 4, 2, 16, 64, 1)),
+                &mk(ptrs, HeadsDims::new(1, 4, 2, 16, 64, 1)),
                 std::ptr::null_mut(),
                 HeadsKernel::Auto,
             )
@@ -419,7 +401,7 @@ fn heads_launch_refuses_null_pointers_and_bad_groups() {
     // SAFETY: refused before anything is enqueued.
     let r = unsafe {
         launch_heads_with(
-            &mk(full, d(1, 4, 3, 16, 64, 2)),
+            &mk(full, HeadsDims::new(1, 4, 3, 16, 64, 2)),
             std::ptr::null_mut(),
             HeadsKernel::Auto,
         )

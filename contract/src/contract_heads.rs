@@ -218,6 +218,24 @@ pub struct HeadsDims {
 }
 
 impl HeadsDims {
+    pub const fn new(
+        batch: usize,
+        seqlen: usize,
+        heads: usize,
+        headdim: usize,
+        dstate: usize,
+        groups: usize,
+    ) -> Self {
+        HeadsDims {
+            batch,
+            seqlen,
+            heads,
+            headdim,
+            dstate,
+            groups,
+        }
+    }
+
     /// Shape of x, z and y: (batch, L, H, P).
     pub fn x_shape(&self) -> [usize; 4] {
         [self.batch, self.seqlen, self.heads, self.headdim]

@@ -243,24 +243,6 @@ pub fn scan_heads<T: Real>(
 mod tests {
     use super::*;
 
-    fn dims(
-        batch: usize,
-        seqlen: usize,
-        heads: usize,
-        headdim: usize,
-        dstate: usize,
-        groups: usize,
-    ) -> HeadsDims {
-        HeadsDims {
-            batch,
-            seqlen,
-            heads,
-            headdim,
-            dstate,
-            groups,
-        }
-    }
-
     /// H = 1, P = 2, N = 1, L = 2: both channels of the head share dt and A.
     #[test]
     fn closed_form_two_steps_shared_decay() {
@@ -280,7 +262,7 @@ mod tests {
             c: &c,
             ..Default::default()
         };
-        let out = scan_heads_f64(&attrs, &dims(1, 2, 1, 2, 1, 1), &inp).unwrap();
+        let out = scan_heads_f64(&attrs, &HeadsDims::new(1, 2, 1, 2, 1, 1), &inp).unwrap();
         let decay = (0.25f64 * -1.5).exp();
         for p in 0..2 {
             let h1 = 0.5 * xs[p] as f64 * 3.0;
@@ -324,7 +306,7 @@ mod tests {
             c: &c,
             ..Default::default()
         };
-        let out = scan_heads_f64(&attrs, &dims(1, 1, 4, 1, 1, 2), &inp).unwrap();
+        let out = scan_heads_f64(&attrs, &HeadsDims::new(1, 1, 4, 1, 1, 2), &inp).unwrap();
         assert_eq!(out.y, vec![1.0, 1.0, 10.0, 10.0]);
     }
 
@@ -343,7 +325,7 @@ mod tests {
             initial_state: Some(&h0),
             ..Default::default()
         };
-        let out = scan_heads_f32(&attrs, &dims(1, 0, 1, 2, 2, 1), &inp).unwrap();
+        let out = scan_heads_f32(&attrs, &HeadsDims::new(1, 0, 1, 2, 2, 1), &inp).unwrap();
         assert!(out.y.is_empty());
         assert_eq!(out.last_state, h0.to_vec());
     }
@@ -361,7 +343,7 @@ mod tests {
             c: &two,
             ..Default::default()
         };
-        let d1 = dims(1, 1, 1, 1, 1, 1);
+        let d1 = HeadsDims::new(1, 1, 1, 1, 1, 1);
         assert_eq!(
             scan_heads_f32(&attrs, &d1, &inp).unwrap_err(),
             ContractError::DataLen {
@@ -376,7 +358,7 @@ mod tests {
             scan_heads_f32(&attrs, &d1, &inp),
             Err(ContractError::Attribute { name, .. }) if name == "has_dt_limit"
         ));
-        let err = scan_heads_f32(&attrs, &dims(1, 1, 3, 1, 1, 2), &inp).unwrap_err();
+        let err = scan_heads_f32(&attrs, &HeadsDims::new(1, 1, 3, 1, 1, 2), &inp).unwrap_err();
         assert!(matches!(err, ContractError::Dim { input: "B", .. }));
     }
 }
